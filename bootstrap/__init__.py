@@ -1,0 +1,1 @@
+"""The state-backend stack every environment stack depends on."""

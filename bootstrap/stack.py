@@ -1,0 +1,86 @@
+"""Bootstrap: the S3 bucket, DynamoDB lock table and KMS key that hold all Terraform state.
+
+It keeps its own state locally (it cannot live in a bucket it has not created yet); see the
+README for moving it into the bucket afterwards. The local state path is relative, so the
+synthesized JSON is identical on every machine and in every checkout.
+"""
+
+from __future__ import annotations
+
+from cdktf import LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
+from constructs import Construct
+
+from core.aws import aws
+from core.provider import aws_provider, required_tags
+from environments.model import ProjectConfig
+from modules.kms_key import KmsKey, KmsKeyProps
+from modules.secure_bucket import SecureBucket, SecureBucketProps
+
+STACK_NAME = "bootstrap"
+# Relative to cdktf.out/stacks/bootstrap, i.e. the repository root: survives re-synthesis
+# (cdktf.out is rebuilt) and is ignored by git.
+LOCAL_STATE_PATH = "../../../terraform.bootstrap.tfstate"
+
+
+class BootstrapStack(TerraformStack):
+    def __init__(self, scope: Construct, project: ProjectConfig):
+        super().__init__(scope, STACK_NAME)
+        state = project.state
+        LocalBackend(self, path=LOCAL_STATE_PATH)
+        aws_provider(
+            self,
+            region=state.region,
+            account_id=project.account_id,
+            tags=required_tags(environment="shared", application=project.application,
+                               owner=project.owner, cost_center=project.cost_center),
+            emulator=project.emulator,
+        )
+        key = KmsKey(self, "state-key", KmsKeyProps(
+            alias=state.kms_alias,
+            description=f"Encrypts the Terraform state and locks of {project.application}",
+            prevent_destroy=True,  # losing this key makes every state file unreadable
+        ))
+        bucket = SecureBucket(self, "state-bucket", SecureBucketProps(
+            name=state.bucket,
+            kms_key_arn=key.arn,
+            noncurrent_version_days=state.noncurrent_version_days,
+            prevent_destroy=True,
+        ))
+        table = self._lock_table(state.lock_table, key.arn)
+        self._outputs(project, bucket.name, table.name, key.arn)
+
+    def _lock_table(self, name: str, kms_key_arn: str):
+        dynamodb = aws.dynamodb_table
+        return dynamodb.DynamodbTable(
+            self,
+            "lock-table",
+            name=name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="LockID",
+            attribute=[dynamodb.DynamodbTableAttribute(name="LockID", type="S")],
+            point_in_time_recovery=dynamodb.DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=dynamodb.DynamodbTableServerSideEncryption(
+                enabled=True, kms_key_arn=kms_key_arn),
+            deletion_protection_enabled=True,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True),
+        )
+
+    def _outputs(self, project: ProjectConfig, bucket: str, table: str, key_arn: str) -> None:
+        state = project.state
+        TerraformOutput(self, "state_bucket", value=bucket, description="S3 bucket holding all state")
+        TerraformOutput(self, "lock_table", value=table, description="DynamoDB table for state locks")
+        TerraformOutput(self, "kms_key_arn", value=key_arn, description="CMK encrypting state and locks")
+        TerraformOutput(
+            self,
+            "backend_settings",
+            description="The S3 backend block every environment stack uses (key varies per environment)",
+            value={
+                "bucket": bucket,
+                "region": state.region,
+                "encrypt": True,
+                "kms_key_id": state.kms_alias,
+                "dynamodb_table": table,
+                "use_lockfile": True,
+                "keys": {env.name: env.state_key for env in project.environments},
+            },
+        )

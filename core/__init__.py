@@ -1,0 +1,1 @@
+"""Shared plumbing for every stack: the provider loader, naming and tagging helpers."""

@@ -1,0 +1,351 @@
+"""Load and validate `environments/*.toml` before anything is synthesized.
+
+Each problem is reported as one `ConfigError` whose text names the file, the dotted field and the
+rule that failed, for example::
+
+    environments/dev.toml: database.min_acu: must be <= database.max_acu (4 > 2)
+
+`project.toml` holds settings shared by all environments (the state backend); every other
+`*.toml` file in the folder is one environment, so adding an environment means adding a file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from environments.model import (
+    ApiConfig,
+    DatabaseConfig,
+    EmulatorConfig,
+    EnvironmentConfig,
+    FeatureToggles,
+    NatMode,
+    NetworkConfig,
+    ProjectConfig,
+    StateBackendConfig,
+)
+
+PROJECT_FILE = "project.toml"
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
+APPLICATION_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+KMS_ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
+IMAGE_RE = re.compile(r"^\S{1,255}$")
+ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?$")
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
+
+# Fargate task sizes: CPU units -> memory (MiB) values that AWS accepts for that CPU.
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+
+
+class ConfigError(Exception):
+    """A user error in configuration: printed as one line, never as a traceback."""
+
+    def __init__(self, file: str, field: str, rule: str):
+        self.file, self.field, self.rule = file, field, rule
+        super().__init__(f"{file}: {field}: {rule}" if field else f"{file}: {rule}")
+
+
+class _Section:
+    """A TOML table being read: every accessor validates and marks its key as known."""
+
+    def __init__(self, data: dict[str, Any], file: str, prefix: str = ""):
+        self._data, self._file, self._prefix = data, file, prefix
+        self._seen: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self._prefix}{key}"
+
+    def fail(self, key: str, rule: str) -> ConfigError:
+        return ConfigError(self._file, self.path(key), rule)
+
+    def _get(self, key: str, kind: type | tuple[type, ...], kind_name: str, optional: bool = False):
+        self._seen.add(key)
+        if key not in self._data:
+            if optional:
+                return None
+            raise self.fail(key, "is required")
+        value = self._data[key]
+        # bool is a subclass of int: never accept true/false where a number is expected.
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.fail(key, f"must be {kind_name}, got a boolean")
+        if not isinstance(value, kind):
+            raise self.fail(key, f"must be {kind_name}, got {type(value).__name__} {value!r}")
+        return value
+
+    def string(self, key: str, pattern: re.Pattern[str], rule: str, optional: bool = False):
+        value = self._get(key, str, "a string", optional)
+        if value is not None and not pattern.match(value):
+            raise self.fail(key, f"{rule} (got {value!r})")
+        return value
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self._get(key, int, "an integer")
+        if not low <= value <= high:
+            raise self.fail(key, f"must be between {low} and {high} (got {value})")
+        return value
+
+    def number(self, key: str, low: float, high: float, step: float) -> float:
+        value = float(self._get(key, (int, float), "a number"))
+        if not low <= value <= high or (value / step) != int(value / step):
+            raise self.fail(key, f"must be between {low:g} and {high:g} in steps of {step:g} "
+                                 f"(got {value:g})")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        return self._get(key, bool, "true or false")
+
+    def choice(self, key: str, options: tuple) -> Any:
+        value = self._get(key, type(options[0]), f"one of {', '.join(map(str, options))}")
+        if value not in options:
+            raise self.fail(key, f"must be one of {', '.join(map(str, options))} (got {value!r})")
+        return value
+
+    def string_list(self, key: str, pattern: re.Pattern[str], rule: str) -> tuple[str, ...]:
+        values = self._get(key, list, "a list of strings")
+        if not values:
+            raise self.fail(key, "must list at least one value")
+        for index, value in enumerate(values):
+            if not isinstance(value, str) or not pattern.match(value):
+                raise ConfigError(self._file, f"{self.path(key)}[{index}]", f"{rule} (got {value!r})")
+        if len(set(values)) != len(values):
+            raise self.fail(key, "must not repeat a value")
+        return tuple(values)
+
+    def table(self, key: str) -> _Section:
+        value = self._get(key, dict, "a table")
+        return _Section(value, self._file, f"{self.path(key)}.")
+
+    def done(self) -> None:
+        """Reject keys nobody asked for: a typo must not be silently ignored."""
+        unknown = sorted(set(self._data) - self._seen)
+        if unknown:
+            raise self.fail(unknown[0], "is not a known setting")
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(label, "", f"is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(label, "", f"cannot be read: {exc.strerror}") from None
+
+
+def _network(section: _Section) -> NetworkConfig:
+    cidr = section.string("cidr", re.compile(r"^[\d./]+$"), "must be an IPv4 CIDR block")
+    try:
+        network = ipaddress.IPv4Network(cidr)
+    except ValueError as exc:
+        raise section.fail("cidr", f"must be an IPv4 network address ({exc})") from None
+    if not 16 <= network.prefixlen <= 20:
+        raise section.fail("cidr", f"prefix must be between /16 and /20 (got /{network.prefixlen})")
+    if not network.is_private:
+        raise section.fail("cidr", f"must be a private (RFC 1918) range (got {cidr})")
+    result = NetworkConfig(
+        cidr=str(network),
+        az_count=section.integer("az_count", 2, 3),
+        nat_gateways=NatMode(section.choice("nat_gateways", tuple(m.value for m in NatMode))),
+    )
+    section.done()
+    return result
+
+
+def _database(section: _Section) -> DatabaseConfig:
+    result = DatabaseConfig(
+        min_acu=section.number("min_acu", 0.5, 256, 0.5),
+        max_acu=section.number("max_acu", 1, 256, 0.5),
+        reader_count=section.integer("reader_count", 0, 15),
+        backup_retention_days=section.integer("backup_retention_days", 7, 35),
+        deletion_protection=section.boolean("deletion_protection"),
+        secret_rotation_days=section.integer("secret_rotation_days", 1, 365),
+    )
+    if result.min_acu > result.max_acu:
+        raise section.fail("min_acu", f"must be <= {section.path('max_acu')} "
+                                      f"({result.min_acu:g} > {result.max_acu:g})")
+    section.done()
+    return result
+
+
+def _api(section: _Section) -> ApiConfig:
+    cpu = section.choice("cpu", tuple(FARGATE_MEMORY))
+    memory = section.integer("memory", 512, 122880)
+    if memory not in FARGATE_MEMORY[cpu]:
+        allowed = FARGATE_MEMORY[cpu]
+        raise section.fail("memory", f"is not a Fargate size for cpu {cpu}: use {allowed[0]}..{allowed[-1]} "
+                                     f"in the documented steps (got {memory})")
+    result = ApiConfig(
+        cpu=cpu,
+        memory=memory,
+        min_tasks=section.integer("min_tasks", 1, 100),
+        max_tasks=section.integer("max_tasks", 1, 100),
+        fargate_spot=section.boolean("fargate_spot"),
+        container_image=section.string("container_image", IMAGE_RE, "must be an image reference without spaces"),
+        container_port=section.integer("container_port", 1024, 65535),
+    )
+    if result.min_tasks > result.max_tasks:
+        raise section.fail("min_tasks", f"must be <= {section.path('max_tasks')} "
+                                        f"({result.min_tasks} > {result.max_tasks})")
+    section.done()
+    return result
+
+
+def _features(section: _Section) -> FeatureToggles:
+    result = FeatureToggles(
+        waf=section.boolean("waf"),
+        cloudtrail=section.boolean("cloudtrail"),
+        vpc_interface_endpoints=section.boolean("vpc_interface_endpoints"),
+        cache=section.boolean("cache"),
+    )
+    section.done()
+    return result
+
+
+def _tag_fields(section: _Section) -> tuple[str, str, str, str | None]:
+    return (
+        section.string("application", APPLICATION_RE,
+                       "must be 2-20 lowercase letters, digits or hyphens, starting with a letter"),
+        section.string("owner", TAG_VALUE_RE, "must be a valid AWS tag value"),
+        section.string("cost_center", TAG_VALUE_RE, "must be a valid AWS tag value"),
+        section.string("account_id", ACCOUNT_RE, "must be a 12-digit AWS account id", optional=True),
+    )
+
+
+def load_environment(path: Path, label: str) -> EnvironmentConfig:
+    """Parse one environment file; `label` is how the file is named in error messages."""
+    section = _Section(_read_toml(path, label), label)
+    name = section.string("name", NAME_RE,
+                          "must be 2-16 lowercase letters, digits or hyphens, starting with a letter")
+    if name != path.stem:
+        raise section.fail("name", f"must match the file name {path.stem!r} (got {name!r})")
+    production = section.boolean("production")
+    region = section.string("region", REGION_RE, "must be an AWS region such as eu-west-1")
+    application, owner, cost_center, account_id = _tag_fields(section)
+    env = EnvironmentConfig(
+        name=name,
+        source=label,
+        production=production,
+        region=region,
+        account_id=account_id,
+        application=application,
+        owner=owner,
+        cost_center=cost_center,
+        domain=section.string("domain", DOMAIN_RE, "must be a lowercase DNS name such as app.example.com"),
+        alarm_emails=section.string_list("alarm_emails", EMAIL_RE, "must be an e-mail address"),
+        log_retention_days=section.choice("log_retention_days", LOG_RETENTION_DAYS),
+        network=_network(section.table("network")),
+        database=_database(section.table("database")),
+        api=_api(section.table("api")),
+        features=_features(section.table("features")),
+    )
+    section.done()
+    _check_production_rules(env, section)
+    return env
+
+
+def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:
+    """Production must survive a bad day: no Spot interruptions, no accidental deletion."""
+    if not env.production:
+        return
+    if env.api.fargate_spot:
+        raise section.fail("api.fargate_spot", "must be false when production = true")
+    if not env.database.deletion_protection:
+        raise section.fail("database.deletion_protection", "must be true when production = true")
+
+
+def _state(section: _Section) -> StateBackendConfig:
+    result = StateBackendConfig(
+        region=section.string("region", REGION_RE, "must be an AWS region such as eu-west-1"),
+        bucket=section.string("bucket", BUCKET_RE, "must be a valid S3 bucket name (3-63 lowercase "
+                                                   "letters, digits, hyphens)"),
+        lock_table=section.string("lock_table", TABLE_RE, "must be a valid DynamoDB table name"),
+        kms_alias=section.string("kms_alias", KMS_ALIAS_RE, "must look like alias/<name> (not alias/aws/...)"),
+        noncurrent_version_days=section.integer("noncurrent_version_days", 1, 3650),
+    )
+    section.done()
+    return result
+
+
+def _check_across(project_label: str, application: str, envs: list[EnvironmentConfig]) -> None:
+    """Rules that no single file can check: isolation between environments."""
+    seen_domains: dict[str, str] = {}
+    for index, env in enumerate(envs):
+        if env.application != application:
+            raise ConfigError(env.source, "application",
+                              f"must equal application in {project_label} ({application!r})")
+        if env.domain in seen_domains:
+            raise ConfigError(env.source, "domain",
+                              f"must differ from every other environment (also used by {seen_domains[env.domain]})")
+        seen_domains[env.domain] = env.source
+        mine = ipaddress.IPv4Network(env.network.cidr)
+        for other in envs[:index]:
+            if mine.overlaps(ipaddress.IPv4Network(other.network.cidr)):
+                raise ConfigError(env.source, "network.cidr",
+                                  f"must not overlap other environments ({mine} overlaps "
+                                  f"{other.network.cidr} in {other.source})")
+
+
+def _emulator(endpoint: str | None) -> EmulatorConfig | None:
+    if not endpoint:
+        return None
+    if not ENDPOINT_RE.match(endpoint):
+        raise ConfigError("INFRA_AWS_ENDPOINT", "", f"must be an http(s) URL such as http://127.0.0.1:5000 "
+                                                    f"(got {endpoint!r})")
+    return EmulatorConfig(endpoint=endpoint.rstrip("/"))
+
+
+def load_project(directory: Path, emulator_endpoint: str | None = None) -> ProjectConfig:
+    """Load `project.toml` and every environment file in `directory`, validating all of it.
+
+    File names in errors are shown relative to the folder's parent (`environments/dev.toml`),
+    so messages are the same on every machine.
+    """
+    directory = Path(directory)
+
+    def label(path: Path) -> str:
+        return f"{directory.name}/{path.name}"
+
+    project_path = directory / PROJECT_FILE
+    project_label = label(project_path)
+    section = _Section(_read_toml(project_path, project_label), project_label)
+    application, owner, cost_center, account_id = _tag_fields(section)
+    state = _state(section.table("state"))
+    section.done()
+    env_paths = sorted(p for p in directory.glob("*.toml") if p.name != PROJECT_FILE)
+    if not env_paths:
+        raise ConfigError(str(directory.name), "", "holds no environment file (<name>.toml)")
+    envs = [load_environment(path, label(path)) for path in env_paths]
+    _check_across(project_label, application, envs)
+    return ProjectConfig(
+        source=project_label,
+        application=application,
+        owner=owner,
+        cost_center=cost_center,
+        account_id=account_id,
+        state=state,
+        environments=tuple(envs),
+        emulator=_emulator(emulator_endpoint),
+    )

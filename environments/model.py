@@ -1,0 +1,122 @@
+"""Typed, immutable configuration for the project and each environment.
+
+Every value a stack uses comes from these objects; modules receive them (or props built from
+them) and never read files or the process environment themselves. The loader in
+`environments.loader` is the only way to build them from disk, so an instance is always valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class NatMode(str, Enum):
+    """How private application subnets reach the internet."""
+
+    SINGLE = "single"
+    PER_AZ = "per_az"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    cidr: str
+    az_count: int
+    nat_gateways: NatMode
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    min_acu: float
+    max_acu: float
+    reader_count: int
+    backup_retention_days: int
+    deletion_protection: bool
+    secret_rotation_days: int
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    cpu: int
+    memory: int
+    min_tasks: int
+    max_tasks: int
+    fargate_spot: bool
+    container_image: str
+    container_port: int
+
+
+@dataclass(frozen=True)
+class FeatureToggles:
+    waf: bool
+    cloudtrail: bool
+    vpc_interface_endpoints: bool
+    cache: bool
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """One deployable environment, loaded from `environments/<name>.toml`."""
+
+    name: str
+    source: str
+    production: bool
+    region: str
+    account_id: str | None
+    application: str
+    owner: str
+    cost_center: str
+    domain: str
+    alarm_emails: tuple[str, ...]
+    log_retention_days: int
+    network: NetworkConfig
+    database: DatabaseConfig
+    api: ApiConfig
+    features: FeatureToggles
+
+    @property
+    def state_key(self) -> str:
+        """Object key of this environment's Terraform state in the shared state bucket."""
+        return f"{self.name}/terraform.tfstate"
+
+    def resource_name(self, component: str) -> str:
+        """`<app>-<env>-<component>`: the naming convention for every named resource."""
+        return f"{self.application}-{self.name}-{component}"
+
+
+@dataclass(frozen=True)
+class StateBackendConfig:
+    """Where every environment keeps its Terraform state (created by the bootstrap stack)."""
+
+    region: str
+    bucket: str
+    lock_table: str
+    kms_alias: str
+    noncurrent_version_days: int
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """A local AWS endpoint (for example moto server) that replaces every AWS service URL."""
+
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """Everything `main.py` synthesizes: shared settings plus every environment."""
+
+    source: str
+    application: str
+    owner: str
+    cost_center: str
+    account_id: str | None
+    state: StateBackendConfig
+    environments: tuple[EnvironmentConfig, ...]
+    emulator: EmulatorConfig | None = field(default=None)
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(name)

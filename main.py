@@ -1,0 +1,38 @@
+"""Synthesize the bootstrap stack and every environment stack into cdktf.out/.
+
+Configuration is validated completely before a single construct is created, so bad input
+exits with status 2, one readable line, and nothing written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+OUTDIR = "cdktf.out"
+# Points every provider and backend at a local AWS emulator (e.g. http://127.0.0.1:5000).
+EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
+
+
+def main() -> int:
+    from environments.loader import ConfigError, load_project
+
+    try:
+        project = load_project(ROOT / "environments", os.environ.get(EMULATOR_VARIABLE))
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+
+    from stacks.app import build_app, summarize
+
+    os.chdir(ROOT)
+    build_app(project, OUTDIR).synth()
+    for stack in summarize(OUTDIR):
+        print(f"{stack.name:<12} {stack.resources:>4} resources  {stack.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""One hardened S3 bucket: the only way this project creates buckets.
+
+State, access logs, the frontend origin and the audit trail all need the same guard rails, so
+they live here once: versioning, default encryption, all four public-access blocks, owner-
+enforced object ownership, a TLS-only (and, with a CMK, KMS-only upload) bucket policy, and a
+lifecycle that expires old versions and abandoned multipart uploads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cdktf import TerraformResourceLifecycle
+from constructs import Construct
+
+from core.aws import aws
+
+
+@dataclass(frozen=True)
+class SecureBucketProps:
+    name: str
+    # A customer-managed key; None means SSE-S3, which some AWS log deliveries (ALB) require.
+    kms_key_arn: str | None
+    noncurrent_version_days: int
+    abort_incomplete_upload_days: int = 7
+    prevent_destroy: bool = False
+    # Extra statements (DataAwsIamPolicyDocumentStatement) such as a service's write access.
+    policy_statements: tuple[Any, ...] = ()
+
+
+class SecureBucket(Construct):
+    def __init__(self, scope: Construct, id: str, props: SecureBucketProps):
+        super().__init__(scope, id)
+        lifecycle = TerraformResourceLifecycle(prevent_destroy=True) if props.prevent_destroy else None
+        self.bucket = aws.s3_bucket.S3Bucket(self, "bucket", bucket=props.name, lifecycle=lifecycle)
+        self.name: str = self.bucket.bucket
+        self.arn: str = self.bucket.arn
+        bucket_id = self.bucket.id
+
+        versioning = aws.s3_bucket_versioning
+        versioning.S3BucketVersioningA(
+            self, "versioning", bucket=bucket_id,
+            versioning_configuration=versioning.S3BucketVersioningVersioningConfiguration(status="Enabled"),
+        )
+        self._encryption(bucket_id, props.kms_key_arn)
+        access_block = aws.s3_bucket_public_access_block.S3BucketPublicAccessBlock(
+            self, "public-access-block", bucket=bucket_id,
+            block_public_acls=True, block_public_policy=True,
+            ignore_public_acls=True, restrict_public_buckets=True,
+        )
+        ownership = aws.s3_bucket_ownership_controls
+        ownership.S3BucketOwnershipControls(
+            self, "ownership", bucket=bucket_id,
+            rule=ownership.S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
+        )
+        self._lifecycle(bucket_id, props)
+        policy = self._policy_document(props)
+        # The public-access block must exist first, or S3 may judge the policy before it applies.
+        aws.s3_bucket_policy.S3BucketPolicy(
+            self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[access_block],
+        )
+
+    def _encryption(self, bucket_id: str, kms_key_arn: str | None) -> None:
+        sse = aws.s3_bucket_server_side_encryption_configuration
+        default = sse.S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+            sse_algorithm="aws:kms" if kms_key_arn else "AES256",
+            kms_master_key_id=kms_key_arn,
+        )
+        sse.S3BucketServerSideEncryptionConfigurationA(
+            self, "encryption", bucket=bucket_id,
+            rule=[sse.S3BucketServerSideEncryptionConfigurationRuleA(
+                apply_server_side_encryption_by_default=default,
+                bucket_key_enabled=True if kms_key_arn else None,
+            )],
+        )
+
+    def _lifecycle(self, bucket_id: str, props: SecureBucketProps) -> None:
+        rules = aws.s3_bucket_lifecycle_configuration
+        rules.S3BucketLifecycleConfiguration(
+            self, "lifecycle", bucket=bucket_id,
+            rule=[rules.S3BucketLifecycleConfigurationRule(
+                id="expire-noncurrent-and-abandoned-uploads",
+                status="Enabled",
+                filter=[rules.S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                noncurrent_version_expiration=[
+                    rules.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
+                        noncurrent_days=props.noncurrent_version_days)],
+                abort_incomplete_multipart_upload=[
+                    rules.S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload(
+                        days_after_initiation=props.abort_incomplete_upload_days)],
+            )],
+        )
+
+    def _policy_document(self, props: SecureBucketProps):
+        document = aws.data_aws_iam_policy_document
+        everyone = document.DataAwsIamPolicyDocumentStatementPrincipals(type="*", identifiers=["*"])
+        statements = [document.DataAwsIamPolicyDocumentStatement(
+            sid="DenyInsecureTransport",
+            effect="Deny",
+            actions=["s3:*"],
+            resources=[self.arn, f"{self.arn}/*"],
+            principals=[everyone],
+            condition=[document.DataAwsIamPolicyDocumentStatementCondition(
+                test="Bool", variable="aws:SecureTransport", values=["false"])],
+        )]
+        if props.kms_key_arn:
+            # IfExists: uploads without the header fall back to the bucket's default (our CMK).
+            statements.append(document.DataAwsIamPolicyDocumentStatement(
+                sid="DenyUploadsNotEncryptedWithKms",
+                effect="Deny",
+                actions=["s3:PutObject"],
+                resources=[f"{self.arn}/*"],
+                principals=[everyone],
+                condition=[document.DataAwsIamPolicyDocumentStatementCondition(
+                    test="StringNotEqualsIfExists", variable="s3:x-amz-server-side-encryption",
+                    values=["aws:kms"])],
+            ))
+        statements.extend(props.policy_statements)
+        return document.DataAwsIamPolicyDocument(self, "policy-document", statement=statements)

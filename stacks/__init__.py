@@ -1,0 +1,1 @@
+"""Environment stacks: the modules composed into one deployable unit per environment."""

@@ -1,0 +1,22 @@
+"""What every environment stack starts from: its provider and its locked S3 state."""
+
+from __future__ import annotations
+
+from cdktf import TerraformStack
+from constructs import Construct
+
+from core.provider import aws_provider, required_tags, s3_backend
+from environments.model import EnvironmentConfig, ProjectConfig
+
+
+class EnvironmentStackBase(TerraformStack):
+    """Provider (region, account guard, default tags) and backend, both from configuration."""
+
+    def __init__(self, scope: Construct, project: ProjectConfig, env: EnvironmentConfig):
+        super().__init__(scope, env.name)
+        self.env = env
+        self.tags = required_tags(environment=env.name, application=env.application,
+                                  owner=env.owner, cost_center=env.cost_center)
+        self.provider = aws_provider(self, region=env.region, account_id=env.account_id,
+                                     tags=self.tags, emulator=project.emulator)
+        s3_backend(self, state=project.state, key=env.state_key, emulator=project.emulator)
