@@ -8,10 +8,10 @@ them) and never read files or the process environment themselves. The loader in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class NatMode(str, Enum):
+class NatMode(StrEnum):
     """How private application subnets reach the internet."""
 
     SINGLE = "single"
