@@ -20,6 +20,9 @@ STACK_NAME = "bootstrap"
 # Relative to cdktf.out/stacks/bootstrap, i.e. the repository root: survives re-synthesis
 # (cdktf.out is rebuilt) and is ignored by git.
 LOCAL_STATE_PATH = "../../../terraform.bootstrap.tfstate"
+# The state bucket's access logs go to "<state bucket>-access-logs" and are kept a year.
+ACCESS_LOG_SUFFIX = "-access-logs"
+ACCESS_LOG_DAYS = 365
 
 
 class BootstrapStack(TerraformStack):
@@ -40,11 +43,20 @@ class BootstrapStack(TerraformStack):
             description=f"Encrypts the Terraform state and locks of {project.application}",
             prevent_destroy=True,  # losing this key makes every state file unreadable
         ))
+        # S3 can deliver server access logs only to an SSE-S3 bucket, hence no CMK here.
+        access_logs = SecureBucket(self, "access-logs", SecureBucketProps(
+            name=f"{state.bucket}{ACCESS_LOG_SUFFIX}",
+            kms_key_arn=None,
+            noncurrent_version_days=state.noncurrent_version_days,
+            expiration_days=ACCESS_LOG_DAYS,
+            accepts_s3_access_logs=True,
+        ))
         bucket = SecureBucket(self, "state-bucket", SecureBucketProps(
             name=state.bucket,
             kms_key_arn=key.arn,
             noncurrent_version_days=state.noncurrent_version_days,
             prevent_destroy=True,
+            access_log_bucket=access_logs.name,
         ))
         table = self._lock_table(state.lock_table, key.arn)
         self._outputs(project, bucket.name, table.name, key.arn)

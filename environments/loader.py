@@ -38,11 +38,20 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+# 51 characters at most: the bootstrap adds "-access-logs" and S3 allows 63.
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}[a-z0-9]$")
 TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 KMS_ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
 IMAGE_RE = re.compile(r"^\S{1,255}$")
 ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?$")
+
+# RFC 1918 blocks. Not `IPv4Network.is_private`: that also accepts loopback (127.0.0.0/8),
+# link-local, 0.0.0.0/8, 198.18.0.0/15 and 240.0.0.0/4, which AWS VPCs reject or misroute.
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+# Stack ids the app already uses: an environment with one of these names would collide with it
+# (cdktf fails mid-synthesis with "There is already a Construct with name 'bootstrap'").
+RESERVED_NAMES = ("bootstrap",)
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
@@ -97,7 +106,8 @@ class _Section:
 
     def string(self, key: str, pattern: re.Pattern[str], rule: str, optional: bool = False):
         value = self._get(key, str, "a string", optional)
-        if value is not None and not pattern.match(value):
+        # fullmatch, not match: `$` also matches before a trailing newline ("eu-west-1\n").
+        if value is not None and not pattern.fullmatch(value):
             raise self.fail(key, f"{rule} (got {value!r})")
         return value
 
@@ -128,7 +138,7 @@ class _Section:
         if not values:
             raise self.fail(key, "must list at least one value")
         for index, value in enumerate(values):
-            if not isinstance(value, str) or not pattern.match(value):
+            if not isinstance(value, str) or not pattern.fullmatch(value):
                 raise ConfigError(self._file, f"{self.path(key)}[{index}]", f"{rule} (got {value!r})")
         if len(set(values)) != len(values):
             raise self.fail(key, "must not repeat a value")
@@ -151,6 +161,9 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(label, "", f"is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        # TOML files must be UTF-8; tomllib raises this (not TOMLDecodeError) for other bytes.
+        raise ConfigError(label, "", f"is not valid TOML: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(label, "", f"cannot be read: {exc.strerror}") from None
 
@@ -163,7 +176,7 @@ def _network(section: _Section) -> NetworkConfig:
         raise section.fail("cidr", f"must be an IPv4 network address ({exc})") from None
     if not 16 <= network.prefixlen <= 20:
         raise section.fail("cidr", f"prefix must be between /16 and /20 (got /{network.prefixlen})")
-    if not network.is_private:
+    if not any(network.subnet_of(block) for block in PRIVATE_RANGES):
         raise section.fail("cidr", f"must be a private (RFC 1918) range (got {cidr})")
     result = NetworkConfig(
         cidr=str(network),
@@ -241,6 +254,8 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
                           "must be 2-16 lowercase letters, digits or hyphens, starting with a letter")
     if name != path.stem:
         raise section.fail("name", f"must match the file name {path.stem!r} (got {name!r})")
+    if name in RESERVED_NAMES:
+        raise section.fail("name", f"must not be one of {', '.join(RESERVED_NAMES)}: that stack already exists")
     production = section.boolean("production")
     region = section.string("region", REGION_RE, "must be an AWS region such as eu-west-1")
     application, owner, cost_center, account_id = _tag_fields(section)
@@ -279,8 +294,8 @@ def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:
 def _state(section: _Section) -> StateBackendConfig:
     result = StateBackendConfig(
         region=section.string("region", REGION_RE, "must be an AWS region such as eu-west-1"),
-        bucket=section.string("bucket", BUCKET_RE, "must be a valid S3 bucket name (3-63 lowercase "
-                                                   "letters, digits, hyphens)"),
+        bucket=section.string("bucket", BUCKET_RE, "must be a valid S3 bucket name of 3-51 lowercase "
+                                                   "letters, digits or hyphens"),
         lock_table=section.string("lock_table", TABLE_RE, "must be a valid DynamoDB table name"),
         kms_alias=section.string("kms_alias", KMS_ALIAS_RE, "must look like alias/<name> (not alias/aws/...)"),
         noncurrent_version_days=section.integer("noncurrent_version_days", 1, 3650),
@@ -311,7 +326,7 @@ def _check_across(project_label: str, application: str, envs: list[EnvironmentCo
 def _emulator(endpoint: str | None) -> EmulatorConfig | None:
     if not endpoint:
         return None
-    if not ENDPOINT_RE.match(endpoint):
+    if not ENDPOINT_RE.fullmatch(endpoint):
         raise ConfigError("INFRA_AWS_ENDPOINT", "", f"must be an http(s) URL such as http://127.0.0.1:5000 "
                                                     f"(got {endpoint!r})")
     return EmulatorConfig(endpoint=endpoint.rstrip("/"))

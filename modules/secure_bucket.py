@@ -25,6 +25,12 @@ class SecureBucketProps:
     noncurrent_version_days: int
     abort_incomplete_upload_days: int = 7
     prevent_destroy: bool = False
+    # Delete current objects after this many days (log buckets); None keeps them.
+    expiration_days: int | None = None
+    # Name of the bucket that receives this bucket's S3 server access logs.
+    access_log_bucket: str | None = None
+    # This bucket is the sink for S3 server access logs of this account's buckets.
+    accepts_s3_access_logs: bool = False
     # Extra statements (DataAwsIamPolicyDocumentStatement) such as a service's write access.
     policy_statements: tuple[Any, ...] = ()
 
@@ -55,6 +61,11 @@ class SecureBucket(Construct):
             rule=ownership.S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
         )
         self._lifecycle(bucket_id, props)
+        if props.access_log_bucket:
+            aws.s3_bucket_logging.S3BucketLoggingA(
+                self, "access-logging", bucket=bucket_id,
+                target_bucket=props.access_log_bucket, target_prefix=f"{props.name}/",
+            )
         policy = self._policy_document(props)
         # The public-access block must exist first, or S3 may judge the policy before it applies.
         aws.s3_bucket_policy.S3BucketPolicy(
@@ -83,6 +94,8 @@ class SecureBucket(Construct):
                 id="expire-noncurrent-and-abandoned-uploads",
                 status="Enabled",
                 filter=[rules.S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                expiration=[rules.S3BucketLifecycleConfigurationRuleExpiration(days=props.expiration_days)]
+                if props.expiration_days else None,
                 noncurrent_version_expiration=[
                     rules.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
                         noncurrent_days=props.noncurrent_version_days)],
@@ -116,5 +129,21 @@ class SecureBucket(Construct):
                     test="StringNotEqualsIfExists", variable="s3:x-amz-server-side-encryption",
                     values=["aws:kms"])],
             ))
+        if props.accepts_s3_access_logs:
+            statements.append(self._access_log_delivery(document))
         statements.extend(props.policy_statements)
         return document.DataAwsIamPolicyDocument(self, "policy-document", statement=statements)
+
+    def _access_log_delivery(self, document):
+        """S3's log delivery may write here, but only for buckets of this account."""
+        identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller")
+        return document.DataAwsIamPolicyDocumentStatement(
+            sid="AllowS3ServerAccessLogDelivery",
+            effect="Allow",
+            actions=["s3:PutObject"],
+            resources=[f"{self.arn}/*"],
+            principals=[document.DataAwsIamPolicyDocumentStatementPrincipals(
+                type="Service", identifiers=["logging.s3.amazonaws.com"])],
+            condition=[document.DataAwsIamPolicyDocumentStatementCondition(
+                test="StringEquals", variable="aws:SourceAccount", values=[identity.account_id])],
+        )

@@ -1,0 +1,126 @@
+"""SPEC sections 1 and 3: every environment stack's provider and locked S3 backend."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import cdktf
+
+from core.provider import EMULATED_SERVICES
+from environments.model import EmulatorConfig
+from stacks.environment import EnvironmentStack
+
+
+def environment_stacks(stacks: dict, project) -> dict[str, dict]:
+    return {env.name: stacks[env.name] for env in project.environments}
+
+
+def test_one_stack_per_environment_plus_bootstrap(stacks, project):
+    assert set(stacks) == {"bootstrap"} | {env.name for env in project.environments}
+    assert {"dev", "staging", "production"} <= set(stacks)
+
+
+def test_each_environment_keeps_locked_encrypted_state_under_its_own_key(stacks, project):
+    keys = set()
+    for name, stack in environment_stacks(stacks, project).items():
+        backend = stack["terraform"]["backend"]["s3"]
+        assert backend["bucket"] == project.state.bucket
+        assert backend["region"] == project.state.region
+        assert backend["key"] == f"{name}/terraform.tfstate"
+        assert backend["encrypt"] is True
+        assert backend["kms_key_id"] == project.state.kms_alias
+        assert backend["dynamodb_table"] == project.state.lock_table
+        assert backend["use_lockfile"] is True
+        keys.add(backend["key"])
+    assert len(keys) == len(project.environments), "two environments would share one state file"
+
+
+def test_provider_uses_the_environment_region_and_required_default_tags(stacks, project):
+    for env in project.environments:
+        (provider,) = stacks[env.name]["provider"]["aws"]
+        assert provider["region"] == env.region
+        assert provider["default_tags"][0]["tags"] == {
+            "Environment": env.name,
+            "Application": env.application,
+            "Project": env.application,
+            "Owner": env.owner,
+            "CostCenter": env.cost_center,
+            "ManagedBy": "cdktf",
+        }
+        assert "allowed_account_ids" not in provider, "the shipped files name no account"
+
+
+def synth_single(project, env) -> dict:
+    """Synthesize one environment stack in memory (no files) for variations of the config."""
+    stack = EnvironmentStack(cdktf.Testing.app(), project, env)
+    return json.loads(cdktf.Testing.synth(stack))
+
+
+def test_an_account_id_makes_the_provider_refuse_other_accounts(project):
+    env = dataclasses.replace(project.environment("dev"), account_id="111122223333")
+    (provider,) = synth_single(project, env)["provider"]["aws"]
+    assert provider["allowed_account_ids"] == ["111122223333"]
+
+
+@pytest.fixture(scope="module")
+def emulated(project) -> dict:
+    emulated_project = dataclasses.replace(project, emulator=EmulatorConfig(endpoint="http://127.0.0.1:4999"))
+    return synth_single(emulated_project, project.environment("dev"))
+
+
+def test_emulator_mode_sends_every_service_and_the_backend_to_the_local_endpoint(emulated):
+    (provider,) = emulated["provider"]["aws"]
+    endpoints = provider["endpoints"][0]
+    assert set(endpoints) == set(EMULATED_SERVICES)
+    assert set(endpoints.values()) == {"http://127.0.0.1:4999"}
+    assert provider["s3_use_path_style"] is True
+    assert provider["skip_credentials_validation"] is True
+
+    backend = emulated["terraform"]["backend"]["s3"]
+    assert set(backend["endpoints"].values()) == {"http://127.0.0.1:4999"}
+    assert backend["use_path_style"] is True
+
+
+def test_emulated_services_cover_every_resource_type_in_every_stack(stacks):
+    """A service missing from the endpoint list would silently be called on real AWS."""
+    prefixes = {
+        "dynamodb": "dynamodb", "kms": "kms", "s3": "s3", "resourcegroups": "resourcegroups", "iam": "iam",
+        "vpc": "ec2", "subnet": "ec2", "route": "ec2", "internet": "ec2", "nat": "ec2", "eip": "ec2",
+        "security": "ec2", "network": "ec2", "default": "ec2", "flow": "ec2", "ec2": "ec2",
+        "cloudwatch": "cloudwatch", "db": "rds", "rds": "rds", "secretsmanager": "secretsmanager",
+        "ecr": "ecr", "ecs": "ecs", "lb": "elbv2", "alb": "elbv2", "appautoscaling": "appautoscaling",
+        "acm": "acm", "cloudfront": "cloudfront", "route53": "route53", "sns": "sns", "wafv2": "wafv2",
+        "cloudtrail": "cloudtrail", "elasticache": "elasticache", "ssm": "ssm", "lambda": "lambda",
+    }
+    for name, stack in stacks.items():
+        for resource_type in stack.get("resource", {}):
+            word = resource_type.removeprefix("aws_").split("_")[0]
+            assert word in prefixes, f"{name}: no service mapping for {resource_type}; extend this test"
+            service = prefixes[word]
+            if service == "cloudwatch" and "log" in resource_type:
+                service = "logs"
+            assert service in EMULATED_SERVICES, f"{name}: {resource_type} would bypass the emulator"
+
+
+def test_real_aws_output_has_no_emulator_settings(stacks):
+    text = json.dumps(stacks)
+    for marker in ("endpoints", "skip_credentials_validation", "use_path_style", "127.0.0.1"):
+        assert marker not in text
+
+
+def without_metadata(value):
+    """Drop cdktf's "//" metadata blocks, which in-memory synthesis leaves out."""
+    if isinstance(value, dict):
+        return {k: without_metadata(v) for k, v in value.items() if k != "//"}
+    return value
+
+
+def test_emulator_mode_changes_only_provider_and_backend(emulated, stacks):
+    real = without_metadata(stacks["dev"])
+    assert emulated["resource"] == real["resource"]
+    assert emulated.get("output") == real.get("output")
+    assert {k: v for k, v in emulated["terraform"]["backend"]["s3"].items() if k in real["terraform"]["backend"]["s3"]} \
+        == real["terraform"]["backend"]["s3"]
+
