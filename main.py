@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-OUTDIR = "cdktf.out"
+# `cdktf synth --output DIR` passes its output folder to the app through CDKTF_OUTDIR.
+OUTDIR_VARIABLE = "CDKTF_OUTDIR"
 # Points every provider and backend at a local AWS emulator (e.g. http://127.0.0.1:5000).
 EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
 
@@ -28,8 +29,9 @@ def main() -> int:
     from stacks.app import build_app, summarize
 
     os.chdir(ROOT)
-    build_app(project, OUTDIR).synth()
-    for stack in summarize(OUTDIR):
+    outdir = os.environ.get(OUTDIR_VARIABLE, "cdktf.out")
+    build_app(project, outdir).synth()
+    for stack in summarize(outdir):
         print(f"{stack.name:<12} {stack.resources:>4} resources  {stack.path}")
     return 0
 

@@ -1,0 +1,43 @@
+# One entry point for humans and CI. `make` installs everything and synthesizes; `make test`
+# runs the whole suite. Terraform tiers use $TF_PROVIDER_MIRROR when set (air-gapped installs).
+SHELL := /bin/bash
+PYTHON ?= python3
+PIPENV := PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 $(PYTHON) -m pipenv
+PIPENV_VERSION := 2026.10.3
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# No telemetry or version checks: they fail (slowly) on air-gapped machines.
+export CHECKPOINT_DISABLE := 1
+
+.PHONY: all setup synth test lint bench clean
+
+all: synth
+
+.make/pipenv:
+	@mkdir -p .make
+	$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
+	@touch $@
+
+.make/python: Pipfile.lock .make/pipenv
+	$(PIPENV) sync --dev
+	@touch $@
+
+.make/node: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: .make/python .make/node
+
+synth: setup
+	npx cdktf synth
+
+test: setup
+	$(PIPENV) run pytest
+
+lint: setup
+	$(PIPENV) run ruff check .
+
+bench: setup
+	$(PIPENV) run python scripts/benchmark.py
+
+clean:
+	rm -rf cdktf.out .make
