@@ -18,6 +18,8 @@ EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
 
 
 def main() -> int:
+    # jsii prints a multi-line banner about Node 20's end of life on every run; it is not ours to act on.
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from environments.loader import ConfigError, load_project
 
     try:

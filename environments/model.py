@@ -24,6 +24,10 @@ class NetworkConfig:
     az_count: int
     nat_gateways: NatMode
 
+    def availability_zones(self, region: str) -> tuple[str, ...]:
+        """Zones `<region>a`, `b`, `c` in order: named, so subnets never move when AWS adds one."""
+        return tuple(f"{region}{letter}" for letter in "abc"[: self.az_count])
+
 
 @dataclass(frozen=True)
 class DatabaseConfig:

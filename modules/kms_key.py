@@ -15,10 +15,15 @@ USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateData
 
 @dataclass(frozen=True)
 class ServiceGrant:
-    """Lets an AWS service principal use the key, limited to this account's resources."""
+    """Lets an AWS service principal use the key, limited to this account's resources.
+
+    Conditions are (test, variable, value) triples; `{account}` and `{partition}` in a value are
+    replaced with this account's id and partition.
+    """
 
     service: str
     actions: tuple[str, ...] = USE_ACTIONS
+    conditions: tuple[tuple[str, str, str], ...] = (("StringEquals", "aws:SourceAccount", "{account}"),)
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class KmsKey(Construct):
                 "Principal": {"Service": grant.service},
                 "Action": list(grant.actions),
                 "Resource": "*",
-                "Condition": {"StringEquals": {"aws:SourceAccount": identity.account_id}},
+                "Condition": self._conditions(grant, identity.account_id, partition.partition),
             })
         self.key = aws.kms_key.KmsKey(
             self,
@@ -72,3 +77,10 @@ class KmsKey(Construct):
         )
         aws.kms_alias.KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id)
         self.arn: str = self.key.arn
+
+    @staticmethod
+    def _conditions(grant: ServiceGrant, account: str, partition: str) -> dict:
+        result: dict[str, dict[str, str]] = {}
+        for test, variable, value in grant.conditions:
+            result.setdefault(test, {})[variable] = value.format(account=account, partition=partition)
+        return result

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import pytest
 import cdktf
+import pytest
 
 from core.provider import EMULATED_SERVICES
 from environments.model import EmulatorConfig
@@ -121,6 +121,6 @@ def test_emulator_mode_changes_only_provider_and_backend(emulated, stacks):
     real = without_metadata(stacks["dev"])
     assert emulated["resource"] == real["resource"]
     assert emulated.get("output") == real.get("output")
-    assert {k: v for k, v in emulated["terraform"]["backend"]["s3"].items() if k in real["terraform"]["backend"]["s3"]} \
-        == real["terraform"]["backend"]["s3"]
+    real_backend, emulated_backend = real["terraform"]["backend"]["s3"], emulated["terraform"]["backend"]["s3"]
+    assert {k: v for k, v in emulated_backend.items() if k in real_backend} == real_backend
 

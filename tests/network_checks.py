@@ -1,0 +1,135 @@
+"""Checks of SPEC 4.1 / properties 2 and 8 on one synthesized environment stack.
+
+Shared by the example-based tests (the shipped environments) and the hypothesis properties
+(generated environments), so both assert exactly the same rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from tests.conftest import resources_of
+
+ANYWHERE = "0.0.0.0/0"
+REF = re.compile(r"^\$\{([a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)\}$")
+
+
+def ref_name(expression: str, resource_type: str) -> str:
+    """The logical id a `${type.name.attr}` reference points at (asserting its type)."""
+    match = REF.match(expression)
+    assert match and match.group(1) == resource_type, f"{expression!r} is not a {resource_type} reference"
+    return match.group(2)
+
+
+def policy_document(stack: dict, expression: str) -> dict:
+    """The `aws_iam_policy_document` data source a `${data.aws_iam_policy_document.x.json}` names."""
+    match = re.match(r"^\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}$", expression)
+    assert match, f"{expression!r} is not a policy document reference"
+    return stack["data"]["aws_iam_policy_document"][match.group(1)]
+
+
+def subnets_by_tier(stack: dict) -> dict[str, dict[str, dict]]:
+    tiers: dict[str, dict[str, dict]] = {}
+    for name, subnet in resources_of(stack, "aws_subnet").items():
+        tiers.setdefault(subnet["tags"]["Tier"], {})[name] = subnet
+    return tiers
+
+
+def security_group_names(stack: dict) -> dict[str, str]:
+    """Logical id -> component ("alb", "api", "database", ...), from the group's Name tag."""
+    return {name: group["name"].rsplit("-", 1)[-1] for name, group in resources_of(stack, "aws_security_group").items()}
+
+
+def check_subnet_layout(stack: dict, vpc_cidr: str, az_count: int) -> None:
+    vpc = ipaddress.IPv4Network(vpc_cidr)
+    (vpc_resource,) = resources_of(stack, "aws_vpc").values()
+    assert vpc_resource["cidr_block"] == vpc_cidr
+    assert vpc_resource["enable_dns_support"] is True and vpc_resource["enable_dns_hostnames"] is True
+    tiers = subnets_by_tier(stack)
+    assert set(tiers) == {"public", "app", "data"}
+    networks = []
+    for tier, subnets in tiers.items():
+        assert len(subnets) == az_count, f"{tier} subnets must span the {az_count} configured zones"
+        zones = {subnet["availability_zone"] for subnet in subnets.values()}
+        assert len(zones) == az_count, f"{tier} subnets share a zone"
+        for subnet in subnets.values():
+            network = ipaddress.IPv4Network(subnet["cidr_block"])
+            assert network.subnet_of(vpc), f"{network} is outside {vpc}"
+            assert subnet["map_public_ip_on_launch"] is False
+            networks.append(network)
+    for index, network in enumerate(networks):
+        for other in networks[:index]:
+            assert not network.overlaps(other), f"{network} overlaps {other}"
+
+
+def routes_of_tier(stack: dict, tier: str) -> list[dict]:
+    """Every route (inline or aws_route) of every route table associated with the tier's subnets."""
+    subnet_names = set(subnets_by_tier(stack)[tier])
+    tables = {
+        ref_name(association["route_table_id"], "aws_route_table")
+        for association in resources_of(stack, "aws_route_table_association").values()
+        if ref_name(association["subnet_id"], "aws_subnet") in subnet_names
+    }
+    assert tables, f"{tier} subnets have no route table"
+    routes = [route for route in resources_of(stack, "aws_route").values()
+              if ref_name(route["route_table_id"], "aws_route_table") in tables]
+    for table in tables:
+        routes.extend(resources_of(stack, "aws_route_table")[table].get("route", []))
+    return routes
+
+
+def check_data_tier_is_isolated(stack: dict) -> None:
+    """Property 2: no route from the data subnets to an internet or NAT gateway (or anywhere)."""
+    for route in routes_of_tier(stack, "data"):
+        assert not route.get("gateway_id") and not route.get("nat_gateway_id"), route
+        assert route.get("destination_cidr_block") != ANYWHERE, route
+    for endpoint in resources_of(stack, "aws_vpc_endpoint").values():
+        assert endpoint["vpc_endpoint_type"] in ("Gateway", "Interface")
+
+
+def check_security_groups(stack: dict, container_port: int) -> None:
+    """Property 8: only the ALB group admits 0.0.0.0/0, only on 80/443; Aurora only from the API on 5432."""
+    names = security_group_names(stack)
+    ingress = list(resources_of(stack, "aws_vpc_security_group_ingress_rule").values())
+    for group in resources_of(stack, "aws_security_group").values():
+        assert "ingress" not in group and "egress" not in group, "rules must be separate, described resources"
+    for rule in ingress + list(resources_of(stack, "aws_vpc_security_group_egress_rule").values()):
+        assert rule.get("description"), f"undescribed rule {rule}"
+        assert rule["ip_protocol"] == "tcp" and rule["from_port"] == rule["to_port"], rule
+    for rule in ingress:
+        group = names[ref_name(rule["security_group_id"], "aws_security_group")]
+        if rule.get("cidr_ipv4") == ANYWHERE or rule.get("cidr_ipv6") == "::/0":
+            assert group == "alb" and rule["from_port"] in (80, 443), f"{group} admits the internet: {rule}"
+    database = [rule for rule in ingress if names[ref_name(rule["security_group_id"], "aws_security_group")]
+                == "database"]
+    assert database, "the database group must admit the API"
+    for rule in database:
+        assert rule["from_port"] == 5432 and "cidr_ipv4" not in rule
+        assert names[ref_name(rule["referenced_security_group_id"], "aws_security_group")] == "api"
+    api = [rule for rule in ingress if names[ref_name(rule["security_group_id"], "aws_security_group")] == "api"]
+    assert [(r["from_port"], names[ref_name(r["referenced_security_group_id"], "aws_security_group")])
+            for r in api] == [(container_port, "alb")]
+
+
+def check_default_security_group_is_empty(stack: dict) -> None:
+    (default,) = resources_of(stack, "aws_default_security_group").values()
+    assert not default.get("ingress") and not default.get("egress")
+
+
+def nat_gateway_count(stack: dict) -> int:
+    return len(resources_of(stack, "aws_nat_gateway"))
+
+
+def check_network_acls(stack: dict) -> None:
+    """Explicit rules only: no allow-all protocol, every NACL attached to its tier's subnets."""
+    for rule in resources_of(stack, "aws_network_acl_rule").values():
+        assert rule["protocol"] == "tcp" and rule["rule_action"] == "allow", rule
+        assert rule["from_port"] > 0, rule
+    acls = resources_of(stack, "aws_network_acl")
+    assert len(acls) == 3
+    for acl in acls.values():
+        assert acl["subnet_ids"], "a NACL without subnets protects nothing"
+        assert "ingress" not in acl and "egress" not in acl
+    (default,) = resources_of(stack, "aws_default_network_acl").values()
+    assert not default.get("ingress") and not default.get("egress"), "the default NACL must deny all"
