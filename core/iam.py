@@ -22,7 +22,7 @@ def principal(kind: str, *identifiers: str):
 def statement(sid: str, actions: Sequence[str], resources: Sequence[str], *, effect: str = "Allow",
               principals: Sequence = (), conditions: Sequence = ()):
     return aws.data_aws_iam_policy_document.DataAwsIamPolicyDocumentStatement(
-        sid=sid, effect=effect, actions=list(actions), resources=list(resources),
+        sid=sid, effect=effect, actions=list(actions), resources=list(resources) or None,
         principals=list(principals) or None, condition=list(conditions) or None)
 
 
@@ -32,9 +32,12 @@ def document(scope: Construct, id: str, statements: Sequence) -> str:
         scope, id, statement=list(statements)).json
 
 
-def service_role(scope: Construct, id: str, *, name: str, service: str, account_id: str,
-                 policy_statements: Sequence, description: str):
-    """A role only `service` may assume, on behalf of this account only, with one inline policy."""
+def service_role(scope: Construct, id: str, *, name: str, service: str, account_id: str, description: str,
+                 policy_statements: Sequence = (), managed_policy_arns: Sequence[str] = ()):
+    """A role only `service` may assume, on behalf of this account only.
+
+    Permissions: one inline policy from `policy_statements` and/or AWS-managed policies.
+    """
     trust = document(scope, f"{id}-trust", [
         aws.data_aws_iam_policy_document.DataAwsIamPolicyDocumentStatement(
             sid="ServiceAssumesRole", effect="Allow", actions=["sts:AssumeRole"],
@@ -43,6 +46,10 @@ def service_role(scope: Construct, id: str, *, name: str, service: str, account_
         ),
     ])
     role = aws.iam_role.IamRole(scope, id, name=name, description=description, assume_role_policy=trust)
-    aws.iam_role_policy.IamRolePolicy(scope, f"{id}-policy", name=f"{name}-policy", role=role.id,
-                                      policy=document(scope, f"{id}-policy-document", policy_statements))
+    if policy_statements:
+        aws.iam_role_policy.IamRolePolicy(scope, f"{id}-policy", name=f"{name}-policy", role=role.id,
+                                          policy=document(scope, f"{id}-policy-document", policy_statements))
+    for index, arn in enumerate(managed_policy_arns):
+        aws.iam_role_policy_attachment.IamRolePolicyAttachment(scope, f"{id}-managed-{index}", role=role.name,
+                                                               policy_arn=arn)
     return role

@@ -9,11 +9,10 @@ from constructs import Construct
 
 from core.aws import aws
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
+from modules.database import CACHE_PORT, CacheProps, Database, DatabaseProps
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 from modules.network import Network, NetworkProps
 from stacks.base import EnvironmentStackBase
-
-REDIS_PORT = 6379
 
 
 class EnvironmentStack(EnvironmentStackBase):
@@ -30,13 +29,37 @@ class EnvironmentStack(EnvironmentStackBase):
             availability_zones=env.network.availability_zones(env.region),
             nat_per_az=env.network.nat_gateways is NatMode.PER_AZ,
             container_port=env.api.container_port,
-            cache_port=REDIS_PORT if env.features.cache else None,
+            cache_port=CACHE_PORT if env.features.cache else None,
             interface_endpoints=env.features.vpc_interface_endpoints,
             log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn,
         ))
         TerraformOutput(self, "VpcId", value=self.network.vpc_id, description="The environment's VPC")
+        self.database = self._database(env)
         self._resource_group(env)
+
+    def _database(self, env: EnvironmentConfig) -> Database:
+        network, db = self.network, env.database
+        cache = CacheProps(security_group_id=network.cache_security_group_id) if env.features.cache else None
+        database = Database(self, "database", DatabaseProps(
+            name_prefix=f"{env.application}-{env.name}",
+            region=env.region,
+            account_id=self.account_id,
+            subnet_ids=tuple(network.subnet_ids["data"]),
+            security_group_id=network.database_security_group_id,
+            min_acu=db.min_acu,
+            max_acu=db.max_acu,
+            reader_count=db.reader_count,
+            backup_retention_days=db.backup_retention_days,
+            deletion_protection=db.deletion_protection,
+            secret_rotation_days=db.secret_rotation_days,
+            log_retention_days=env.log_retention_days,
+            logs_kms_key_arn=self.logs_key.arn,
+            cache=cache,
+        ))
+        TerraformOutput(self, "DatabaseSecretArn", value=database.secret_arn,
+                        description="Secrets Manager secret with the database master credentials")
+        return database
 
     def _logs_key(self, env: EnvironmentConfig) -> KmsKey:
         """One CMK for every log group of the environment; CloudWatch Logs may use it for its own groups."""

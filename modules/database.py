@@ -1,0 +1,192 @@
+"""Data tier (SPEC 4.2): Aurora PostgreSQL Serverless v2, its key, logs, secret and optional cache.
+
+Master credentials: RDS-managed (`manage_master_user_password`). RDS creates the secret in
+Secrets Manager, encrypts it with our CMK and rotates it with a rotation it owns, so there is no
+rotation Lambda to package, patch and grant network access to, and the password never appears
+in Terraform configuration or state. We only set the rotation schedule (every N days, from
+configuration) on that secret. The alternative, an explicit secret plus a rotation function,
+buys custom rotation logic we do not need at the price of a Lambda in the VPC.
+
+No `availability_zones` on the cluster: AWS picks and reports three zones, and pinning them in
+configuration makes every plan want to replace the cluster. Multi-AZ comes from the DB subnet
+group (one data subnet per zone) and from the reader instances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from constructs import Construct
+
+from core.aws import aws
+from core.iam import service_role
+from modules.kms_key import KmsKey, KmsKeyProps
+from modules.log_group import LogGroup, LogGroupProps
+
+ENGINE = "aurora-postgresql"
+ENGINE_VERSION = "16.6"
+PARAMETER_FAMILY = "aurora-postgresql16"
+DATABASE_NAME = "app"
+MASTER_USERNAME = "app_admin"
+BACKUP_WINDOW = "03:00-04:00"
+MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
+# SPEC 4.2: TLS only, and every connection attempt in the log (the connection-failure alarm
+# counts them through a metric filter). Also schema changes and statements slower than 1 s:
+# enough to investigate incidents without logging every query's parameters.
+CLUSTER_PARAMETERS = (
+    ("rds.force_ssl", "1"),
+    ("log_connections", "1"),
+    ("log_disconnections", "1"),
+    ("log_statement", "ddl"),
+    ("log_min_duration_statement", "1000"),
+)
+CACHE_ENGINE_VERSION = "7.1"
+CACHE_PORT = 6379
+
+
+@dataclass(frozen=True)
+class CacheProps:
+    security_group_id: str
+    node_type: str = "cache.t4g.micro"
+
+
+@dataclass(frozen=True)
+class DatabaseProps:
+    name_prefix: str  # "<app>-<env>"
+    region: str
+    account_id: str
+    subnet_ids: tuple[str, ...]
+    security_group_id: str
+    min_acu: float
+    max_acu: float
+    reader_count: int
+    backup_retention_days: int
+    deletion_protection: bool
+    secret_rotation_days: int
+    log_retention_days: int
+    logs_kms_key_arn: str
+    monitoring_interval_seconds: int = 60
+    cache: CacheProps | None = None
+
+
+class Database(Construct):
+    """Exposes `secret_arn`, `cluster_identifier`, `endpoint`, `port`, `kms_key_arn` (and `cache_endpoint`)."""
+
+    def __init__(self, scope: Construct, id: str, props: DatabaseProps):
+        super().__init__(scope, id)
+        self.props = props
+        self.cluster_identifier = f"{props.name_prefix}-db"
+        self.key = KmsKey(self, "key", KmsKeyProps(
+            alias=f"alias/{props.name_prefix}-data",
+            description=f"Encrypts the {props.name_prefix} database, its snapshots, Performance Insights and secret",
+        ))
+        self.kms_key_arn: str = self.key.arn
+        self.log_group = LogGroup(self, "postgresql-log-group", LogGroupProps(
+            name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
+            retention_days=props.log_retention_days, kms_key_arn=props.logs_kms_key_arn))
+        subnet_group = aws.db_subnet_group.DbSubnetGroup(
+            self, "subnet-group", name=f"{props.name_prefix}-data",
+            description="Isolated data subnets, one per availability zone", subnet_ids=list(props.subnet_ids))
+        self.cluster = self._cluster(subnet_group.name, self._parameter_group())
+        self._instances(self._monitoring_role())
+        secret_arn = self.cluster.master_user_secret.get(0).secret_arn
+        self.secret_arn: str = secret_arn
+        aws.secretsmanager_secret_rotation.SecretsmanagerSecretRotation(
+            self, "secret-rotation", secret_id=secret_arn,
+            rotation_rules=aws.secretsmanager_secret_rotation.SecretsmanagerSecretRotationRotationRules(
+                automatically_after_days=props.secret_rotation_days))
+        self.endpoint: str = self.cluster.endpoint
+        self.reader_endpoint: str = self.cluster.reader_endpoint
+        self.port: int = self.cluster.port
+        self.cache_endpoint = self._cache(props.cache) if props.cache else None
+
+    def _parameter_group(self) -> str:
+        groups = aws.rds_cluster_parameter_group
+        group = groups.RdsClusterParameterGroup(
+            self, "parameters", name=f"{self.props.name_prefix}-aurora-postgresql16", family=PARAMETER_FAMILY,
+            description="Force TLS and log every connection",
+            parameter=[groups.RdsClusterParameterGroupParameter(name=name, value=value, apply_method="immediate")
+                       for name, value in CLUSTER_PARAMETERS],
+        )
+        return group.name
+
+    def _cluster(self, subnet_group: str, parameter_group: str):
+        props = self.props
+        clusters = aws.rds_cluster
+        return clusters.RdsCluster(
+            self, "cluster",
+            cluster_identifier=self.cluster_identifier,
+            engine=ENGINE, engine_mode="provisioned", engine_version=ENGINE_VERSION,
+            database_name=DATABASE_NAME, master_username=MASTER_USERNAME,
+            manage_master_user_password=True, master_user_secret_kms_key_id=self.kms_key_arn,
+            db_subnet_group_name=subnet_group, vpc_security_group_ids=[props.security_group_id],
+            db_cluster_parameter_group_name=parameter_group,
+            storage_encrypted=True, kms_key_id=self.kms_key_arn,
+            iam_database_authentication_enabled=True,
+            backup_retention_period=props.backup_retention_days,
+            preferred_backup_window=BACKUP_WINDOW, preferred_maintenance_window=MAINTENANCE_WINDOW,
+            copy_tags_to_snapshot=True,
+            deletion_protection=props.deletion_protection,
+            skip_final_snapshot=not props.deletion_protection,
+            final_snapshot_identifier=f"{self.cluster_identifier}-final" if props.deletion_protection else None,
+            enabled_cloudwatch_logs_exports=["postgresql"],
+            serverlessv2_scaling_configuration=clusters.RdsClusterServerlessv2ScalingConfiguration(
+                min_capacity=props.min_acu, max_capacity=props.max_acu),
+            depends_on=[self.log_group.group],
+        )
+
+    def _monitoring_role(self) -> str:
+        return service_role(
+            self, "monitoring-role", name=f"{self.props.name_prefix}-rds-monitoring",
+            service="monitoring.rds.amazonaws.com", account_id=self.props.account_id,
+            description="Lets RDS enhanced monitoring publish OS metrics",
+            managed_policy_arns=["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"],
+        ).arn
+
+    def _instances(self, monitoring_role_arn: str) -> None:
+        """One writer plus the configured readers, all `db.serverless`, never public."""
+        props = self.props
+        for index in range(1 + props.reader_count):
+            role = "writer" if index == 0 else f"reader-{index}"
+            aws.rds_cluster_instance.RdsClusterInstance(
+                self, f"instance-{role}",
+                identifier=f"{self.cluster_identifier}-{role}",
+                cluster_identifier=self.cluster.id, instance_class="db.serverless",
+                engine=ENGINE, engine_version=self.cluster.engine_version,
+                publicly_accessible=False, auto_minor_version_upgrade=True,
+                promotion_tier=index,
+                performance_insights_enabled=True, performance_insights_kms_key_id=self.kms_key_arn,
+                monitoring_interval=props.monitoring_interval_seconds,
+                monitoring_role_arn=monitoring_role_arn if props.monitoring_interval_seconds else None,
+                copy_tags_to_snapshot=True,
+            )
+
+    def _cache(self, cache: CacheProps) -> str:
+        """Redis with TLS, encryption at rest and an AUTH token generated and kept in Secrets Manager."""
+        props = self.props
+        password = aws.data_aws_secretsmanager_random_password.DataAwsSecretsmanagerRandomPassword(
+            self, "cache-auth-token", password_length=64, exclude_punctuation=True)
+        secret = aws.secretsmanager_secret.SecretsmanagerSecret(
+            self, "cache-auth-secret", name=f"{props.name_prefix}-cache-auth", kms_key_id=self.kms_key_arn,
+            description="AUTH token of the Redis cache", recovery_window_in_days=7)
+        aws.secretsmanager_secret_version.SecretsmanagerSecretVersion(
+            self, "cache-auth-secret-value", secret_id=secret.id, secret_string=password.random_password,
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["secret_string"]))
+        self.cache_secret_arn = secret.arn
+        subnet_group = aws.elasticache_subnet_group.ElasticacheSubnetGroup(
+            self, "cache-subnets", name=f"{props.name_prefix}-cache", subnet_ids=list(props.subnet_ids),
+            description="Isolated data subnets")
+        group = aws.elasticache_replication_group.ElasticacheReplicationGroup(
+            self, "cache", replication_group_id=f"{props.name_prefix}-cache",
+            description=f"{props.name_prefix} Redis cache", engine="redis", engine_version=CACHE_ENGINE_VERSION,
+            node_type=cache.node_type, num_cache_clusters=len(props.subnet_ids), port=CACHE_PORT,
+            automatic_failover_enabled=True, multi_az_enabled=True,
+            subnet_group_name=subnet_group.name, security_group_ids=[cache.security_group_id],
+            at_rest_encryption_enabled="true", kms_key_id=self.kms_key_arn, transit_encryption_enabled=True,
+            auth_token=password.random_password, auto_minor_version_upgrade="true",
+            snapshot_retention_limit=props.backup_retention_days,
+            # The generated token is set once; rotating it is an operational task (see docs).
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["auth_token"]),
+        )
+        return group.primary_endpoint_address

@@ -1,0 +1,93 @@
+"""Checks of SPEC 4.2 / properties 3 and 7 on one synthesized environment stack.
+
+Shared by the example tests (shipped environments) and the hypothesis properties (generated ones).
+"""
+
+from __future__ import annotations
+
+from environments.model import EnvironmentConfig
+from tests.conftest import resources_of
+from tests.network_checks import ref_name, subnets_by_tier
+
+MINIMUM_BACKUP_DAYS = 7  # SPEC 2 and property 7
+
+
+def cluster(stack: dict) -> tuple[str, dict]:
+    ((name, found),) = resources_of(stack, "aws_rds_cluster").items()
+    return name, found
+
+
+def check_cluster_follows_configuration(stack: dict, env: EnvironmentConfig) -> None:
+    name, db = cluster(stack)
+    config = env.database
+    scaling = db["serverlessv2_scaling_configuration"]
+    assert (scaling["min_capacity"], scaling["max_capacity"]) == (config.min_acu, config.max_acu)
+    instances = resources_of(stack, "aws_rds_cluster_instance").values()
+    assert len(instances) == 1 + config.reader_count
+    assert {instance["instance_class"] for instance in instances} == {"db.serverless"}
+    assert all(ref_name(instance["cluster_identifier"], "aws_rds_cluster") == name for instance in instances)
+    assert db["backup_retention_period"] == config.backup_retention_days
+    assert db["deletion_protection"] is config.deletion_protection
+    assert db["skip_final_snapshot"] is (not config.deletion_protection)
+    if config.deletion_protection:
+        assert db["final_snapshot_identifier"]
+    (rotation,) = resources_of(stack, "aws_secretsmanager_secret_rotation").values()
+    assert rotation["rotation_rules"]["automatically_after_days"] == config.secret_rotation_days
+
+
+def check_backups(stack: dict) -> None:
+    """Property 7: every Aurora cluster keeps backups for at least seven days."""
+    for db in resources_of(stack, "aws_rds_cluster").values():
+        assert db["backup_retention_period"] >= MINIMUM_BACKUP_DAYS
+        assert db["preferred_backup_window"]
+        assert db["copy_tags_to_snapshot"] is True
+
+
+def check_database_is_private_and_encrypted(stack: dict) -> None:
+    _, db = cluster(stack)
+    assert "availability_zones" not in db, "pinned zones make every plan replace the cluster"
+    assert "master_password" not in db and db["manage_master_user_password"] is True
+    assert db["storage_encrypted"] is True
+    ref_name(db["kms_key_id"], "aws_kms_key")
+    for instance in resources_of(stack, "aws_rds_cluster_instance").values():
+        assert instance["publicly_accessible"] is False
+        assert instance["performance_insights_enabled"] is True
+        ref_name(instance["performance_insights_kms_key_id"], "aws_kms_key")
+    group = resources_of(stack, "aws_db_subnet_group")[ref_name(db["db_subnet_group_name"], "aws_db_subnet_group")]
+    data_subnets = set(subnets_by_tier(stack)["data"])
+    assert {ref_name(subnet, "aws_subnet") for subnet in group["subnet_ids"]} == data_subnets
+    (group_id,) = db["vpc_security_group_ids"]
+    security_group = resources_of(stack, "aws_security_group")[ref_name(group_id, "aws_security_group")]
+    assert security_group["name"].endswith("-database")
+
+
+def check_secrets_use_customer_managed_keys(stack: dict) -> None:
+    """Property 3: every secret is encrypted with a CMK of this stack, none with the AWS default key."""
+    for db in resources_of(stack, "aws_rds_cluster").values():
+        ref_name(db["master_user_secret_kms_key_id"], "aws_kms_key")
+    for secret in resources_of(stack, "aws_secretsmanager_secret").values():
+        ref_name(secret["kms_key_id"], "aws_kms_key")
+    for key in resources_of(stack, "aws_kms_key").values():
+        assert key["enable_key_rotation"] is True
+
+
+def check_parameter_group(stack: dict) -> None:
+    _, db = cluster(stack)
+    group = resources_of(stack, "aws_rds_cluster_parameter_group")[
+        ref_name(db["db_cluster_parameter_group_name"], "aws_rds_cluster_parameter_group")]
+    assert group["family"] == "aurora-postgresql16"
+    parameters = {p["name"]: p["value"] for p in group["parameter"]}
+    assert parameters["rds.force_ssl"] == "1"
+    assert parameters["log_connections"] == "1"
+    assert parameters["log_disconnections"] == "1"
+
+
+def check_postgresql_log_export(stack: dict, env: EnvironmentConfig) -> None:
+    _, db = cluster(stack)
+    assert db["enabled_cloudwatch_logs_exports"] == ["postgresql"]
+    groups = {group["name"]: (name, group) for name, group in resources_of(stack, "aws_cloudwatch_log_group").items()}
+    name, group = groups[f"/aws/rds/cluster/{db['cluster_identifier']}/postgresql"]
+    assert group["retention_in_days"] == env.log_retention_days
+    ref_name(group["kms_key_id"], "aws_kms_key")
+    assert f"aws_cloudwatch_log_group.{name}" in db["depends_on"], "RDS would create the group itself, unencrypted"
+

@@ -1,0 +1,129 @@
+"""SPEC 4.2, the data tier, on the shipped environments (properties 3 and 7 included)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import cdktf
+import pytest
+
+from stacks.environment import EnvironmentStack
+from tests import database_checks as checks
+from tests.conftest import resources_of
+from tests.network_checks import check_security_groups, ref_name, security_group_names, subnets_by_tier
+
+# SPEC section 2, the defaults table: (min ACU, max ACU, readers, backup days, deletion protection).
+SPEC_DATABASE = {
+    "dev": (0.5, 2, 0, 7, False),
+    "staging": (1, 4, 1, 7, True),
+    "production": (2, 16, 1, 30, True),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SPEC_DATABASE))
+def env_stack(request, stacks, project):
+    return project.environment(request.param), stacks[request.param]
+
+
+def test_shipped_environments_get_the_spec_sizes(stacks):
+    for name, (min_acu, max_acu, readers, backup_days, protected) in SPEC_DATABASE.items():
+        _, db = checks.cluster(stacks[name])
+        assert db["serverlessv2_scaling_configuration"] == {"min_capacity": min_acu, "max_capacity": max_acu}
+        assert len(resources_of(stacks[name], "aws_rds_cluster_instance")) == 1 + readers
+        assert db["backup_retention_period"] == backup_days
+        assert db["deletion_protection"] is protected
+
+
+def test_cluster_follows_its_environment_configuration(env_stack):
+    env, stack = env_stack
+    checks.check_cluster_follows_configuration(stack, env)
+
+
+def test_backups_are_kept_at_least_a_week(env_stack):
+    checks.check_backups(env_stack[1])
+
+
+def test_database_is_private_encrypted_and_in_the_data_subnets(env_stack):
+    checks.check_database_is_private_and_encrypted(env_stack[1])
+
+
+def test_engine_is_a_current_postgresql_16(env_stack):
+    _, db = checks.cluster(env_stack[1])
+    assert db["engine"] == "aurora-postgresql" and db["engine_mode"] == "provisioned"
+    assert db["engine_version"].startswith("16.")
+
+
+def test_secrets_are_encrypted_with_customer_managed_keys(env_stack):
+    checks.check_secrets_use_customer_managed_keys(env_stack[1])
+
+
+def test_parameter_group_forces_tls_and_logs_connections(env_stack):
+    checks.check_parameter_group(env_stack[1])
+
+
+def test_postgresql_logs_go_to_a_precreated_encrypted_group(env_stack):
+    env, stack = env_stack
+    checks.check_postgresql_log_export(stack, env)
+
+
+def test_master_secret_rotates_every_thirty_days_and_is_an_output(env_stack):
+    _, stack = env_stack
+    name, _ = checks.cluster(stack)
+    (rotation,) = resources_of(stack, "aws_secretsmanager_secret_rotation").values()
+    assert rotation["rotation_rules"]["automatically_after_days"] == 30  # SPEC 2: every environment
+    expected = f"${{aws_rds_cluster.{name}.master_user_secret[0].secret_arn}}"
+    assert rotation["secret_id"] == expected
+    assert stack["output"]["DatabaseSecretArn"]["value"] == expected
+
+
+def test_data_key_rotates_and_administration_stays_with_the_account(env_stack):
+    _, stack = env_stack
+    _, db = checks.cluster(stack)
+    key = resources_of(stack, "aws_kms_key")[ref_name(db["kms_key_id"], "aws_kms_key")]
+    assert key["enable_key_rotation"] is True
+    for statement in json.loads(key["policy"])["Statement"]:
+        assert statement["Principal"] != "*" and statement["Principal"].get("AWS") != "*"
+
+
+def test_enhanced_monitoring_uses_its_own_role(env_stack):
+    _, stack = env_stack
+    for instance in resources_of(stack, "aws_rds_cluster_instance").values():
+        assert instance["monitoring_interval"] > 0
+        role = resources_of(stack, "aws_iam_role")[ref_name(instance["monitoring_role_arn"], "aws_iam_role")]
+        assert "monitoring" in role["name"]
+
+
+def test_no_cache_unless_enabled(stacks, project):
+    for env in project.environments:
+        assert bool(resources_of(stacks[env.name], "aws_elasticache_replication_group")) is env.features.cache
+
+
+@pytest.fixture(scope="module")
+def cached(project) -> dict:
+    env = project.environment("dev")
+    env = dataclasses.replace(env, features=dataclasses.replace(env.features, cache=True))
+    return json.loads(cdktf.Testing.synth(EnvironmentStack(cdktf.Testing.app(), project, env)))
+
+
+def test_cache_is_encrypted_authenticated_and_in_the_data_subnets(cached):
+    (cache,) = resources_of(cached, "aws_elasticache_replication_group").values()
+    assert cache["at_rest_encryption_enabled"] == "true" and cache["transit_encryption_enabled"] is True
+    ref_name(cache["kms_key_id"], "aws_kms_key")
+    assert cache["auth_token"].startswith("${data.aws_secretsmanager_random_password.")
+    (subnet_group,) = resources_of(cached, "aws_elasticache_subnet_group").values()
+    data_subnets = {f"${{aws_subnet.{name}.id}}" for name in subnets_by_tier(cached)["data"]}
+    assert set(subnet_group["subnet_ids"]) == data_subnets
+    checks.check_secrets_use_customer_managed_keys(cached)
+
+
+def test_cache_is_reachable_only_from_the_api(cached):
+    groups = security_group_names(cached)
+    (cache,) = resources_of(cached, "aws_elasticache_replication_group").values()
+    (group_ref,) = cache["security_group_ids"]
+    assert groups[ref_name(group_ref, "aws_security_group")] == "cache"
+    sources = [groups[ref_name(rule["referenced_security_group_id"], "aws_security_group")]
+               for rule in resources_of(cached, "aws_vpc_security_group_ingress_rule").values()
+               if groups[ref_name(rule["security_group_id"], "aws_security_group")] == "cache"]
+    assert sources == ["api"]
+    check_security_groups(cached, 8080)
