@@ -28,6 +28,7 @@ ENGINE = "aurora-postgresql"
 ENGINE_VERSION = "16.6"
 PARAMETER_FAMILY = "aurora-postgresql16"
 DATABASE_NAME = "app"
+POSTGRES_PORT = 5432
 MASTER_USERNAME = "app_admin"
 BACKUP_WINDOW = "03:00-04:00"
 MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
@@ -118,7 +119,7 @@ class Database(Construct):
             self, "cluster",
             cluster_identifier=self.cluster_identifier,
             engine=ENGINE, engine_mode="provisioned", engine_version=ENGINE_VERSION,
-            database_name=DATABASE_NAME, master_username=MASTER_USERNAME,
+            database_name=DATABASE_NAME, master_username=MASTER_USERNAME, port=POSTGRES_PORT,
             manage_master_user_password=True, master_user_secret_kms_key_id=self.kms_key_arn,
             db_subnet_group_name=subnet_group, vpc_security_group_ids=[props.security_group_id],
             db_cluster_parameter_group_name=parameter_group,

@@ -68,7 +68,7 @@ class SecureBucket(Construct):
             )
         policy = self._policy_document(props)
         # The public-access block must exist first, or S3 may judge the policy before it applies.
-        aws.s3_bucket_policy.S3BucketPolicy(
+        self.policy = aws.s3_bucket_policy.S3BucketPolicy(
             self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[access_block],
         )
 

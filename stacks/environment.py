@@ -9,10 +9,14 @@ from constructs import Construct
 
 from core.aws import aws
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
-from modules.database import CACHE_PORT, CacheProps, Database, DatabaseProps
+from modules.api import Api, ApiProps
+from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 from modules.network import Network, NetworkProps
 from stacks.base import EnvironmentStackBase
+
+# Load balancer access logs are kept this long (days).
+ACCESS_LOG_DAYS = 90
 
 
 class EnvironmentStack(EnvironmentStackBase):
@@ -36,6 +40,7 @@ class EnvironmentStack(EnvironmentStackBase):
         ))
         TerraformOutput(self, "VpcId", value=self.network.vpc_id, description="The environment's VPC")
         self.database = self._database(env)
+        self.api = self._api(env)
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
@@ -60,6 +65,49 @@ class EnvironmentStack(EnvironmentStackBase):
         TerraformOutput(self, "DatabaseSecretArn", value=database.secret_arn,
                         description="Secrets Manager secret with the database master credentials")
         return database
+
+    def _api(self, env: EnvironmentConfig) -> Api:
+        network, api = self.network, env.api
+        service = Api(self, "api", ApiProps(
+            name_prefix=f"{env.application}-{env.name}",
+            environment=env.name,
+            region=env.region,
+            account_id=self.account_id,
+            domain=f"api.{env.domain}",
+            hosted_zone_id=None,
+            certificate_arn=None,
+            vpc_id=network.vpc_id,
+            public_subnet_ids=tuple(network.subnet_ids["public"]),
+            app_subnet_ids=tuple(network.subnet_ids["app"]),
+            alb_security_group_id=network.alb_security_group_id,
+            api_security_group_id=network.api_security_group_id,
+            container_image=api.container_image,
+            container_port=api.container_port,
+            cpu=api.cpu,
+            memory=api.memory,
+            min_tasks=api.min_tasks,
+            max_tasks=api.max_tasks,
+            fargate_spot=api.fargate_spot,
+            # Production never drops below full capacity while deploying.
+            minimum_healthy_percent=100 if env.production else 50,
+            deletion_protection=env.database.deletion_protection,
+            waf=env.features.waf,
+            log_retention_days=env.log_retention_days,
+            logs_kms_key_arn=self.logs_key.arn,
+            database_secret_arn=self.database.secret_arn,
+            database_kms_key_arn=self.database.kms_key_arn,
+            database_host=self.database.endpoint,
+            database_port=str(POSTGRES_PORT),
+            database_name=DATABASE_NAME,
+            access_log_days=ACCESS_LOG_DAYS,
+        ))
+        TerraformOutput(self, "ApiEndpoint", value=service.endpoint, description="Public HTTPS URL of the API")
+        TerraformOutput(self, "ApiLoadBalancerDnsName", value=service.load_balancer_dns_name,
+                        description="Point the API's DNS name here when no hosted zone is configured")
+        TerraformOutput(self, "EcsClusterName", value=service.cluster_name, description="ECS cluster of the API")
+        TerraformOutput(self, "EcrRepositoryUrl", value=service.repository_url,
+                        description="Push API images here (immutable tags)")
+        return service
 
     def _logs_key(self, env: EnvironmentConfig) -> KmsKey:
         """One CMK for every log group of the environment; CloudWatch Logs may use it for its own groups."""

@@ -10,8 +10,9 @@ def bucket_ref(name: str) -> str:
 
 
 def log_sinks(stack: dict) -> set[str]:
-    """Buckets that receive access logs (they are named as a logging target somewhere)."""
+    """Buckets that receive access logs: S3 server access logs or load balancer access logs."""
     targets = {log["target_bucket"] for log in resources_of(stack, "aws_s3_bucket_logging").values()}
+    targets |= {lb["access_logs"]["bucket"] for lb in resources_of(stack, "aws_lb").values() if "access_logs" in lb}
     return {name for name, bucket in resources_of(stack, "aws_s3_bucket").items()
             if f"${{aws_s3_bucket.{name}.bucket}}" in targets or bucket["bucket"] in targets}
 

@@ -105,9 +105,14 @@ def test_emulated_services_cover_every_resource_type_in_every_stack(stacks):
 
 
 def test_real_aws_output_has_no_emulator_settings(stacks):
-    text = json.dumps(stacks)
-    for marker in ("endpoints", "skip_credentials_validation", "use_path_style", "127.0.0.1"):
-        assert marker not in text
+    emulator_keys = {"endpoints", "skip_credentials_validation", "skip_metadata_api_check", "skip_region_validation",
+                     "skip_requesting_account_id", "use_path_style", "s3_use_path_style"}
+    for name, stack in stacks.items():
+        blocks = [*stack["provider"]["aws"], *stack["terraform"]["backend"].values()]
+        for block in blocks:
+            assert not emulator_keys & set(block), f"{name}: {sorted(emulator_keys & set(block))}"
+        text = json.dumps(stack)
+        assert "127.0.0.1" not in text and "localhost" not in text, name
 
 
 def without_metadata(value):
