@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
@@ -33,6 +34,7 @@ class KmsKeyProps:
     service_grants: tuple[ServiceGrant, ...] = ()
     deletion_window_days: int = 30
     prevent_destroy: bool = False
+    provider: Any = None  # an aliased provider, for keys that must live in another region
 
 
 class KmsKey(Construct):
@@ -47,8 +49,8 @@ class KmsKey(Construct):
 
     def __init__(self, scope: Construct, id: str, props: KmsKeyProps):
         super().__init__(scope, id)
-        identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller")
-        partition = aws.data_aws_partition.DataAwsPartition(self, "partition")
+        identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller", provider=props.provider)
+        partition = aws.data_aws_partition.DataAwsPartition(self, "partition", provider=props.provider)
         root = f"arn:{partition.partition}:iam::{identity.account_id}:root"
         statements = [{
             "Sid": "AccountAdministration",
@@ -74,8 +76,10 @@ class KmsKey(Construct):
             deletion_window_in_days=props.deletion_window_days,
             policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
             lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if props.prevent_destroy else None,
+            provider=props.provider,
         )
-        aws.kms_alias.KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id)
+        aws.kms_alias.KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id,
+                               provider=props.provider)
         self.arn: str = self.key.arn
 
     @staticmethod

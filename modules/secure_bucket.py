@@ -27,6 +27,8 @@ class SecureBucketProps:
     prevent_destroy: bool = False
     # Delete current objects after this many days (log buckets); None keeps them.
     expiration_days: int | None = None
+    # Move current objects to Intelligent-Tiering after this many days; None leaves them in Standard.
+    intelligent_tiering_after_days: int | None = None
     # Name of the bucket that receives this bucket's S3 server access logs.
     access_log_bucket: str | None = None
     # This bucket is the sink for S3 server access logs of this account's buckets.
@@ -96,6 +98,9 @@ class SecureBucket(Construct):
                 filter=[rules.S3BucketLifecycleConfigurationRuleFilter(prefix="")],
                 expiration=[rules.S3BucketLifecycleConfigurationRuleExpiration(days=props.expiration_days)]
                 if props.expiration_days else None,
+                transition=[rules.S3BucketLifecycleConfigurationRuleTransition(
+                    days=props.intelligent_tiering_after_days, storage_class="INTELLIGENT_TIERING")]
+                if props.intelligent_tiering_after_days else None,
                 noncurrent_version_expiration=[
                     rules.S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(
                         noncurrent_days=props.noncurrent_version_days)],

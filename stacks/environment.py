@@ -8,22 +8,31 @@ from cdktf import TerraformOutput
 from constructs import Construct
 
 from core.aws import aws
+from core.provider import aws_provider
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
 from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
+from modules.frontend import Frontend, FrontendProps
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 from modules.network import Network, NetworkProps
 from stacks.base import EnvironmentStackBase
 
-# Load balancer access logs are kept this long (days).
+# Load balancer and CloudFront access logs are kept this long (days).
 ACCESS_LOG_DAYS = 90
+
+
+def default_content_security_policy(api_domain: str) -> str:
+    """Same-origin everything; the app may call its own API."""
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+            f"connect-src 'self' https://{api_domain}; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'; upgrade-insecure-requests")
 
 
 class EnvironmentStack(EnvironmentStackBase):
     def __init__(self, scope: Construct, project: ProjectConfig, env: EnvironmentConfig):
         super().__init__(scope, project, env)
         self.account_id = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller").account_id
-        self.logs_key = self._logs_key(env)
+        self.logs_key = self._logs_key(env, env.region, "logs-key")
         self.network = Network(self, "network", NetworkProps(
             name_prefix=f"{env.application}-{env.name}",
             environment=env.name,
@@ -41,6 +50,10 @@ class EnvironmentStack(EnvironmentStackBase):
         TerraformOutput(self, "VpcId", value=self.network.vpc_id, description="The environment's VPC")
         self.database = self._database(env)
         self.api = self._api(env)
+        self.us_east_1 = aws_provider(self, region="us-east-1", account_id=env.account_id, tags=self.tags,
+                                      emulator=project.emulator, alias="us_east_1")
+        self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
+        self.frontend = self._frontend(env)
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
@@ -109,16 +122,38 @@ class EnvironmentStack(EnvironmentStackBase):
                         description="Push API images here (immutable tags)")
         return service
 
-    def _logs_key(self, env: EnvironmentConfig) -> KmsKey:
-        """One CMK for every log group of the environment; CloudWatch Logs may use it for its own groups."""
-        logs_service = f"logs.{env.region}.amazonaws.com"
-        return KmsKey(self, "logs-key", KmsKeyProps(
-            alias=f"alias/{env.resource_name('logs')}",
-            description=f"Encrypts the CloudWatch log groups of {env.application} {env.name}",
+    def _frontend(self, env: EnvironmentConfig) -> Frontend:
+        site = Frontend(self, "frontend", FrontendProps(
+            name_prefix=f"{env.application}-{env.name}",
+            region=env.region,
+            account_id=self.account_id,
+            domain=env.domain,
+            hosted_zone_id=None,
+            certificate_arn=None,
+            content_security_policy=default_content_security_policy(f"api.{env.domain}"),
+            waf=env.features.waf,
+            log_retention_days=env.log_retention_days,
+            access_log_days=ACCESS_LOG_DAYS,
+            us_east_1=self.us_east_1,
+            us_east_1_logs_kms_key_arn=self.edge_logs_key.arn,
+        ))
+        TerraformOutput(self, "FrontendUrl", value=site.url, description="Public HTTPS URL of the web app")
+        TerraformOutput(self, "FrontendBucketName", value=site.bucket_name, description="Upload the built app here")
+        TerraformOutput(self, "FrontendDistributionId", value=site.distribution_id,
+                        description="Invalidate this distribution after each upload")
+        return site
+
+    def _logs_key(self, env: EnvironmentConfig, region: str, id: str, provider=None) -> KmsKey:
+        """One CMK per region for the environment's log groups; CloudWatch Logs may use it for its own groups."""
+        suffix = "logs" if provider is None else f"logs-{region}"
+        return KmsKey(self, id, KmsKeyProps(
+            alias=f"alias/{env.resource_name(suffix)}",
+            description=f"Encrypts the CloudWatch log groups of {env.application} {env.name} in {region}",
+            provider=provider,
             service_grants=(ServiceGrant(
-                service=logs_service,
+                service=f"logs.{region}.amazonaws.com",
                 conditions=(("ArnLike", "kms:EncryptionContext:aws:logs:arn",
-                             f"arn:{{partition}}:logs:{env.region}:{{account}}:log-group:*"),),
+                             f"arn:{{partition}}:logs:{region}:{{account}}:log-group:*"),),
             ),),
         ))
 
