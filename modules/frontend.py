@@ -70,7 +70,8 @@ class Frontend(Construct):
     def __init__(self, scope: Construct, id: str, props: FrontendProps):
         super().__init__(scope, id)
         self.props = props
-        self.bucket_name = f"{props.name_prefix}-site-{props.account_id}"
+        # Known before the bucket exists: the distribution's origin and the bucket policy need each other.
+        self.site_bucket_name = f"{props.name_prefix}-site-{props.account_id}"
         self.logs = self._log_bucket()
         self.distribution = self._distribution()
         self.site = self._site_bucket()
@@ -78,6 +79,7 @@ class Frontend(Construct):
         if props.hosted_zone_id:
             self._alias_records()
         self.url = f"https://{props.domain}"
+        self.bucket_name: str = self.site.name
         self.distribution_id: str = self.distribution.id
         self.distribution_arn: str = self.distribution.arn
 
@@ -103,11 +105,11 @@ class Frontend(Construct):
             description=f"Encrypts the {props.name_prefix} site bucket; CloudFront decrypts for this account",
             service_grants=(ServiceGrant(service="cloudfront.amazonaws.com", actions=("kms:Decrypt",)),)))
         read = statement(
-            "OnlyThisDistributionReads", ["s3:GetObject"], [f"arn:aws:s3:::{self.bucket_name}/*"],
+            "OnlyThisDistributionReads", ["s3:GetObject"], [f"arn:aws:s3:::{self.site_bucket_name}/*"],
             principals=[principal("Service", "cloudfront.amazonaws.com")],
             conditions=[condition("StringEquals", "AWS:SourceArn", self.distribution.arn)])
         return SecureBucket(self, "site", SecureBucketProps(
-            name=self.bucket_name, kms_key_arn=key.arn, noncurrent_version_days=90,
+            name=self.site_bucket_name, kms_key_arn=key.arn, noncurrent_version_days=90,
             intelligent_tiering_after_days=30, access_log_bucket=self.logs.name, policy_statements=(read,)))
 
     # -- distribution ---------------------------------------------------------------------------
@@ -197,7 +199,7 @@ class Frontend(Construct):
             default_root_object="index.html", price_class="PriceClass_100", web_acl_id=web_acl,
             origin=[cdn.CloudfrontDistributionOrigin(
                 origin_id="site", origin_access_control_id=access.id,
-                domain_name=f"{self.bucket_name}.s3.{props.region}.amazonaws.com")],
+                domain_name=f"{self.site_bucket_name}.s3.{props.region}.amazonaws.com")],
             default_cache_behavior=cdn.CloudfrontDistributionDefaultCacheBehavior(
                 target_origin_id="site", viewer_protocol_policy="redirect-to-https",
                 allowed_methods=["GET", "HEAD", "OPTIONS"], cached_methods=["GET", "HEAD"], compress=True,
