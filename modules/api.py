@@ -65,6 +65,8 @@ class ApiProps:
     database_port: str
     database_name: str
     access_log_days: int
+    # CloudWatch alarms that, when in ALARM during a deployment, make ECS roll it back.
+    deployment_alarm_names: tuple[str, ...] = ()
 
 
 class Api(Construct):
@@ -331,6 +333,8 @@ class Api(Construct):
                 target_group_arn=target_group.arn, container_name=CONTAINER_NAME,
                 container_port=props.container_port)],
             deployment_circuit_breaker=services.EcsServiceDeploymentCircuitBreaker(enable=True, rollback=True),
+            alarms=services.EcsServiceAlarms(alarm_names=list(props.deployment_alarm_names), enable=True,
+                                             rollback=True) if props.deployment_alarm_names else None,
             deployment_minimum_healthy_percent=props.minimum_healthy_percent,
             deployment_maximum_percent=200,
             health_check_grace_period_seconds=60,

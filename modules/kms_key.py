@@ -60,14 +60,16 @@ class KmsKey(Construct):
             "Resource": "*",
         }]
         for grant in props.service_grants:
-            statements.append({
+            grant_statement = {
                 "Sid": "Service" + "".join(ch for ch in grant.service.split(".")[0].title() if ch.isalnum()),
                 "Effect": "Allow",
                 "Principal": {"Service": grant.service},
                 "Action": list(grant.actions),
                 "Resource": "*",
-                "Condition": self._conditions(grant, identity.account_id, partition.partition),
-            })
+            }
+            if grant.conditions:
+                grant_statement["Condition"] = self._conditions(grant, identity.account_id, partition.partition)
+            statements.append(grant_statement)
         self.key = aws.kms_key.KmsKey(
             self,
             "key",

@@ -15,6 +15,7 @@ from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProp
 from modules.frontend import Frontend, FrontendProps
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 from modules.network import Network, NetworkProps
+from modules.observability import Observability, ObservabilityProps, Watched, api_alarm_names
 from stacks.base import EnvironmentStackBase
 
 # Load balancer and CloudFront access logs are kept this long (days).
@@ -31,10 +32,11 @@ def default_content_security_policy(api_domain: str) -> str:
 class EnvironmentStack(EnvironmentStackBase):
     def __init__(self, scope: Construct, project: ProjectConfig, env: EnvironmentConfig):
         super().__init__(scope, project, env)
+        self.name_prefix = f"{env.application}-{env.name}"
         self.account_id = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller").account_id
         self.logs_key = self._logs_key(env, env.region, "logs-key")
         self.network = Network(self, "network", NetworkProps(
-            name_prefix=f"{env.application}-{env.name}",
+            name_prefix=self.name_prefix,
             environment=env.name,
             region=env.region,
             account_id=self.account_id,
@@ -54,13 +56,14 @@ class EnvironmentStack(EnvironmentStackBase):
                                       emulator=project.emulator, alias="us_east_1")
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
         self.frontend = self._frontend(env)
+        self.observability = self._observability(env)
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
         network, db = self.network, env.database
         cache = CacheProps(security_group_id=network.cache_security_group_id) if env.features.cache else None
         database = Database(self, "database", DatabaseProps(
-            name_prefix=f"{env.application}-{env.name}",
+            name_prefix=self.name_prefix,
             region=env.region,
             account_id=self.account_id,
             subnet_ids=tuple(network.subnet_ids["data"]),
@@ -82,7 +85,7 @@ class EnvironmentStack(EnvironmentStackBase):
     def _api(self, env: EnvironmentConfig) -> Api:
         network, api = self.network, env.api
         service = Api(self, "api", ApiProps(
-            name_prefix=f"{env.application}-{env.name}",
+            name_prefix=self.name_prefix,
             environment=env.name,
             region=env.region,
             account_id=self.account_id,
@@ -113,6 +116,7 @@ class EnvironmentStack(EnvironmentStackBase):
             database_port=str(POSTGRES_PORT),
             database_name=DATABASE_NAME,
             access_log_days=ACCESS_LOG_DAYS,
+            deployment_alarm_names=api_alarm_names(self.name_prefix),
         ))
         TerraformOutput(self, "ApiEndpoint", value=service.endpoint, description="Public HTTPS URL of the API")
         TerraformOutput(self, "ApiLoadBalancerDnsName", value=service.load_balancer_dns_name,
@@ -122,9 +126,35 @@ class EnvironmentStack(EnvironmentStackBase):
                         description="Push API images here (immutable tags)")
         return service
 
+    def _observability(self, env: EnvironmentConfig) -> Observability:
+        watch = Observability(self, "observability", ObservabilityProps(
+            name_prefix=self.name_prefix,
+            region=env.region,
+            alarm_emails=env.alarm_emails,
+            critical_topic=env.production,
+            us_east_1=self.us_east_1,
+            watched=Watched(
+                load_balancer_arn_suffix=self.api.load_balancer_arn_suffix,
+                target_group_arn_suffix=self.api.target_group_arn_suffix,
+                cluster_name=self.api.cluster_name,
+                service_name=self.api.service_name,
+                min_tasks=env.api.min_tasks,
+                db_cluster_identifier=self.database.cluster_identifier,
+                db_log_group_name=self.database.log_group.name,
+                distribution_id=self.frontend.distribution_id,
+            ),
+        ))
+        TerraformOutput(self, "WarningTopicArn", value=watch.warning_topic_arn, description="Early-warning alarms")
+        if watch.critical_topic_arn:
+            TerraformOutput(self, "CriticalTopicArn", value=watch.critical_topic_arn,
+                            description="Alarms that mean users are affected now")
+        TerraformOutput(self, "EdgeWarningTopicArn", value=watch.edge_topic_arn,
+                        description="CloudFront alarms (us-east-1)")
+        return watch
+
     def _frontend(self, env: EnvironmentConfig) -> Frontend:
         site = Frontend(self, "frontend", FrontendProps(
-            name_prefix=f"{env.application}-{env.name}",
+            name_prefix=self.name_prefix,
             region=env.region,
             account_id=self.account_id,
             domain=env.domain,
