@@ -88,5 +88,7 @@ class KmsKey(Construct):
     def _conditions(grant: ServiceGrant, account: str, partition: str) -> dict:
         result: dict[str, dict[str, str]] = {}
         for test, variable, value in grant.conditions:
-            result.setdefault(test, {})[variable] = value.format(account=account, partition=partition)
+            # str.replace, not str.format: values may embed cdktf tokens, which contain braces.
+            result.setdefault(test, {})[variable] = value.replace("{account}", account).replace(
+                "{partition}", partition)
         return result

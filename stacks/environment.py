@@ -11,6 +11,7 @@ from core.aws import aws
 from core.provider import aws_provider
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
+from modules.audit import AuditProps, AuditTrail
 from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
 from modules.frontend import Frontend, FrontendProps
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
@@ -20,6 +21,8 @@ from stacks.base import EnvironmentStackBase
 
 # Load balancer and CloudFront access logs are kept this long (days).
 ACCESS_LOG_DAYS = 90
+# CloudTrail log files (in S3) are kept a year, longer than any log group.
+TRAIL_RETENTION_DAYS = 365
 
 
 def default_content_security_policy(api_domain: str) -> str:
@@ -57,6 +60,11 @@ class EnvironmentStack(EnvironmentStackBase):
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
         self.frontend = self._frontend(env)
         self.observability = self._observability(env)
+        if env.features.cloudtrail:
+            AuditTrail(self, "audit", AuditProps(
+                name_prefix=self.name_prefix, region=env.region, account_id=self.account_id,
+                log_retention_days=env.log_retention_days, logs_kms_key_arn=self.logs_key.arn,
+                trail_retention_days=TRAIL_RETENTION_DAYS, access_log_bucket=self.frontend.logs.name))
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
