@@ -7,11 +7,12 @@ synthesized JSON is identical on every machine and in every checkout.
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
+from cdktf import Aspects, LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
 from constructs import Construct
 
 from core.aws import aws
 from core.provider import aws_provider, required_tags
+from core.tagging import RequiredTags
 from environments.model import ProjectConfig
 from modules.kms_key import KmsKey, KmsKeyProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
@@ -30,14 +31,10 @@ class BootstrapStack(TerraformStack):
         super().__init__(scope, STACK_NAME)
         state = project.state
         LocalBackend(self, path=LOCAL_STATE_PATH)
-        aws_provider(
-            self,
-            region=state.region,
-            account_id=project.account_id,
-            tags=required_tags(environment="shared", application=project.application,
-                               owner=project.owner, cost_center=project.cost_center),
-            emulator=project.emulator,
-        )
+        tags = required_tags(environment="shared", application=project.application,
+                             owner=project.owner, cost_center=project.cost_center)
+        aws_provider(self, region=state.region, account_id=project.account_id, tags=tags, emulator=project.emulator)
+        Aspects.of(self).add(RequiredTags(tags))
         key = KmsKey(self, "state-key", KmsKeyProps(
             alias=state.kms_alias,
             description=f"Encrypts the Terraform state and locks of {project.application}",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformStack
+from cdktf import Aspects, TerraformStack
 from constructs import Construct
 
 from core.provider import aws_provider, required_tags, s3_backend
+from core.tagging import RequiredTags
 from environments.model import EnvironmentConfig, ProjectConfig
 
 
@@ -20,3 +21,4 @@ class EnvironmentStackBase(TerraformStack):
         self.provider = aws_provider(self, region=env.region, account_id=env.account_id,
                                      tags=self.tags, emulator=project.emulator)
         s3_backend(self, state=project.state, key=env.state_key, emulator=project.emulator)
+        Aspects.of(self).add(RequiredTags(self.tags))

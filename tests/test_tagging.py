@@ -1,0 +1,84 @@
+"""SPEC 4.6 tagging: provider default tags on every stack, enforced by an aspect that fails synthesis."""
+
+from __future__ import annotations
+
+import cdktf
+import pytest
+
+from core.aws import aws
+from core.provider import required_tags
+from core.tagging import RequiredTags
+from tests.tag_checks import check_required_tags
+
+REQUIRED = ("Environment", "Application", "CostCenter", "Owner", "ManagedBy", "Project")
+
+
+def expected_tags(project, stack_name: str) -> dict[str, str]:
+    if stack_name == "bootstrap":
+        return required_tags(environment="shared", application=project.application, owner=project.owner,
+                             cost_center=project.cost_center)
+    env = project.environment(stack_name)
+    return required_tags(environment=env.name, application=env.application, owner=env.owner,
+                         cost_center=env.cost_center)
+
+
+def test_required_tag_names_are_the_spec_ones(project):
+    assert set(expected_tags(project, "dev")) == set(REQUIRED)
+    assert expected_tags(project, "dev")["ManagedBy"] == "cdktf"
+
+
+def test_every_taggable_resource_in_every_stack_carries_the_required_tags(stacks, project):
+    for name, stack in stacks.items():
+        assert check_required_tags(stack, expected_tags(project, name)) > 0, name
+
+
+def synth_with_aspect(build) -> None:
+    """Synthesize into the current (temporary) directory; cdktf raises on error annotations."""
+    app = cdktf.App(outdir="cdktf.out", stack_traces=False)
+    stack = cdktf.TerraformStack(app, "tagging")
+    build(stack)
+    cdktf.Aspects.of(stack).add(RequiredTags({"Environment": "dev", "Owner": "team"}))
+    app.synth()
+
+
+def bucket(stack, **kwargs):
+    return aws.s3_bucket.S3Bucket(stack, "bucket", bucket="tagging-test", **kwargs)
+
+
+def test_aspect_fails_synthesis_for_a_resource_under_a_provider_without_default_tags(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def build(stack):
+        aws.provider.AwsProvider(stack, "aws", region="eu-west-1")
+        bucket(stack)
+
+    with pytest.raises(Exception, match=r"aws_s3_bucket tagging/bucket would lack the required tags "
+                                        r"Environment=dev, Owner=team"):
+        synth_with_aspect(build)
+
+
+def test_aspect_fails_synthesis_when_a_resource_overrides_a_required_tag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def build(stack):
+        aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
+            aws.provider.AwsProviderDefaultTags(tags={"Environment": "dev", "Owner": "team"})])
+        bucket(stack, tags={"Environment": "production"})
+
+    with pytest.raises(Exception, match=r"would lack the required tags Environment=dev"):
+        synth_with_aspect(build)
+
+
+def test_aspect_accepts_default_tags_and_ignores_untaggable_resources(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def build(stack):
+        aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
+            aws.provider.AwsProviderDefaultTags(tags={"Environment": "dev", "Owner": "team"})])
+        created = bucket(stack, tags={"Purpose": "test"})
+        versioning = aws.s3_bucket_versioning
+        versioning.S3BucketVersioningA(stack, "versioning", bucket=created.id,
+                                       versioning_configuration=versioning.S3BucketVersioningVersioningConfiguration(
+                                           status="Enabled"))
+
+    synth_with_aspect(build)
