@@ -1,0 +1,79 @@
+"""SPEC 4.5 and 4.6 on the shipped environments (property 9 included)."""
+
+from __future__ import annotations
+
+import pytest
+
+from modules.observability import api_alarm_names
+from tests import observability_checks as checks
+from tests.conftest import only, resources_of
+from tests.network_checks import policy_document, ref_name
+
+ENVIRONMENTS = ("dev", "staging", "production")
+
+
+@pytest.fixture(scope="module", params=ENVIRONMENTS)
+def env_stack(request, stacks, project):
+    return project.environment(request.param), stacks[request.param]
+
+
+def test_every_required_alarm_notifies_a_topic(env_stack):
+    checks.check_alarm_coverage(env_stack[1])
+
+
+def test_alarm_definitions_follow_the_spec(env_stack):
+    env, stack = env_stack
+    checks.check_alarm_definitions(stack, env)
+
+
+def test_topics_are_encrypted_and_subscribe_the_configured_addresses(env_stack):
+    env, stack = env_stack
+    checks.check_topics(stack, env)
+
+
+def test_topic_policies_allow_only_cloudwatch_and_the_account(env_stack):
+    _, stack = env_stack
+    for policy in resources_of(stack, "aws_sns_topic_policy").values():
+        for statement in policy_document(stack, policy["policy"])["statement"]:
+            (principal,) = statement["principals"]
+            if principal["type"] == "Service":
+                assert principal["identifiers"] == ["cloudwatch.amazonaws.com"]
+                assert statement["actions"] == ["sns:Publish"] and statement["condition"]
+            else:
+                assert principal["type"] == "AWS"
+                (identifier,) = principal["identifiers"]
+                assert identifier.startswith("arn:aws:iam::") and identifier.endswith(":root")
+
+
+def test_dashboards_cover_api_database_frontend_with_local_references(env_stack):
+    checks.check_dashboards(env_stack[1])
+
+
+def test_every_log_group_has_env_retention_and_a_key(env_stack):
+    env, stack = env_stack
+    checks.check_log_groups(stack, env)
+
+
+def test_spec_outputs_exist(env_stack):
+    checks.check_outputs(env_stack[1])
+
+
+def test_api_alarms_roll_back_a_bad_deployment(env_stack):
+    env, stack = env_stack
+    service = only(stack, "aws_ecs_service")
+    prefix = f"{env.application}-{env.name}"
+    assert service["alarms"] == {"alarm_names": list(api_alarm_names(prefix)), "enable": True, "rollback": True}
+    names = {alarm["alarm_name"] for alarm in resources_of(stack, "aws_cloudwatch_metric_alarm").values()}
+    assert set(api_alarm_names(prefix)) <= names
+
+
+def test_cloudtrail_follows_the_toggle(env_stack):
+    env, stack = env_stack
+    trails = resources_of(stack, "aws_cloudtrail")
+    assert bool(trails) is env.features.cloudtrail
+    for trail in trails.values():
+        assert trail["is_multi_region_trail"] is True and trail["enable_log_file_validation"] is True
+        ref_name(trail["kms_key_id"], "aws_kms_key")
+        assert trail["cloud_watch_logs_group_arn"].startswith("${aws_cloudwatch_log_group.")
+        assert trail["event_selector"][0]["include_management_events"] is True
+        assert trail["event_selector"][0]["read_write_type"] == "All", "GetSecretValue is a read event"
