@@ -28,9 +28,10 @@ def main() -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
 
+    # Before importing cdktf: its Node process keeps the working directory it starts in.
+    os.chdir(ROOT)
     from stacks.app import build_app, summarize
 
-    os.chdir(ROOT)
     outdir = os.environ.get(OUTDIR_VARIABLE, "cdktf.out")
     build_app(project, outdir).synth()
     for stack in summarize(outdir):

@@ -33,8 +33,9 @@ PROJECT_FILE = "project.toml"
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
 APPLICATION_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-ACCOUNT_RE = re.compile(r"^\d{12}$")
+# [0-9], not \d: in str patterns \d also matches other scripts' digits ("١٢٣..."), which AWS rejects.
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
+ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -43,7 +44,7 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}[a-z0-9]$")
 TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 KMS_ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
 IMAGE_RE = re.compile(r"^\S{1,255}$")
-ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?$")
+ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$")
 
 # RFC 1918 blocks. Not `IPv4Network.is_private`: that also accepts loopback (127.0.0.0/8),
 # link-local, 0.0.0.0/8, 198.18.0.0/15 and 240.0.0.0/4, which AWS VPCs reject or misroute.

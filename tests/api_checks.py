@@ -43,6 +43,17 @@ def check_https_only(stack: dict) -> None:
             assert listener["certificate_arn"]
 
 
+def check_https_only_cloudfront(stack: dict) -> None:
+    """Property 6 (CloudFront): every behavior redirects HTTP to HTTPS, with TLS 1.2 (2021) or newer."""
+    for distribution in resources_of(stack, "aws_cloudfront_distribution").values():
+        behaviors = [distribution["default_cache_behavior"], *distribution.get("ordered_cache_behavior", [])]
+        assert all(b["viewer_protocol_policy"] in ("redirect-to-https", "https-only") for b in behaviors)
+        certificate = distribution["viewer_certificate"]
+        assert certificate["minimum_protocol_version"] == "TLSv1.2_2021"
+        assert certificate["ssl_support_method"] == "sni-only"
+        assert not certificate.get("cloudfront_default_certificate")
+
+
 def check_service_follows_configuration(stack: dict, env: EnvironmentConfig) -> None:
     service = only(stack, "aws_ecs_service")
     api = env.api

@@ -39,7 +39,11 @@ def test_each_environment_keeps_locked_encrypted_state_under_its_own_key(stacks,
 
 def test_provider_uses_the_environment_region_and_required_default_tags(stacks, project):
     for env in project.environments:
-        (provider,) = stacks[env.name]["provider"]["aws"]
+        providers = {p.get("alias"): p for p in stacks[env.name]["provider"]["aws"]}
+        assert set(providers) == {None, "us_east_1"}, "the default provider and CloudFront's us-east-1 alias"
+        assert providers["us_east_1"]["region"] == "us-east-1"
+        assert providers["us_east_1"]["default_tags"] == providers[None]["default_tags"]
+        provider = providers[None]
         assert provider["region"] == env.region
         assert provider["default_tags"][0]["tags"] == {
             "Environment": env.name,
@@ -60,8 +64,8 @@ def synth_single(project, env) -> dict:
 
 def test_an_account_id_makes_the_provider_refuse_other_accounts(project):
     env = dataclasses.replace(project.environment("dev"), account_id="111122223333")
-    (provider,) = synth_single(project, env)["provider"]["aws"]
-    assert provider["allowed_account_ids"] == ["111122223333"]
+    for provider in synth_single(project, env)["provider"]["aws"]:
+        assert provider["allowed_account_ids"] == ["111122223333"]
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +75,12 @@ def emulated(project) -> dict:
 
 
 def test_emulator_mode_sends_every_service_and_the_backend_to_the_local_endpoint(emulated):
-    (provider,) = emulated["provider"]["aws"]
-    endpoints = provider["endpoints"][0]
-    assert set(endpoints) == set(EMULATED_SERVICES)
-    assert set(endpoints.values()) == {"http://127.0.0.1:4999"}
-    assert provider["s3_use_path_style"] is True
-    assert provider["skip_credentials_validation"] is True
+    for provider in emulated["provider"]["aws"]:
+        endpoints = provider["endpoints"][0]
+        assert set(endpoints) == set(EMULATED_SERVICES)
+        assert set(endpoints.values()) == {"http://127.0.0.1:4999"}
+        assert provider["s3_use_path_style"] is True
+        assert provider["skip_credentials_validation"] is True
 
     backend = emulated["terraform"]["backend"]["s3"]
     assert set(backend["endpoints"].values()) == {"http://127.0.0.1:4999"}

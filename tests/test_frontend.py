@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from modules.frontend import SPA_FUNCTION_CODE
+from tests.api_checks import check_https_only_cloudfront
 from tests.conftest import only, resources_of
 from tests.network_checks import policy_document, ref_name
 
@@ -24,17 +25,6 @@ def env_stack(request, stacks, project):
 
 def cache_policy(stack: dict, reference: str) -> dict:
     return resources_of(stack, "aws_cloudfront_cache_policy")[ref_name(reference, "aws_cloudfront_cache_policy")]
-
-
-def check_https_only_cloudfront(stack: dict) -> None:
-    """Property 6 (CloudFront): every behavior redirects HTTP to HTTPS, with TLS 1.2 (2021) or newer."""
-    for distribution in resources_of(stack, "aws_cloudfront_distribution").values():
-        behaviors = [distribution["default_cache_behavior"], *distribution.get("ordered_cache_behavior", [])]
-        assert all(b["viewer_protocol_policy"] in ("redirect-to-https", "https-only") for b in behaviors)
-        certificate = distribution["viewer_certificate"]
-        assert certificate["minimum_protocol_version"] == "TLSv1.2_2021"
-        assert certificate["ssl_support_method"] == "sni-only"
-        assert not certificate.get("cloudfront_default_certificate")
 
 
 def test_every_behavior_is_https_only(env_stack):

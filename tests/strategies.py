@@ -1,0 +1,471 @@
+"""Hypothesis strategies for VALID raw configurations, and a writer that puts them on disk.
+
+A raw configuration is what a user writes: one `project.toml` document plus one document per
+environment, as plain dicts. Every value drawn here is valid according to SPEC section 2 and the
+AWS limits it relies on. The limits are written out in this module on purpose, independently of
+`environments/loader.py`, so a wrong table in the loader cannot make its own tests pass.
+
+Typical use::
+
+    @given(configurations())
+    def test_something(config):
+        with config_directory(config) as directory:
+            project = load_project(directory)
+
+Strategies accept keyword arguments that pin a value (`environment_documents(production=True)`),
+so tier-specific property tests can fix what they care about and let the rest vary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import re
+import string
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from hypothesis import strategies as st
+
+PROJECT_FILE = "project.toml"
+# load_project names files relative to the folder's parent, so tests use a folder of this name.
+CONFIG_FOLDER = "environments"
+
+# --- Limits (SPEC section 2 and AWS documentation) ------------------------------------------------
+
+# Fargate task sizes: CPU units -> every memory size (MiB) AWS accepts with it.
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: (1024, 2048, 3072, 4096),
+    1024: tuple(range(2 * 1024, 8 * 1024 + 1, 1024)),
+    2048: tuple(range(4 * 1024, 16 * 1024 + 1, 1024)),
+    4096: tuple(range(8 * 1024, 30 * 1024 + 1, 1024)),
+    8192: tuple(range(16 * 1024, 60 * 1024 + 1, 4 * 1024)),
+    16384: tuple(range(32 * 1024, 120 * 1024 + 1, 8 * 1024)),
+}
+# The only retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+# RFC 1918: the only ranges a VPC of this project may use.
+PRIVATE_BLOCKS = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+VPC_PREFIXES = (16, 20)
+AZ_COUNTS = (2, 3)
+NAT_MODES = ("single", "per_az")
+ACU_RANGE = (0.5, 256.0)  # Aurora Serverless v2, in steps of 0.5
+MAX_ACU_FLOOR = 1.0
+MAX_READERS = 15  # Aurora replicas per cluster
+BACKUP_RETENTION_DAYS = (7, 35)  # SPEC: >= 7 always; AWS: <= 35
+# Project limits (README, not SPEC): yearly rotation at least, 100 tasks, unprivileged ports, 10 years.
+SECRET_ROTATION_DAYS = (1, 365)
+TASK_COUNT = (1, 100)
+CONTAINER_PORTS = (1024, 65535)
+NONCURRENT_VERSION_DAYS = (1, 3650)
+REGIONS = ("eu-west-1", "eu-west-2", "eu-central-1", "eu-north-1", "us-east-1", "us-east-2", "us-west-2",
+           "ap-southeast-2", "ap-northeast-1", "ca-central-1", "sa-east-1", "us-gov-west-1")
+# project.toml is the shared file and "bootstrap" is the state stack: no environment may use them.
+RESERVED_ENVIRONMENT_NAMES = frozenset({"project", "bootstrap"})
+
+# --- Document shape -------------------------------------------------------------------------------
+
+STRING, INTEGER, NUMBER, BOOLEAN, STRING_LIST, TABLE = "string", "integer", "number", "boolean", "list", "table"
+
+# Dotted field -> kind, for every setting of an environment file (tables listed before their keys).
+ENVIRONMENT_FIELDS: dict[str, str] = {
+    "name": STRING, "production": BOOLEAN, "region": STRING, "account_id": STRING, "application": STRING,
+    "owner": STRING, "cost_center": STRING, "domain": STRING, "alarm_emails": STRING_LIST,
+    "log_retention_days": INTEGER,
+    "network": TABLE, "network.cidr": STRING, "network.az_count": INTEGER, "network.nat_gateways": STRING,
+    "database": TABLE, "database.min_acu": NUMBER, "database.max_acu": NUMBER, "database.reader_count": INTEGER,
+    "database.backup_retention_days": INTEGER, "database.deletion_protection": BOOLEAN,
+    "database.secret_rotation_days": INTEGER,
+    "api": TABLE, "api.cpu": INTEGER, "api.memory": INTEGER, "api.min_tasks": INTEGER, "api.max_tasks": INTEGER,
+    "api.fargate_spot": BOOLEAN, "api.container_image": STRING, "api.container_port": INTEGER,
+    "features": TABLE, "features.waf": BOOLEAN, "features.cloudtrail": BOOLEAN,
+    "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN,
+}
+PROJECT_FIELDS: dict[str, str] = {
+    "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING,
+    "state": TABLE, "state.region": STRING, "state.bucket": STRING, "state.lock_table": STRING,
+    "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER,
+}
+OPTIONAL_FIELDS = frozenset({"account_id"})
+
+
+def fields_of(file_name: str) -> dict[str, str]:
+    """The field table for a file of a configuration: project.toml or an environment file."""
+    return PROJECT_FIELDS if file_name == PROJECT_FILE else ENVIRONMENT_FIELDS
+
+
+def get_field(document: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = document
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def set_field(document: dict[str, Any], dotted: str, value: Any) -> None:
+    *tables, key = dotted.split(".")
+    for part in tables:
+        document = document[part]
+    document[key] = value
+
+
+def delete_field(document: dict[str, Any], dotted: str) -> None:
+    *tables, key = dotted.split(".")
+    for part in tables:
+        document = document[part]
+    del document[key]
+
+
+# --- Scalar strategies ----------------------------------------------------------------------------
+
+LOWER = string.ascii_lowercase
+LOWER_DIGITS = LOWER + string.digits
+TAG_ALPHABET = string.ascii_letters + string.digits + "_ .:/=+-@"
+
+
+@functools.cache  # one strategy object: building and validating them dominates draw time
+def words(first: str, middle: str, last: str, max_middle: int, min_middle: int = 0) -> st.SearchStrategy[str]:
+    """`first` char, `min_middle`..`max_middle` `middle` chars, `last` char: a regex, but much faster to draw."""
+    return st.builds(lambda head, body, tail: head + body + tail, st.sampled_from(first),
+                     st.text(middle, min_size=min_middle, max_size=max_middle), st.sampled_from(last))
+
+
+@functools.cache
+def environment_names() -> st.SearchStrategy[str]:
+    """2-16 lowercase letters, digits or hyphens, starting with a letter (also the file stem)."""
+    names = words(LOWER, LOWER_DIGITS + "-", LOWER_DIGITS, 14)
+    return names.filter(lambda name: name not in RESERVED_ENVIRONMENT_NAMES)
+
+
+@functools.cache
+def application_names() -> st.SearchStrategy[str]:
+    """2-20 lowercase letters, digits or hyphens, starting with a letter."""
+    return words(LOWER, LOWER_DIGITS + "-", LOWER_DIGITS, 18)
+
+
+@functools.cache
+def tag_values() -> st.SearchStrategy[str]:
+    """Owner / cost-centre values: characters AWS allows in tag values."""
+    return st.text(alphabet=TAG_ALPHABET, min_size=1, max_size=40)
+
+
+@functools.cache
+def regions() -> st.SearchStrategy[str]:
+    return st.sampled_from(REGIONS)
+
+
+@functools.cache
+def account_ids() -> st.SearchStrategy[str]:
+    return st.integers(0, 10**12 - 1).map(lambda number: f"{number:012d}")
+
+
+@functools.cache
+def domains() -> st.SearchStrategy[str]:
+    """Lowercase DNS names with one to three labels below a TLD, e.g. `a-1.example.io`."""
+    label = st.sampled_from(LOWER_DIGITS) | words(LOWER_DIGITS, LOWER_DIGITS + "-", LOWER_DIGITS, 20)
+    tld = st.text(LOWER, min_size=2, max_size=6)
+    return st.builds(lambda labels, top: ".".join([*labels, top]), st.lists(label, min_size=1, max_size=3), tld)
+
+
+@functools.cache
+def emails() -> st.SearchStrategy[str]:
+    local = st.builds(str.__add__, st.sampled_from(LOWER_DIGITS), st.text(LOWER_DIGITS + "._+-", max_size=15))
+    return st.builds(lambda user, host: f"{user}@{host}", local, domains())
+
+
+@functools.cache
+def container_images() -> st.SearchStrategy[str]:
+    realistic = st.sampled_from(("public.ecr.aws/nginx/nginx:1.27", "nginx", "ghcr.io/acme/api:v1.2.3",
+                                 "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api@sha256:" + "a" * 64))
+    repository = st.builds(str.__add__, st.sampled_from(LOWER_DIGITS), st.text(LOWER_DIGITS + "./_-", max_size=40))
+    tag = st.just("") | st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=20).map(":".__add__)
+    return realistic | st.builds(str.__add__, repository, tag)
+
+
+@functools.cache
+def half_steps(low: float, high: float) -> st.SearchStrategy[float]:
+    """Multiples of 0.5 in [low, high] (Aurora capacity units)."""
+    return st.integers(int(low * 2), int(high * 2)).map(lambda halves: halves / 2)
+
+
+@functools.cache
+def toml_numbers(value: float) -> st.SearchStrategy[int | float]:
+    """A whole number may be written `2` or `2.0` in TOML; both must load the same."""
+    if value == int(value):
+        return st.sampled_from((int(value), float(value)))
+    return st.just(value)
+
+
+@functools.cache
+def private_cidrs(min_prefix: int = VPC_PREFIXES[0], max_prefix: int = VPC_PREFIXES[1]) -> st.SearchStrategy[str]:
+    """Canonical RFC 1918 networks (`10.4.0.0/16`, `172.20.16.0/20`...) with a VPC-sized prefix."""
+    return disjoint_cidrs(1, min_prefix, max_prefix).map(lambda networks: networks[0])
+
+
+def _free_subnet(block: ipaddress.IPv4Network, prefix: int, start: int,
+                 taken: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network | None:
+    """The first /prefix subnet of `block` from position `start` on (wrapping) that overlaps nothing taken."""
+    count = 2 ** (prefix - block.prefixlen)
+    for step in range(count):
+        address = block.network_address + ((start + step) % count) * 2 ** (32 - prefix)
+        candidate = ipaddress.IPv4Network(f"{address}/{prefix}")
+        if not any(candidate.overlaps(other) for other in taken):
+            return candidate
+    return None
+
+
+@st.composite
+def disjoint_cidrs(draw, count: int, min_prefix: int = VPC_PREFIXES[0],
+                   max_prefix: int = VPC_PREFIXES[1]) -> list[str]:
+    """`count` private networks, no two of which overlap (one per environment).
+
+    A drawn position that is taken moves to the next free one instead of being rejected, so
+    neighbours such as 10.0.0.0/20 and 10.0.16.0/20 are common and no draw is ever wasted.
+    """
+    chosen: list[ipaddress.IPv4Network] = []
+    for _ in range(count):
+        first = draw(st.integers(0, len(PRIVATE_BLOCKS) - 1))
+        prefix = draw(st.integers(min_prefix, max_prefix))
+        start = draw(st.integers(0, 2 ** (prefix - 8) - 1))
+        for offset in range(len(PRIVATE_BLOCKS)):
+            block = PRIVATE_BLOCKS[(first + offset) % len(PRIVATE_BLOCKS)]
+            network = _free_subnet(block, max(prefix, block.prefixlen), start, chosen)
+            if network is not None:
+                break
+        else:
+            raise ValueError(f"no room for {count} disjoint private networks")
+        chosen.append(network)
+    return [str(network) for network in chosen]
+
+
+# --- Tables ---------------------------------------------------------------------------------------
+
+
+@st.composite
+def network_tables(draw, cidr: str | None = None) -> dict[str, Any]:
+    return {
+        "cidr": cidr if cidr is not None else draw(private_cidrs()),
+        "az_count": draw(st.sampled_from(AZ_COUNTS)),
+        "nat_gateways": draw(st.sampled_from(NAT_MODES)),
+    }
+
+
+@st.composite
+def database_tables(draw, production: bool = False) -> dict[str, Any]:
+    """min_acu <= max_acu; production always keeps deletion protection."""
+    first = draw(half_steps(*ACU_RANGE))
+    second = draw(half_steps(MAX_ACU_FLOOR, ACU_RANGE[1]))
+    min_acu, max_acu = min(first, second), max(first, second)
+    return {
+        "min_acu": draw(toml_numbers(min_acu)),
+        "max_acu": draw(toml_numbers(max_acu)),
+        "reader_count": draw(st.integers(0, MAX_READERS)),
+        "backup_retention_days": draw(st.integers(*BACKUP_RETENTION_DAYS)),
+        "deletion_protection": True if production else draw(st.booleans()),
+        "secret_rotation_days": draw(st.integers(*SECRET_ROTATION_DAYS)),
+    }
+
+
+@st.composite
+def api_tables(draw, production: bool = False) -> dict[str, Any]:
+    """A valid Fargate size, min_tasks <= max_tasks; production never runs on Spot."""
+    cpu = draw(st.sampled_from(sorted(FARGATE_SIZES)))
+    tasks = sorted(draw(st.lists(st.integers(*TASK_COUNT), min_size=2, max_size=2)))
+    return {
+        "cpu": cpu,
+        "memory": draw(st.sampled_from(FARGATE_SIZES[cpu])),
+        "min_tasks": tasks[0],
+        "max_tasks": tasks[1],
+        "fargate_spot": False if production else draw(st.booleans()),
+        "container_image": draw(container_images()),
+        "container_port": draw(st.integers(*CONTAINER_PORTS)),
+    }
+
+
+@st.composite
+def feature_tables(draw) -> dict[str, bool]:
+    return {name: draw(st.booleans()) for name in ("waf", "cloudtrail", "vpc_interface_endpoints", "cache")}
+
+
+# --- Documents ------------------------------------------------------------------------------------
+
+
+@st.composite
+def environment_documents(
+    draw,
+    *,
+    name: str | None = None,
+    application: str | None = None,
+    production: bool | None = None,
+    cidr: str | None = None,
+    domain: str | None = None,
+) -> dict[str, Any]:
+    """One valid environment file; pinned arguments are used as given."""
+    production = draw(st.booleans()) if production is None else production
+    document: dict[str, Any] = {
+        "name": name if name is not None else draw(environment_names()),
+        "production": production,
+        "region": draw(regions()),
+    }
+    account_id = draw(st.none() | account_ids())
+    if account_id is not None:
+        document["account_id"] = account_id
+    document.update({
+        "application": application if application is not None else draw(application_names()),
+        "owner": draw(tag_values()),
+        "cost_center": draw(tag_values()),
+        "domain": domain if domain is not None else draw(domains()),
+        "alarm_emails": draw(st.lists(emails(), min_size=1, max_size=3, unique=True)),
+        "log_retention_days": draw(st.sampled_from(LOG_RETENTION_DAYS)),
+        "network": draw(network_tables(cidr)),
+        "database": draw(database_tables(production)),
+        "api": draw(api_tables(production)),
+        "features": draw(feature_tables()),
+    })
+    return document
+
+
+@st.composite
+def project_documents(draw, *, application: str | None = None) -> dict[str, Any]:
+    """A valid project.toml: shared tags and the state backend."""
+    document: dict[str, Any] = {
+        "application": application if application is not None else draw(application_names()),
+        "owner": draw(tag_values()),
+        "cost_center": draw(tag_values()),
+    }
+    account_id = draw(st.none() | account_ids())
+    if account_id is not None:
+        document["account_id"] = account_id
+    document["state"] = {
+        "region": draw(regions()),
+        # 3-51 characters: the bootstrap derives "<bucket>-access-logs" and S3 stops at 63.
+        "bucket": draw(words(LOWER_DIGITS, LOWER_DIGITS + "-", LOWER_DIGITS, 49, min_middle=1)),
+        "lock_table": draw(st.text(string.ascii_letters + string.digits + "_.-", min_size=3, max_size=60)),
+        "kms_alias": "alias/" + draw(st.text(string.ascii_letters + string.digits + "/_-", min_size=1, max_size=40)
+                                     .filter(lambda name: not name.startswith("aws/"))),
+        "noncurrent_version_days": draw(st.integers(*NONCURRENT_VERSION_DAYS)),
+    }
+    return document
+
+
+class RawConfig(NamedTuple):
+    """A project document plus environment documents keyed by file stem (`dev` -> dev.toml)."""
+
+    project: dict[str, Any]
+    environments: dict[str, dict[str, Any]]
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """Every document by file name, project.toml first."""
+        return {PROJECT_FILE: self.project, **{f"{stem}.toml": doc for stem, doc in self.environments.items()}}
+
+
+def distinct(values: list[str], rename: Callable[[str, int], str]) -> list[str]:
+    """Make drawn values unique by renaming repeats, instead of rejecting draws (hypothesis favours
+    repeating small values like "aa", so `unique=True` would throw many examples away)."""
+    seen: set[str] = set()
+    result = []
+    for value in values:
+        number = 1
+        while value in seen:
+            value, number = rename(value, number), number + 1
+        seen.add(value)
+        result.append(value)
+    return result
+
+
+@st.composite
+def configurations(draw, min_environments: int = 1, max_environments: int = 4) -> RawConfig:
+    """A whole valid configuration: unique names and domains, disjoint CIDRs, one application."""
+    project = draw(project_documents())
+    names = distinct(draw(st.lists(environment_names(), min_size=min_environments, max_size=max_environments)),
+                     lambda name, number: f"{name[:12]}-{number}")
+    cidrs = draw(disjoint_cidrs(len(names)))
+    hosts = distinct(draw(st.lists(domains(), min_size=len(names), max_size=len(names))),
+                     lambda host, number: f"e{number}.{host}")
+    environments = {
+        name: draw(environment_documents(name=name, application=project["application"], cidr=cidr, domain=host))
+        for name, cidr, host in zip(names, cidrs, hosts, strict=True)
+    }
+    return RawConfig(project, environments)
+
+
+# --- TOML writer ----------------------------------------------------------------------------------
+
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    escaped = []
+    for char in text:
+        if char in _ESCAPES:
+            escaped.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\u{ord(char):04x}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # "0.5", "1e+16", "inf" and "nan" are all TOML floats
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def to_toml(document: Mapping[str, Any]) -> str:
+    """TOML text for a document: top-level tables become `[sections]`, deeper ones inline tables.
+
+    Plain keys are written first, because after a `[section]` header every key belongs to it.
+    """
+    lines = [f"{_toml_key(key)} = {_toml_value(value)}"
+             for key, value in document.items() if not isinstance(value, Mapping)]
+    for key, table in document.items():
+        if isinstance(table, Mapping):
+            lines += ["", f"[{_toml_key(key)}]"]
+            lines += [f"{_toml_key(name)} = {_toml_value(value)}" for name, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(
+    directory: Path | str,
+    project_doc: Mapping[str, Any],
+    env_docs: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+) -> Path:
+    """Write project.toml and one `<stem>.toml` per environment into `directory` (created if needed).
+
+    `env_docs` maps file stems to documents, or is a list of documents named by their `name`.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not isinstance(env_docs, Mapping):
+        env_docs = {doc["name"]: doc for doc in env_docs}
+    (directory / PROJECT_FILE).write_text(to_toml(project_doc), encoding="utf-8")
+    for stem, doc in env_docs.items():
+        (directory / f"{stem}.toml").write_text(to_toml(doc), encoding="utf-8")
+    return directory
+
+
+@contextlib.contextmanager
+def config_directory(config: RawConfig) -> Iterator[Path]:
+    """A fresh `<tmp>/environments` folder holding `config` (hypothesis tests cannot use tmp_path)."""
+    with tempfile.TemporaryDirectory(prefix="config-") as temporary:
+        yield write_config(Path(temporary) / CONFIG_FOLDER, config.project, config.environments)

@@ -1,0 +1,135 @@
+"""SPEC section 2 end to end: `python main.py` as a user runs it, in a throwaway copy of the repository.
+
+A good configuration exits 0, writes cdktf.out and prints one summary line per stack. A bad one
+exits 2 with exactly one line on stderr naming file, field and rule, no traceback, and writes
+nothing. Each good run costs several seconds (one synthesis), so there is exactly one; bad runs
+exit before cdktf is imported and cost a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+OUTDIR = "cdktf.out"
+# Stacks SPEC requires: the bootstrap stack plus one per shipped environment.
+SPEC_STACKS = {"bootstrap", "dev", "staging", "production"}
+SUMMARY_LINE = re.compile(r"(?P<name>\S+)\s+(?P<resources>\d+) resources\s+(?P<path>\S+)")
+# Never copied: toolchains, output, caches and the tests themselves.
+NOT_PRODUCT = {".venv", "node_modules", OUTDIR, "tests", ".git", "__pycache__"}
+
+
+def copy_product(target: Path) -> Path:
+    """main.py, cdktf.json, environments/ and every top-level Python package (core, stacks, ...)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("main.py", "cdktf.json"):
+        shutil.copy(ROOT / name, target / name)
+    packages = [path for path in ROOT.iterdir()
+                if path.is_dir() and path.name not in NOT_PRODUCT and (path / "__init__.py").exists()]
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for source in [ROOT / "environments", *packages]:
+        shutil.copytree(source, target / source.name, ignore=ignore)
+    return target
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(repo: Path, **environment: str) -> Run:
+    """Run the copy's main.py with the project's interpreter from the copy's root, as `cdktf synth` does."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("INFRA_AWS_ENDPOINT", "CDKTF_OUTDIR", "PYTHONPATH")}
+    env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", PYTHONDONTWRITEBYTECODE="1", **environment)
+    result = subprocess.run([sys.executable, str(repo / "main.py")], cwd=repo, env=env,
+                            capture_output=True, text=True, timeout=300)
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+def resource_count(stack_json: Path) -> int:
+    body = json.loads(stack_json.read_text())
+    return sum(len(instances) for instances in body.get("resource", {}).values())
+
+
+@pytest.mark.slow
+def test_a_good_configuration_synthesizes_and_prints_one_line_per_stack(tmp_path):
+    """The only good run (one synthesis); it also checks that a later bad run leaves its output alone."""
+    repo = copy_product(tmp_path / "repo")
+    run = run_main(repo)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert (repo / OUTDIR / "manifest.json").is_file()
+    lines = run.stdout.splitlines()
+    summaries = [SUMMARY_LINE.fullmatch(line) for line in lines]
+    assert all(summaries), f"every line is '<stack> <n> resources <dir>':\n{run.stdout}"
+    assert sorted(match["name"] for match in summaries) == sorted(SPEC_STACKS), "exactly one line per stack"
+    for match in summaries:
+        assert match["path"] == f"{OUTDIR}/stacks/{match['name']}"
+        written = repo / match["path"] / "cdk.tf.json"
+        assert written.is_file(), f"{match['name']}: the printed directory holds the stack"
+        assert int(match["resources"]) == resource_count(written) > 0, match.group(0)
+
+    # A bad configuration must not touch output that already exists either.
+    before = {path: path.stat().st_mtime_ns for path in (repo / OUTDIR).rglob("*")}
+    dev = repo / "environments" / "dev.toml"
+    dev.write_text(dev.read_text().replace("max_tasks = 3", "max_tasks = 0"))
+    again = run_main(repo)
+    assert again.returncode == 2, again.stderr
+    assert again.stderr.startswith("configuration error: environments/dev.toml: api.max_tasks: must be between")
+    assert {path: path.stat().st_mtime_ns for path in (repo / OUTDIR).rglob("*")} == before
+
+
+# case -> (file, text to replace, replacement, pattern the stderr line must match after "configuration error: ")
+BAD_CONFIGURATIONS = {
+    "wrong type": ("dev.toml", "az_count = 2", 'az_count = "2"',
+                   r"environments/dev\.toml: network\.az_count: must be an integer, got str '2'"),
+    "overlapping CIDR": ("staging.toml", 'cidr = "10.1.0.0/16"', 'cidr = "10.0.128.0/17"',
+                         r"environments/staging\.toml: network\.cidr: must not overlap other environments "
+                         r"\(10\.0\.128\.0/17 overlaps 10\.0\.0\.0/16 in environments/dev\.toml\)"),
+    "malformed TOML": ("production.toml", 'domain = "example.com"', 'domain = "example.com',
+                       r"environments/production\.toml: is not valid TOML: .*\(at line 8, column \d+\)"),
+    "production on Spot": ("production.toml", "fargate_spot = false", "fargate_spot = true",
+                           r"environments/production\.toml: api\.fargate_spot: must be false when production = true"),
+    "unknown key": ("project.toml", "[state]", "[state]\nencrypt = true",
+                    r"environments/project\.toml: state\.encrypt: is not a known setting"),
+}
+
+
+def assert_refused_cleanly(repo: Path, run: Run, pattern: str) -> None:
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and run.stderr.endswith("\n"), f"exactly one line on stderr:\n{run.stderr}"
+    assert re.fullmatch(f"configuration error: {pattern}", lines[0]), lines[0]
+    assert run.stdout == ""
+    assert not (repo / OUTDIR).exists(), "nothing may be written for a bad configuration"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGURATIONS))
+def test_a_bad_configuration_exits_2_with_one_line_and_writes_nothing(tmp_path, case):
+    file, old, new, pattern = BAD_CONFIGURATIONS[case]
+    repo = copy_product(tmp_path / "repo")
+    path = repo / "environments" / file
+    text = path.read_text()
+    assert text.count(old) == 1, f"{file} no longer contains {old!r}: update this case"
+    path.write_text(text.replace(old, new))
+    assert_refused_cleanly(repo, run_main(repo), pattern)
+
+
+def test_an_invalid_emulator_endpoint_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    repo = copy_product(tmp_path / "repo")
+    run = run_main(repo, INFRA_AWS_ENDPOINT="localhost:5000")
+    assert_refused_cleanly(repo, run, r"INFRA_AWS_ENDPOINT: must be an http\(s\) URL .* \(got 'localhost:5000'\)")
