@@ -23,6 +23,7 @@ from environments.model import (
     EmulatorConfig,
     EnvironmentConfig,
     FeatureToggles,
+    FrontendConfig,
     NatMode,
     NetworkConfig,
     ProjectConfig,
@@ -44,6 +45,9 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}[a-z0-9]$")
 TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 KMS_ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
 IMAGE_RE = re.compile(r"^\S{1,255}$")
+HOSTED_ZONE_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+CERTIFICATE_RE = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-f-]{36}$")
+CSP_RE = re.compile(r"^(?=.*default-src )[ -~]{10,4096}$")
 ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$")
 
 # RFC 1918 blocks. Not `IPv4Network.is_private`: that also accepts loopback (127.0.0.0/8),
@@ -145,9 +149,9 @@ class _Section:
             raise self.fail(key, "must not repeat a value")
         return tuple(values)
 
-    def table(self, key: str) -> _Section:
-        value = self._get(key, dict, "a table")
-        return _Section(value, self._file, f"{self.path(key)}.")
+    def table(self, key: str, optional: bool = False) -> _Section:
+        value = self._get(key, dict, "a table", optional)
+        return _Section(value or {}, self._file, f"{self.path(key)}.")
 
     def done(self) -> None:
         """Reject keys nobody asked for: a typo must not be silently ignored."""
@@ -219,10 +223,30 @@ def _api(section: _Section) -> ApiConfig:
         fargate_spot=section.boolean("fargate_spot"),
         container_image=section.string("container_image", IMAGE_RE, "must be an image reference without spaces"),
         container_port=section.integer("container_port", 1024, 65535),
+        certificate_arn=_certificate(section, "certificate_arn", None),
     )
     if result.min_tasks > result.max_tasks:
         raise section.fail("min_tasks", f"must be <= {section.path('max_tasks')} "
                                         f"({result.min_tasks} > {result.max_tasks})")
+    section.done()
+    return result
+
+
+def _certificate(section: _Section, key: str, region: str | None) -> str | None:
+    """An ACM certificate ARN; `region`, when given, is where it must live (CloudFront: us-east-1)."""
+    arn = section.string(key, CERTIFICATE_RE, "must be an ACM certificate ARN", optional=True)
+    if arn and region and CERTIFICATE_RE.fullmatch(arn).group(1) != region:
+        raise section.fail(key, f"must be a certificate in {region} (got {arn})")
+    return arn
+
+
+def _frontend(section: _Section) -> FrontendConfig:
+    result = FrontendConfig(
+        certificate_arn=_certificate(section, "certificate_arn", "us-east-1"),
+        content_security_policy=section.string(
+            "content_security_policy", CSP_RE, "must be one printable line with a default-src directive",
+            optional=True),
+    )
     section.done()
     return result
 
@@ -276,10 +300,21 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
         database=_database(section.table("database")),
         api=_api(section.table("api")),
         features=_features(section.table("features")),
+        hosted_zone_id=section.string("hosted_zone_id", HOSTED_ZONE_RE, "must be a Route 53 hosted zone id",
+                                      optional=True),
+        frontend=_frontend(section.table("frontend", optional=True)),
     )
     section.done()
     _check_production_rules(env, section)
+    _check_api_certificate_region(env, section)
     return env
+
+
+def _check_api_certificate_region(env: EnvironmentConfig, section: _Section) -> None:
+    """The load balancer can only use a certificate from its own region."""
+    arn = env.api.certificate_arn
+    if arn and CERTIFICATE_RE.fullmatch(arn).group(1) != env.region:
+        raise section.fail("api.certificate_arn", f"must be a certificate in {env.region} (got {arn})")
 
 
 def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:

@@ -48,6 +48,8 @@ class ApiConfig:
     fargate_spot: bool
     container_image: str
     container_port: int
+    # An existing ACM certificate for api.<domain> in the environment's region; None creates one.
+    certificate_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,14 @@ class FeatureToggles:
     cloudtrail: bool
     vpc_interface_endpoints: bool
     cache: bool
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    # An existing ACM certificate for <domain> in us-east-1 (CloudFront's region); None creates one.
+    certificate_arn: str | None = None
+    # The Content-Security-Policy header; None uses the strict same-origin default.
+    content_security_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,9 @@ class EnvironmentConfig:
     database: DatabaseConfig
     api: ApiConfig
     features: FeatureToggles
+    # Route 53 zone of `domain`: certificates are DNS-validated and alias records created in it.
+    hosted_zone_id: str | None = None
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
 
     @property
     def state_key(self) -> str:
