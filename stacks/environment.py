@@ -52,7 +52,7 @@ class EnvironmentStack(EnvironmentStackBase):
             log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn,
         ))
-        TerraformOutput(self, "VpcId", value=self.network.vpc_id, description="The environment's VPC")
+        self._output("VpcId", self.network.vpc_id, "The environment's VPC")
         self.database = self._database(env)
         self.api = self._api(env)
         self.us_east_1 = aws_provider(self, region="us-east-1", account_id=env.account_id, tags=self.tags,
@@ -86,8 +86,7 @@ class EnvironmentStack(EnvironmentStackBase):
             logs_kms_key_arn=self.logs_key.arn,
             cache=cache,
         ))
-        TerraformOutput(self, "DatabaseSecretArn", value=database.secret_arn,
-                        description="Secrets Manager secret with the database master credentials")
+        self._output("DatabaseSecretArn", database.secret_arn, "Secret with the database master credentials")
         return database
 
     def _api(self, env: EnvironmentConfig) -> Api:
@@ -126,12 +125,11 @@ class EnvironmentStack(EnvironmentStackBase):
             access_log_days=ACCESS_LOG_DAYS,
             deployment_alarm_names=api_alarm_names(self.name_prefix),
         ))
-        TerraformOutput(self, "ApiEndpoint", value=service.endpoint, description="Public HTTPS URL of the API")
-        TerraformOutput(self, "ApiLoadBalancerDnsName", value=service.load_balancer_dns_name,
-                        description="Point the API's DNS name here when no hosted zone is configured")
-        TerraformOutput(self, "EcsClusterName", value=service.cluster_name, description="ECS cluster of the API")
-        TerraformOutput(self, "EcrRepositoryUrl", value=service.repository_url,
-                        description="Push API images here (immutable tags)")
+        self._output("ApiEndpoint", service.endpoint, "Public HTTPS URL of the API")
+        self._output("ApiLoadBalancerDnsName", service.load_balancer_dns_name,
+                     "Point the API's DNS name here when no hosted zone is configured")
+        self._output("EcsClusterName", service.cluster_name, "ECS cluster of the API")
+        self._output("EcrRepositoryUrl", service.repository_url, "Push API images here (immutable tags)")
         return service
 
     def _observability(self, env: EnvironmentConfig) -> Observability:
@@ -152,12 +150,10 @@ class EnvironmentStack(EnvironmentStackBase):
                 distribution_id=self.frontend.distribution_id,
             ),
         ))
-        TerraformOutput(self, "WarningTopicArn", value=watch.warning_topic_arn, description="Early-warning alarms")
+        self._output("WarningTopicArn", watch.warning_topic_arn, "Early-warning alarms")
         if watch.critical_topic_arn:
-            TerraformOutput(self, "CriticalTopicArn", value=watch.critical_topic_arn,
-                            description="Alarms that mean users are affected now")
-        TerraformOutput(self, "EdgeWarningTopicArn", value=watch.edge_topic_arn,
-                        description="CloudFront alarms (us-east-1)")
+            self._output("CriticalTopicArn", watch.critical_topic_arn, "Alarms that mean users are affected now")
+        self._output("EdgeWarningTopicArn", watch.edge_topic_arn, "CloudFront alarms (us-east-1)")
         return watch
 
     def _frontend(self, env: EnvironmentConfig) -> Frontend:
@@ -176,10 +172,9 @@ class EnvironmentStack(EnvironmentStackBase):
             us_east_1=self.us_east_1,
             us_east_1_logs_kms_key_arn=self.edge_logs_key.arn,
         ))
-        TerraformOutput(self, "FrontendUrl", value=site.url, description="Public HTTPS URL of the web app")
-        TerraformOutput(self, "FrontendBucketName", value=site.bucket_name, description="Upload the built app here")
-        TerraformOutput(self, "FrontendDistributionId", value=site.distribution_id,
-                        description="Invalidate this distribution after each upload")
+        self._output("FrontendUrl", site.url, "Public HTTPS URL of the web app")
+        self._output("FrontendBucketName", site.bucket_name, "Upload the built app here")
+        self._output("FrontendDistributionId", site.distribution_id, "Invalidate this distribution after each upload")
         return site
 
     def _logs_key(self, env: EnvironmentConfig, region: str, id: str, provider=None) -> KmsKey:
@@ -195,6 +190,9 @@ class EnvironmentStack(EnvironmentStackBase):
                              f"arn:{{partition}}:logs:{region}:{{account}}:log-group:*"),),
             ),),
         ))
+
+    def _output(self, name: str, value, description: str) -> None:
+        TerraformOutput(self, name, value=value, description=description)
 
     def _resource_group(self, env: EnvironmentConfig) -> None:
         """Groups everything tagged for this environment, so operators see it in one place."""
@@ -213,5 +211,4 @@ class EnvironmentStack(EnvironmentStackBase):
             description=f"Every resource of {env.application} in {env.name}",
             resource_query=groups.ResourcegroupsGroupResourceQuery(query=json.dumps(query)),
         )
-        TerraformOutput(self, "ResourceGroupArn", value=group.arn,
-                        description="Resource group listing this environment's resources")
+        self._output("ResourceGroupArn", group.arn, "Resource group listing this environment's resources")

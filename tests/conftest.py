@@ -18,6 +18,7 @@ from environments.loader import load_project  # noqa: E402
 from environments.model import ProjectConfig  # noqa: E402
 
 ENVIRONMENTS_DIR = ROOT / "environments"
+SHIPPED_ENVIRONMENTS = ("dev", "staging", "production")
 
 
 def read_stacks(outdir: Path) -> dict[str, dict]:
@@ -54,6 +55,12 @@ def stacks(synth_dir) -> dict[str, dict]:
     return read_stacks(synth_dir)
 
 
+@pytest.fixture(scope="module", params=SHIPPED_ENVIRONMENTS)
+def env_stack(request, stacks, project):
+    """(environment config, synthesized stack) for each shipped environment."""
+    return project.environment(request.param), stacks[request.param]
+
+
 def resources_of(stack: dict, resource_type: str) -> dict[str, dict]:
     """All resources of one type in a synthesized stack, by logical id."""
     return stack.get("resource", {}).get(resource_type, {})
@@ -64,3 +71,7 @@ def only(stack: dict, resource_type: str) -> dict:
     found = resources_of(stack, resource_type)
     assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
     return next(iter(found.values()))
+
+
+# --- terraform CLI fixtures: `terraform_tools`, `terraform_env` (see tests/terraform_tools.py) ---
+pytest_plugins = ("tests.terraform_tools",)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests import api_checks as checks
 from tests.conftest import only, resources_of
 from tests.network_checks import ref_name, security_group_names
@@ -17,10 +15,6 @@ SPEC_API = {
     "production": (1024, 2048, 3, 20, False),
 }
 
-
-@pytest.fixture(scope="module", params=sorted(SPEC_API))
-def env_stack(request, stacks, project):
-    return project.environment(request.param), stacks[request.param]
 
 
 def test_shipped_environments_get_the_spec_sizes(stacks):

@@ -21,10 +21,6 @@ SPEC_DATABASE = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(SPEC_DATABASE))
-def env_stack(request, stacks, project):
-    return project.environment(request.param), stacks[request.param]
-
 
 def test_shipped_environments_get_the_spec_sizes(stacks):
     for name, (min_acu, max_acu, readers, backup_days, protected) in SPEC_DATABASE.items():

@@ -18,10 +18,6 @@ ENVIRONMENTS = ("dev", "staging", "production")
 FIVE_MINUTES, ONE_HOUR, ONE_YEAR = 300, 3600, 365 * 24 * 3600
 
 
-@pytest.fixture(scope="module", params=ENVIRONMENTS)
-def env_stack(request, stacks, project):
-    return project.environment(request.param), stacks[request.param]
-
 
 def cache_policy(stack: dict, reference: str) -> dict:
     return resources_of(stack, "aws_cloudfront_cache_policy")[ref_name(reference, "aws_cloudfront_cache_policy")]

@@ -16,10 +16,6 @@ from tests.conftest import only, resources_of
 ENVIRONMENTS = ("dev", "staging", "production")
 
 
-@pytest.fixture(scope="module", params=ENVIRONMENTS)
-def env_stack(request, stacks, project):
-    return project.environment(request.param), stacks[request.param]
-
 
 def test_subnets_lie_in_the_vpc_without_overlap_across_the_configured_zones(env_stack):
     env, stack = env_stack

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from modules.observability import api_alarm_names
 from tests import observability_checks as checks
 from tests.conftest import only, resources_of
@@ -11,10 +9,6 @@ from tests.network_checks import policy_document, ref_name
 
 ENVIRONMENTS = ("dev", "staging", "production")
 
-
-@pytest.fixture(scope="module", params=ENVIRONMENTS)
-def env_stack(request, stacks, project):
-    return project.environment(request.param), stacks[request.param]
 
 
 def test_every_required_alarm_notifies_a_topic(env_stack):
