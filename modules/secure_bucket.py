@@ -15,6 +15,7 @@ from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
 from core.aws import aws
+from core.iam import condition, principal, statement
 
 
 @dataclass(frozen=True)
@@ -111,44 +112,23 @@ class SecureBucket(Construct):
         )
 
     def _policy_document(self, props: SecureBucketProps):
-        document = aws.data_aws_iam_policy_document
-        everyone = document.DataAwsIamPolicyDocumentStatementPrincipals(type="*", identifiers=["*"])
-        statements = [document.DataAwsIamPolicyDocumentStatement(
-            sid="DenyInsecureTransport",
-            effect="Deny",
-            actions=["s3:*"],
-            resources=[self.arn, f"{self.arn}/*"],
-            principals=[everyone],
-            condition=[document.DataAwsIamPolicyDocumentStatementCondition(
-                test="Bool", variable="aws:SecureTransport", values=["false"])],
-        )]
+        everyone = principal("*", "*")
+        statements = [statement(
+            "DenyInsecureTransport", ["s3:*"], [self.arn, f"{self.arn}/*"], effect="Deny",
+            principals=[everyone], conditions=[condition("Bool", "aws:SecureTransport", "false")])]
         if props.kms_key_arn:
             # IfExists: uploads without the header fall back to the bucket's default (our CMK).
-            statements.append(document.DataAwsIamPolicyDocumentStatement(
-                sid="DenyUploadsNotEncryptedWithKms",
-                effect="Deny",
-                actions=["s3:PutObject"],
-                resources=[f"{self.arn}/*"],
+            statements.append(statement(
+                "DenyUploadsNotEncryptedWithKms", ["s3:PutObject"], [f"{self.arn}/*"], effect="Deny",
                 principals=[everyone],
-                condition=[document.DataAwsIamPolicyDocumentStatementCondition(
-                    test="StringNotEqualsIfExists", variable="s3:x-amz-server-side-encryption",
-                    values=["aws:kms"])],
-            ))
+                conditions=[condition("StringNotEqualsIfExists", "s3:x-amz-server-side-encryption", "aws:kms")]))
         if props.accepts_s3_access_logs:
-            statements.append(self._access_log_delivery(document))
+            # S3's log delivery may write here, but only for buckets of this account.
+            identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller")
+            statements.append(statement(
+                "AllowS3ServerAccessLogDelivery", ["s3:PutObject"], [f"{self.arn}/*"],
+                principals=[principal("Service", "logging.s3.amazonaws.com")],
+                conditions=[condition("StringEquals", "aws:SourceAccount", identity.account_id)]))
         statements.extend(props.policy_statements)
-        return document.DataAwsIamPolicyDocument(self, "policy-document", statement=statements)
-
-    def _access_log_delivery(self, document):
-        """S3's log delivery may write here, but only for buckets of this account."""
-        identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller")
-        return document.DataAwsIamPolicyDocumentStatement(
-            sid="AllowS3ServerAccessLogDelivery",
-            effect="Allow",
-            actions=["s3:PutObject"],
-            resources=[f"{self.arn}/*"],
-            principals=[document.DataAwsIamPolicyDocumentStatementPrincipals(
-                type="Service", identifiers=["logging.s3.amazonaws.com"])],
-            condition=[document.DataAwsIamPolicyDocumentStatementCondition(
-                test="StringEquals", variable="aws:SourceAccount", values=[identity.account_id])],
-        )
+        return aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
+            self, "policy-document", statement=statements)
