@@ -65,8 +65,10 @@ def resource_count(stack_json: Path) -> int:
 
 
 @pytest.mark.slow
-def test_a_good_configuration_synthesizes_and_prints_one_line_per_stack(tmp_path):
-    """The only good run (one synthesis); it also checks that a later bad run leaves its output alone."""
+def test_a_good_configuration_synthesizes_and_prints_one_line_per_stack(tmp_path, synth_dir):
+    """The only good run (one synthesis); it also checks that a later bad run leaves its output alone,
+    and that the output is byte-for-byte what the test session synthesized from another directory
+    (plan reviews must never show machine or checkout noise)."""
     repo = copy_product(tmp_path / "repo")
     run = run_main(repo)
     assert run.returncode == 0, run.stderr
@@ -81,6 +83,9 @@ def test_a_good_configuration_synthesizes_and_prints_one_line_per_stack(tmp_path
         written = repo / match["path"] / "cdk.tf.json"
         assert written.is_file(), f"{match['name']}: the printed directory holds the stack"
         assert int(match["resources"]) == resource_count(written) > 0, match.group(0)
+        elsewhere = synth_dir / "stacks" / match["name"] / "cdk.tf.json"
+        assert written.read_bytes() == elsewhere.read_bytes(), f"{match['name']} differs between checkouts"
+        assert str(repo) not in written.read_text() and str(ROOT) not in written.read_text()
 
     # A bad configuration must not touch output that already exists either.
     before = {path: path.stat().st_mtime_ns for path in (repo / OUTDIR).rglob("*")}
