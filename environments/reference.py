@@ -1,0 +1,176 @@
+"""Each configuration field and its rule in words, for docs/configuration.md.
+
+The loader (environments/loader.py) applies its rules inline while it reads each key. This module
+is data only (no I/O, no side effects) that says the same rules for people. It cannot drift silently:
+
+- Where the loader keeps a rule in a constant (patterns, allowed values, the Fargate size table),
+  the entry points at that constant instead of restating it.
+- Numeric ranges are written here, and tests/test_config_reference.py loads values just outside
+  each range and checks that the loader refuses them with these exact bounds.
+- The same test checks that every field of the model (environments/model.py) has exactly one
+  entry here, that required/optional matches what the loader requires, and that every pattern
+  and choice is really enforced on its key.
+
+Keys are dotted paths as users write them (`network.cidr`). An entry with `origin` set is a model
+field that no TOML key sets (the loader fills it in); it is documented, but not as a setting.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from environments import loader
+from environments.model import NatMode
+
+PROJECT_SCOPE, ENVIRONMENT_SCOPE = "project", "environment"
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """What one field means and which rule the loader applies to it."""
+
+    description: str
+    rule: str = ""  # anything beyond type, range, choices and pattern
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: tuple = ()
+    pattern: re.Pattern[str] | None = None
+    origin: str = ""  # set for fields that no TOML key sets: where the value comes from
+
+    @property
+    def in_file(self) -> bool:
+        return not self.origin
+
+
+_TAG_RULE = "any AWS tag value: 1-256 letters, digits, spaces and `_ . : / = + - @`"
+_SOURCE = FieldDoc("The file the values came from.", origin="set by the loader to the file's path "
+                   "(`environments/<file>.toml`); error messages name it")
+
+PROJECT: dict[str, FieldDoc] = {
+    "source": _SOURCE,
+    "application": FieldDoc(
+        "Application name: the `<app>` in every resource name `<app>-<env>-<component>` and the "
+        "`Application`/`Project` tags.",
+        "2-20 lowercase letters, digits or hyphens, starting with a letter; every environment must repeat it",
+        pattern=loader.APPLICATION_RE),
+    "owner": FieldDoc("`Owner` tag of the bootstrap stack's resources.", _TAG_RULE, pattern=loader.TAG_VALUE_RE),
+    "cost_center": FieldDoc("`CostCenter` tag of the bootstrap stack's resources.", _TAG_RULE,
+                            pattern=loader.TAG_VALUE_RE),
+    "account_id": FieldDoc("The AWS account of the bootstrap stack; when set, the provider refuses any other "
+                           "(`allowed_account_ids`).", "12 digits", pattern=loader.ACCOUNT_RE),
+    "state": FieldDoc("The Terraform state backend the bootstrap stack creates and every environment uses."),
+    "state.region": FieldDoc("Region of the state bucket, lock table and key.", "an AWS region name",
+                             pattern=loader.REGION_RE),
+    "state.bucket": FieldDoc("S3 bucket holding every environment's state (`<env>/terraform.tfstate`); globally "
+                             "unique, so change it before the first deploy. Its access logs go to "
+                             "`<bucket>-access-logs`.",
+                             "3-51 lowercase letters, digits or hyphens (the bootstrap appends `-access-logs`)",
+                             pattern=loader.BUCKET_RE),
+    "state.lock_table": FieldDoc("DynamoDB table for state locks (`LockID`).", "a DynamoDB table name",
+                                 pattern=loader.TABLE_RE),
+    "state.kms_alias": FieldDoc("Alias of the KMS key encrypting state and locks.",
+                                "`alias/<name>`, not an AWS-managed `alias/aws/...`", pattern=loader.KMS_ALIAS_RE),
+    "state.noncurrent_version_days": FieldDoc(
+        "Days an overwritten state version is kept (how far back a state recovery can go).", minimum=1, maximum=3650),
+    "environments": FieldDoc("Every environment.", origin="one `<name>.toml` file per environment next to "
+                             "`project.toml`; adding an environment is adding a file"),
+    "emulator": FieldDoc("A local AWS emulator that replaces every AWS endpoint (tests, local development).",
+                         origin="the `INFRA_AWS_ENDPOINT` environment variable; unset means real AWS"),
+    "emulator.endpoint": FieldDoc("The emulator's URL, for example `http://127.0.0.1:5000` (moto server).",
+                                  "an http(s) URL", pattern=loader.ENDPOINT_RE,
+                                  origin="the `INFRA_AWS_ENDPOINT` environment variable"),
+}
+
+ENVIRONMENT: dict[str, FieldDoc] = {
+    "name": FieldDoc("Environment name: the stack name, the `<env>` in resource names and the state key "
+                     "`<name>/terraform.tfstate`.",
+                     "2-16 lowercase letters, digits or hyphens, starting with a letter; equal to the file name; "
+                     f"not {', '.join(f'`{name}`' for name in loader.RESERVED_NAMES)}",
+                     pattern=loader.NAME_RE),
+    "source": _SOURCE,
+    "production": FieldDoc("Marks a production environment: stricter rules apply (see below) and a `critical` "
+                           "alarm topic is created."),
+    "region": FieldDoc("AWS region of the environment (CloudFront-scoped resources are always in us-east-1).",
+                       "an AWS region name", pattern=loader.REGION_RE),
+    "account_id": FieldDoc("The environment's AWS account; when set, the provider refuses any other.", "12 digits",
+                           pattern=loader.ACCOUNT_RE),
+    "application": FieldDoc("Application name.", "must equal `application` in `project.toml`",
+                            pattern=loader.APPLICATION_RE),
+    "owner": FieldDoc("`Owner` tag on every resource.", _TAG_RULE, pattern=loader.TAG_VALUE_RE),
+    "cost_center": FieldDoc("`CostCenter` tag on every resource.", _TAG_RULE, pattern=loader.TAG_VALUE_RE),
+    "domain": FieldDoc("The web app's domain (CloudFront); the API is served at `api.<domain>`.",
+                       "a lowercase DNS name; unique across environments", pattern=loader.DOMAIN_RE),
+    "alarm_emails": FieldDoc("Addresses subscribed to the alarm topics (each must confirm the subscription).",
+                             "at least one, no repeats, each an e-mail address", pattern=loader.EMAIL_RE),
+    "log_retention_days": FieldDoc("Retention of every log group of the environment.",
+                                   "a retention CloudWatch Logs accepts", choices=loader.LOG_RETENTION_DAYS),
+    "network": FieldDoc("The VPC."),
+    "network.cidr": FieldDoc("VPC CIDR block; subnets are carved from it (public, application, data, one per zone).",
+                             "an RFC 1918 IPv4 network with a prefix from /16 to /20; must not overlap any other "
+                             "environment's", pattern=re.compile(r"^[\d./]+$")),
+    "network.az_count": FieldDoc("Availability zones used (`<region>a`, `b`, `c`).", minimum=2, maximum=3),
+    "network.nat_gateways": FieldDoc("`single`: one shared NAT gateway; `per_az`: one per zone.",
+                                     choices=tuple(mode.value for mode in NatMode)),
+    "database": FieldDoc("Aurora PostgreSQL Serverless v2."),
+    "database.min_acu": FieldDoc("Minimum capacity (ACU).", "<= `database.max_acu`", minimum=0.5, maximum=256,
+                                 step=0.5),
+    "database.max_acu": FieldDoc("Maximum capacity (ACU).", minimum=1, maximum=256, step=0.5),
+    "database.reader_count": FieldDoc("Reader instances besides the writer.", minimum=0, maximum=15),
+    "database.backup_retention_days": FieldDoc("Automated backup (point-in-time recovery) retention.",
+                                               minimum=7, maximum=35),
+    "database.deletion_protection": FieldDoc(
+        "Deletion protection on the cluster and the load balancer; also takes a final snapshot "
+        "(`<app>-<env>-db-final`) when the cluster is deleted.", "must be true when `production = true`"),
+    "database.secret_rotation_days": FieldDoc("Rotation period of the RDS-managed master secret.",
+                                              minimum=1, maximum=365),
+    "api": FieldDoc("The containerised API on ECS Fargate."),
+    "api.cpu": FieldDoc("Task CPU units.", choices=tuple(loader.FARGATE_MEMORY)),
+    "api.memory": FieldDoc("Task memory (MiB).", "a Fargate memory size for the chosen `api.cpu` (table below)"),
+    "api.min_tasks": FieldDoc("Minimum running tasks (autoscaling floor, alarm threshold).",
+                              "<= `api.max_tasks`", minimum=1, maximum=100),
+    "api.max_tasks": FieldDoc("Maximum running tasks (autoscaling ceiling).", minimum=1, maximum=100),
+    "api.fargate_spot": FieldDoc("Run tasks beyond the first on Fargate Spot.",
+                                 "must be false when `production = true`"),
+    "api.container_image": FieldDoc("Image to run; promote by digest (`...@sha256:...`).",
+                                    "an image reference without spaces", pattern=loader.IMAGE_RE),
+    "api.container_port": FieldDoc("Port the container listens on (target group, security groups, NACLs).",
+                                   minimum=1024, maximum=65535),
+    "api.certificate_arn": FieldDoc("Existing ACM certificate for `api.<domain>`; unset: one is requested.",
+                                    "an ACM certificate ARN in the environment's region",
+                                    pattern=loader.CERTIFICATE_RE),
+    "features": FieldDoc("Optional parts of the stack."),
+    "features.waf": FieldDoc("WAF web ACLs (AWS managed rule groups) on CloudFront and the load balancer."),
+    "features.cloudtrail": FieldDoc("A multi-region CloudTrail with log file validation, to S3 and CloudWatch Logs."),
+    "features.vpc_interface_endpoints": FieldDoc("Interface endpoints for ECR, CloudWatch Logs, Secrets Manager and "
+                                                 "KMS (the S3 gateway endpoint is always there)."),
+    "features.cache": FieldDoc("An ElastiCache Redis replication group in the data subnets, reachable from the API."),
+    "hosted_zone_id": FieldDoc("Route 53 zone of `domain`: certificates are DNS-validated and alias records "
+                               "created in it; unset: add the records yourself.", "a hosted zone id (`Z...`)",
+                               pattern=loader.HOSTED_ZONE_RE),
+    "frontend": FieldDoc("The single-page app's CloudFront settings."),
+    "frontend.certificate_arn": FieldDoc("Existing ACM certificate for `domain`; unset: one is requested.",
+                                         "an ACM certificate ARN in us-east-1 (CloudFront's region)",
+                                         pattern=loader.CERTIFICATE_RE),
+    "frontend.content_security_policy": FieldDoc(
+        "The Content-Security-Policy header; unset: a strict same-origin policy that allows `api.<domain>`.",
+        "one printable line with a `default-src` directive", pattern=loader.CSP_RE),
+}
+
+REFERENCE = {PROJECT_SCOPE: PROJECT, ENVIRONMENT_SCOPE: ENVIRONMENT}
+
+# Rules that involve more than one field or file: (scope, fields, rule in words).
+CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (ENVIRONMENT_SCOPE, ("name",), "`name` equals the file name: `qa.toml` holds `name = \"qa\"`"),
+    (ENVIRONMENT_SCOPE, ("database.min_acu", "database.max_acu"), "`database.min_acu` <= `database.max_acu`"),
+    (ENVIRONMENT_SCOPE, ("api.min_tasks", "api.max_tasks"), "`api.min_tasks` <= `api.max_tasks`"),
+    (ENVIRONMENT_SCOPE, ("api.cpu", "api.memory"), "`api.memory` is a Fargate size for `api.cpu` (table below)"),
+    (ENVIRONMENT_SCOPE, ("production", "api.fargate_spot"), "`production = true` requires `api.fargate_spot = false`"),
+    (ENVIRONMENT_SCOPE, ("production", "database.deletion_protection"),
+     "`production = true` requires `database.deletion_protection = true`"),
+    (ENVIRONMENT_SCOPE, ("api.certificate_arn", "region"), "`api.certificate_arn` is a certificate in `region`"),
+    (ENVIRONMENT_SCOPE, ("application",), "every environment's `application` equals `project.toml`'s"),
+    (ENVIRONMENT_SCOPE, ("domain",), "no two environments share a `domain`"),
+    (ENVIRONMENT_SCOPE, ("network.cidr",), "no two environments' `network.cidr` overlap"),
+)
