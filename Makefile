@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # No telemetry or version checks: they fail (slowly) on air-gapped machines.
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: all setup synth test lint bench clean
+.PHONY: all setup synth test lint bench clean docs docs-deps
 
 all: synth
 
@@ -38,6 +38,18 @@ lint: setup
 
 bench: setup
 	$(PIPENV) run python scripts/benchmark.py
+
+# Graphviz's `dot` renders the diagrams to SVG; without it only .dot is written (tests compare .dot).
+docs-deps:
+	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo -n ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo -n ) apt-get install -y -qq graphviz; } || \
+	  echo "note: Graphviz not installed; writing .dot only"
+
+# Regenerates docs/architecture-<env>.dot/.svg and docs/configuration.md (tests fail when stale).
+docs: synth docs-deps
+	$(PIPENV) run python scripts/diagram.py
+	$(PIPENV) run python scripts/config_reference.py
 
 clean:
 	rm -rf cdktf.out .make
