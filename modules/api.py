@@ -6,8 +6,11 @@ immutable digest into the next environment's repository rather than by sharing o
 across accounts.
 
 Two roles, never one: the execution role is what ECS itself uses before the container starts
-(pull the image, create log streams, read exactly the database secret to inject it); the task
-role is what the application code gets, and holds only the ECS Exec channel permissions.
+(pull the image, create log streams, read exactly the secrets it injects); the task role is what
+the application code gets: the ECS Exec channel, and read access to exactly the database secret
+(named in DB_SECRET_ARN). ECS injects credentials only when a task starts, so after each
+scheduled rotation the application must re-read the secret when a login fails; without that
+permission every rotation would break new connections until the next deployment.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ class ApiProps:
     access_log_days: int
     # CloudWatch alarms that, when in ALARM during a deployment, make ECS roll it back.
     deployment_alarm_names: tuple[str, ...] = ()
+    # The optional Redis cache: its endpoint and the secret holding its AUTH token.
+    cache_endpoint: str | None = None
+    cache_secret_arn: str | None = None
 
 
 class Api(Construct):
@@ -166,12 +172,22 @@ class Api(Construct):
                 statement("DecryptApiImage", ["kms:Decrypt"], [self.key.arn]),
                 statement("WriteApiLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                           [f"{self.log_group.arn}:*"]),
-                statement("ReadDatabaseSecret", ["secretsmanager:GetSecretValue"], [props.database_secret_arn]),
-                statement("DecryptDatabaseSecret", ["kms:Decrypt"], [props.database_kms_key_arn],
-                          conditions=[condition("StringEquals", "kms:ViaService",
-                                                f"secretsmanager.{props.region}.amazonaws.com")]),
+                *self._secret_read([props.database_secret_arn, *self._cache_secret()]),
             ],
         ).arn
+
+    def _cache_secret(self) -> list[str]:
+        return [self.props.cache_secret_arn] if self.props.cache_secret_arn else []
+
+    def _secret_read(self, secret_arns: list[str]) -> list:
+        """GetSecretValue on exactly these secrets, and their key only through Secrets Manager."""
+        props = self.props
+        return [
+            statement("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns),
+            statement("DecryptSecrets", ["kms:Decrypt"], [props.database_kms_key_arn],
+                      conditions=[condition("StringEquals", "kms:ViaService",
+                                            f"secretsmanager.{props.region}.amazonaws.com")]),
+        ]
 
     def _task_role(self) -> str:
         props = self.props
@@ -188,6 +204,8 @@ class Api(Construct):
                                               "logs:DescribeLogStreams"], [f"{self.exec_log_group.arn}:*"]),
                 statement("EcsExecLogGroups", ["logs:DescribeLogGroups"], ["*"]),
                 statement("EcsExecEncryption", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),
+                # Re-read the rotated database credentials (see the module docstring).
+                *self._secret_read([props.database_secret_arn]),
             ],
         ).arn
 
@@ -195,6 +213,22 @@ class Api(Construct):
         """The container definition (ECS's own JSON format, camelCase, as AWS documents it)."""
         props = self.props
         secret = props.database_secret_arn
+        environment = [
+            {"name": "DB_HOST", "value": props.database_host},
+            {"name": "DB_PORT", "value": props.database_port},
+            {"name": "DB_NAME", "value": props.database_name},
+            {"name": "DB_SECRET_ARN", "value": secret},  # where to re-read rotated credentials
+            {"name": "PORT", "value": str(props.container_port)},
+        ]
+        # Injected by ECS from Secrets Manager at start: never in the task definition itself.
+        secrets = [
+            {"name": "DB_USERNAME", "valueFrom": f"{secret}:username::"},
+            {"name": "DB_PASSWORD", "valueFrom": f"{secret}:password::"},
+        ]
+        if props.cache_endpoint and props.cache_secret_arn:
+            environment += [{"name": "REDIS_HOST", "value": props.cache_endpoint},
+                            {"name": "REDIS_TLS", "value": "true"}]
+            secrets.append({"name": "REDIS_AUTH_TOKEN", "valueFrom": props.cache_secret_arn})
         return {
             "name": CONTAINER_NAME,
             "image": props.container_image,
@@ -202,17 +236,8 @@ class Api(Construct):
             "user": CONTAINER_USER,
             "readonlyRootFilesystem": True,
             "portMappings": [{"containerPort": props.container_port, "protocol": "tcp"}],
-            "environment": [
-                {"name": "DB_HOST", "value": props.database_host},
-                {"name": "DB_PORT", "value": props.database_port},
-                {"name": "DB_NAME", "value": props.database_name},
-                {"name": "PORT", "value": str(props.container_port)},
-            ],
-            # Injected by ECS from Secrets Manager at start: never in the task definition itself.
-            "secrets": [
-                {"name": "DB_USERNAME", "valueFrom": f"{secret}:username::"},
-                {"name": "DB_PASSWORD", "valueFrom": f"{secret}:password::"},
-            ],
+            "environment": environment,
+            "secrets": secrets,
             "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
             "linuxParameters": {"initProcessEnabled": True},  # required by ECS Exec
             "logConfiguration": {"logDriver": "awslogs", "options": {

@@ -124,6 +124,8 @@ class EnvironmentStack(EnvironmentStackBase):
             database_name=DATABASE_NAME,
             access_log_days=ACCESS_LOG_DAYS,
             deployment_alarm_names=api_alarm_names(self.name_prefix),
+            cache_endpoint=self.database.cache_endpoint,
+            cache_secret_arn=self.database.cache_secret_arn,
         ))
         self._output("ApiEndpoint", service.endpoint, "Public HTTPS URL of the API")
         self._output("ApiLoadBalancerDnsName", service.load_balancer_dns_name,

@@ -85,19 +85,25 @@ def test_database_secret_is_injected_never_written_into_the_task(env_stack):
         "DB_USERNAME": f"{secret_arn}:username::", "DB_PASSWORD": f"{secret_arn}:password::"}
     text = only(stack, "aws_ecs_task_definition")["container_definitions"].lower()
     for variable in definition["environment"]:
-        assert "password" not in variable["name"].lower() and "secret" not in variable["name"].lower()
+        assert "password" not in variable["name"].lower() and "token" not in variable["name"].lower()
+        if "secret" in variable["name"].lower():
+            assert variable["value"] == secret_arn, "only the secret's ARN may appear, never its value"
     assert "master_password" not in text and "random_password" not in text
 
 
-def test_execution_role_reads_exactly_the_database_secret(env_stack):
+def test_roles_read_exactly_the_database_secret(env_stack):
+    """Execution role: to inject it at start. Task role: to re-read it after a rotation."""
     _, stack = env_stack
     task = only(stack, "aws_ecs_task_definition")
     assert task["execution_role_arn"] != task["task_role_arn"]
-    statements = {s["sid"]: s for s in checks.role_statements(stack, task["execution_role_arn"])}
-    assert statements["ReadDatabaseSecret"]["resources"] == [stack["output"]["DatabaseSecretArn"]["value"]]
-    assert statements["ReadDatabaseSecret"]["actions"] == ["secretsmanager:GetSecretValue"]
-    task_actions = {a for s in checks.role_statements(stack, task["task_role_arn"]) for a in s["actions"]}
-    assert not any(a.startswith("secretsmanager:") for a in task_actions), "the app itself never reads the secret"
+    secret_arn = stack["output"]["DatabaseSecretArn"]["value"]
+    for role in (task["execution_role_arn"], task["task_role_arn"]):
+        statements = {s["sid"]: s for s in checks.role_statements(stack, role)}
+        assert statements["ReadSecrets"]["resources"] == [secret_arn]
+        assert statements["ReadSecrets"]["actions"] == ["secretsmanager:GetSecretValue"]
+        assert statements["DecryptSecrets"]["condition"][0]["variable"] == "kms:ViaService"
+    variables = {v["name"]: v["value"] for v in checks.container(stack)["environment"]}
+    assert variables["DB_SECRET_ARN"] == secret_arn
 
 
 def test_no_role_grants_wildcards(env_stack):

@@ -123,3 +123,14 @@ def test_cache_is_reachable_only_from_the_api(cached):
                if groups[ref_name(rule["security_group_id"], "aws_security_group")] == "cache"]
     assert sources == ["api"]
     check_security_groups(cached, 8080)
+
+
+def test_cache_endpoint_and_token_reach_the_api_without_the_value(cached):
+    (task,) = resources_of(cached, "aws_ecs_task_definition").values()
+    (container,) = json.loads(task["container_definitions"])
+    secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
+    (secret_name,) = resources_of(cached, "aws_secretsmanager_secret")
+    assert secrets["REDIS_AUTH_TOKEN"] == f"${{aws_secretsmanager_secret.{secret_name}.arn}}"
+    variables = {v["name"]: v["value"] for v in container["environment"]}
+    assert variables["REDIS_HOST"].startswith("${aws_elasticache_replication_group.")
+    assert "random_password" not in task["container_definitions"]

@@ -75,7 +75,8 @@ def check_secret_access(stack: dict) -> None:
         for statement in network_checks.policy_document(stack, policy["policy"])["statement"]:
             if any(action.startswith("secretsmanager:") for action in statement["actions"]):
                 assert "*" not in statement["resources"], statement
-                assert all(r.startswith("${aws_rds_cluster.") for r in statement["resources"]), statement
+                assert all(r.startswith(("${aws_rds_cluster.", "${aws_secretsmanager_secret."))
+                           for r in statement["resources"]), statement
 
 
 def check_environment(env: EnvironmentConfig, stack: dict) -> None:

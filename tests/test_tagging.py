@@ -32,9 +32,10 @@ def test_every_taggable_resource_in_every_stack_carries_the_required_tags(stacks
         assert check_required_tags(stack, expected_tags(project, name)) > 0, name
 
 
-def synth_with_aspect(build) -> None:
-    """Synthesize into the current (temporary) directory; cdktf raises on error annotations."""
-    app = cdktf.App(outdir="cdktf.out", stack_traces=False)
+def synth_with_aspect(build, outdir) -> None:
+    """Synthesize into a temporary directory (absolute: jsii's Node process keeps its own working
+    directory); cdktf raises on error annotations."""
+    app = cdktf.App(outdir=str(outdir), stack_traces=False)
     stack = cdktf.TerraformStack(app, "tagging")
     build(stack)
     cdktf.Aspects.of(stack).add(RequiredTags({"Environment": "dev", "Owner": "team"}))
@@ -45,8 +46,7 @@ def bucket(stack, **kwargs):
     return aws.s3_bucket.S3Bucket(stack, "bucket", bucket="tagging-test", **kwargs)
 
 
-def test_aspect_fails_synthesis_for_a_resource_under_a_provider_without_default_tags(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_aspect_fails_synthesis_for_a_resource_under_a_provider_without_default_tags(tmp_path):
 
     def build(stack):
         aws.provider.AwsProvider(stack, "aws", region="eu-west-1")
@@ -54,11 +54,10 @@ def test_aspect_fails_synthesis_for_a_resource_under_a_provider_without_default_
 
     with pytest.raises(Exception, match=r"aws_s3_bucket tagging/bucket would lack the required tags "
                                         r"Environment=dev, Owner=team"):
-        synth_with_aspect(build)
+        synth_with_aspect(build, tmp_path / "cdktf.out")
 
 
-def test_aspect_fails_synthesis_when_a_resource_overrides_a_required_tag(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_aspect_fails_synthesis_when_a_resource_overrides_a_required_tag(tmp_path):
 
     def build(stack):
         aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
@@ -66,11 +65,10 @@ def test_aspect_fails_synthesis_when_a_resource_overrides_a_required_tag(tmp_pat
         bucket(stack, tags={"Environment": "production"})
 
     with pytest.raises(Exception, match=r"would lack the required tags Environment=dev"):
-        synth_with_aspect(build)
+        synth_with_aspect(build, tmp_path / "cdktf.out")
 
 
-def test_aspect_accepts_default_tags_and_ignores_untaggable_resources(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_aspect_accepts_default_tags_and_ignores_untaggable_resources(tmp_path):
 
     def build(stack):
         aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
@@ -81,4 +79,4 @@ def test_aspect_accepts_default_tags_and_ignores_untaggable_resources(tmp_path, 
                                        versioning_configuration=versioning.S3BucketVersioningVersioningConfiguration(
                                            status="Enabled"))
 
-    synth_with_aspect(build)
+    synth_with_aspect(build, tmp_path / "cdktf.out")
