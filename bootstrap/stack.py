@@ -11,7 +11,7 @@ from cdktf import Aspects, LocalBackend, TerraformOutput, TerraformResourceLifec
 from constructs import Construct
 
 from core.aws import aws
-from core.provider import aws_provider, required_tags
+from core.provider import aws_provider, required_tags, s3_backend
 from core.tagging import RequiredTags
 from environments.model import ProjectConfig
 from modules.kms_key import KmsKey, KmsKeyProps
@@ -30,7 +30,10 @@ class BootstrapStack(TerraformStack):
     def __init__(self, scope: Construct, project: ProjectConfig):
         super().__init__(scope, STACK_NAME)
         state = project.state
-        LocalBackend(self, path=LOCAL_STATE_PATH)
+        if state.bootstrap_state_in_bucket:
+            s3_backend(self, state=state, key=state.bootstrap_key, emulator=project.emulator)
+        else:
+            LocalBackend(self, path=LOCAL_STATE_PATH)
         tags = required_tags(environment="shared", application=project.application,
                              owner=project.owner, cost_center=project.cost_center)
         aws_provider(self, region=state.region, account_id=project.account_id, tags=tags, emulator=project.emulator)

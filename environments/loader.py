@@ -129,8 +129,9 @@ class _Section:
                                  f"(got {value:g})")
         return value
 
-    def boolean(self, key: str) -> bool:
-        return self._get(key, bool, "true or false")
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        value = self._get(key, bool, "true or false", optional=default is not None)
+        return default if value is None else value
 
     def choice(self, key: str, options: tuple) -> Any:
         value = self._get(key, type(options[0]), f"one of {', '.join(map(str, options))}")
@@ -335,6 +336,7 @@ def _state(section: _Section) -> StateBackendConfig:
         lock_table=section.string("lock_table", TABLE_RE, "must be a valid DynamoDB table name"),
         kms_alias=section.string("kms_alias", KMS_ALIAS_RE, "must look like alias/<name> (not alias/aws/...)"),
         noncurrent_version_days=section.integer("noncurrent_version_days", 1, 3650),
+        bootstrap_state_in_bucket=section.boolean("bootstrap_state_in_bucket", default=False),
     )
     section.done()
     return result

@@ -110,6 +110,13 @@ class StateBackendConfig:
     lock_table: str
     kms_alias: str
     noncurrent_version_days: int
+    # After the first deploy, the bootstrap's own state can move into the bucket it created.
+    bootstrap_state_in_bucket: bool = False
+
+    @property
+    def bootstrap_key(self) -> str:
+        """State key of the bootstrap stack once it lives in the bucket (no environment may be called that)."""
+        return "bootstrap/terraform.tfstate"
 
 
 @dataclass(frozen=True)

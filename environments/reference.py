@@ -72,6 +72,10 @@ PROJECT: dict[str, FieldDoc] = {
                                  pattern=loader.TABLE_RE),
     "state.kms_alias": FieldDoc("Alias of the KMS key encrypting state and locks.",
                                 "`alias/<name>`, not an AWS-managed `alias/aws/...`", pattern=loader.KMS_ALIAS_RE),
+    "state.bootstrap_state_in_bucket": FieldDoc(
+        "Keep the bootstrap stack's own state in the state bucket (key bootstrap/terraform.tfstate, locked) "
+        "instead of the local file terraform.bootstrap.tfstate. Set it after the first bootstrap deploy, then "
+        "run `terraform init -migrate-state` in cdktf.out/stacks/bootstrap (docs/deployment.md)."),
     "state.noncurrent_version_days": FieldDoc(
         "Days an overwritten state version is kept (how far back a state recovery can go).", minimum=1, maximum=3650),
     "environments": FieldDoc("Every environment.", origin="one `<name>.toml` file per environment next to "

@@ -170,3 +170,20 @@ def test_only_expected_resource_types_exist(bootstrap):
         "aws_s3_bucket_public_access_block", "aws_s3_bucket_server_side_encryption_configuration",
         "aws_s3_bucket_versioning",
     ])
+
+
+def test_bootstrap_state_can_move_into_its_own_bucket(project):
+    """After the first deploy: same resources, state in the bucket under a key no environment can use."""
+    import dataclasses
+
+    import cdktf
+
+    from bootstrap.stack import BootstrapStack
+
+    moved = dataclasses.replace(project, state=dataclasses.replace(project.state, bootstrap_state_in_bucket=True))
+    stack = json.loads(cdktf.Testing.synth(BootstrapStack(cdktf.Testing.app(), moved)))
+    backend = stack["terraform"]["backend"]["s3"]
+    assert backend["key"] == "bootstrap/terraform.tfstate"
+    assert backend["bucket"] == project.state.bucket and backend["use_lockfile"] is True
+    assert backend["encrypt"] is True and backend["dynamodb_table"] == project.state.lock_table
+    assert all(env.state_key != backend["key"] for env in project.environments)
