@@ -30,8 +30,9 @@ setup: .make/python .make/node
 synth: setup
 	npx cdktf synth
 
+# Two workers (the machines have two cores); `loadgroup` keeps module-wide scenarios on one worker.
 test: setup
-	$(PIPENV) run pytest
+	$(PIPENV) run pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(PIPENV) run ruff check .

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import ROOT
 
 CONFIG = ROOT / ".checkov.yaml"
+# One worker runs the whole module, so checkov scans once per session under pytest-xdist.
+pytestmark = pytest.mark.xdist_group("checkov")
 
 
 def checkov_command() -> list[str]:
