@@ -1,0 +1,218 @@
+"""Run moto server on loopback with the workarounds this project's stacks need to deploy to it.
+
+moto 5.2.5 differs from AWS in a few ways that stop `terraform apply` of the stacks; each one is
+described in `EMULATOR_GAPS` and worked around by `work_around_emulator_gaps`. The workarounds are
+monkeypatches, so they only take effect inside the process that runs moto: that is why this
+module starts the server itself instead of using the `moto_server` command. Usage::
+
+    python scripts/emulator.py --port 5000                  # until Ctrl-C or SIGTERM
+    python scripts/emulator.py --port 0 --ready-file F      # any free port; endpoint written to F
+
+`scripts/infra.py local-up` starts it in the background; the emulated-deployment tests apply
+the same workarounds in-process through `work_around_emulator_gaps(monkeypatch)`. What moto
+cannot create at all is listed in `NOT_CREATABLE`; `deployable()` gives the `-target` list that
+deploys everything else.
+
+It only ever listens on a loopback address: moto accepts any credentials, so it must not be
+reachable from other machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+LOOPBACK = "127.0.0.1"
+EXIT_USAGE = 2
+
+# Every difference between moto 5.2.5 and AWS that deploying these stacks runs into, with what
+# is done about it and what is therefore not proven by an emulated deployment.
+EMULATOR_GAPS: dict[str, str] = {
+    "s3-policy-conditions": (
+        "moto enforces bucket-policy statements whose Principal is '*' but ignores their Condition "
+        "blocks, so SecureBucket's conditional Deny statements (TLS only, KMS-only uploads) become "
+        "unconditional and every state read/write gets 403. Workaround: statements that carry a "
+        "Condition are not evaluated. The policy is still stored as written."
+    ),
+    "s3-logging-precheck": (
+        "moto's PutBucketLogging insists the target bucket's policy already grants "
+        "logging.s3.amazonaws.com, and fails with HTTP 500 (retried by the provider for over 10 "
+        "minutes) on a statement whose Principal is the string '*'. Workaround: the pre-check is skipped."
+    ),
+    "iam-managed-policies": (
+        "moto knows AWS-managed IAM policies only when MOTO_IAM_LOAD_MANAGED_POLICIES=true, which is set."
+    ),
+}
+
+
+# Resource types moto 5.2.5 cannot create at all, by gap. `infra.py local-up` leaves them, and every
+# block that references them, out of the apply (`-target` for the rest), so the rest still deploys.
+NOT_CREATABLE: dict[str, tuple[str, ...]] = {
+    # No CloudFront cache-policy / response-headers-policy API (HTTP 404): the distribution and
+    # what references it (site bucket policy, log delivery, alarm, dashboard) go with them.
+    "cloudfront-policies": ("aws_cloudfront_cache_policy", "aws_cloudfront_response_headers_policy"),
+    # CloudFront functions are created, but PublishFunction answers HTTP 404.
+    "cloudfront-function-publish": ("aws_cloudfront_function",),
+    # No Application Auto Scaling ListTagsForResource: the provider retries for over 10 minutes.
+    "appautoscaling-tags": ("aws_appautoscaling_target",),
+}
+REFERENCE = re.compile(r"(?<![\w.])((?:data\.)?aws_[a-z0-9_]+\.[A-Za-z0-9_-]+)")
+
+
+def _blocks(stack: dict) -> dict[str, dict]:
+    """Every resource and data source of a synthesized stack, by Terraform address."""
+    blocks = {f"{kind}.{name}": body for kind, named in stack.get("resource", {}).items()
+              for name, body in named.items()}
+    blocks.update({f"data.{kind}.{name}": body for kind, named in stack.get("data", {}).items()
+                   for name, body in named.items()})
+    return blocks
+
+
+def _references(body: dict, known: set[str]) -> set[str]:
+    """Addresses a block refers to, in expressions or depends_on (cdktf's `//` metadata ignored)."""
+    text = json.dumps({key: value for key, value in body.items() if key != "//"})
+    return set(REFERENCE.findall(text)) & known
+
+
+def deployable(stack: dict, not_creatable: Iterable[str] | None = None) -> tuple[list[str], set[str]]:
+    """(resource addresses to apply with -target, addresses left out) for a synthesized stack.
+
+    Left out: every resource of a type the emulator cannot create and, transitively, every block
+    that references one, so targeting the rest never pulls in anything the emulator would fail on.
+    """
+    kinds = set(not_creatable if not_creatable is not None else
+                (kind for group in NOT_CREATABLE.values() for kind in group))
+    blocks = _blocks(stack)
+    known = set(blocks)
+    references = {address: _references(body, known) for address, body in blocks.items()}
+    left_out = {address for address in blocks if address.split(".")[-2] in kinds}
+    while True:
+        dependents = {address for address, refs in references.items() if refs & left_out} - left_out
+        if not dependents:
+            break
+        left_out |= dependents
+    targets = sorted(address for address in blocks if not address.startswith("data.") and address not in left_out)
+    return targets, left_out
+
+
+class Patcher(Protocol):
+    """What the workarounds need: `pytest.MonkeyPatch` fits, and so does `PermanentPatch`."""
+
+    def setattr(self, target: Any, name: str, value: Any) -> None: ...
+
+    def setenv(self, name: str, value: str) -> None: ...
+
+
+class PermanentPatch:
+    """Patches for a process that exists only to run the emulator: nothing needs undoing."""
+
+    def setattr(self, target: Any, name: str, value: Any) -> None:
+        setattr(target, name, value)
+
+    def setenv(self, name: str, value: str) -> None:
+        os.environ[name] = value
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = policy.get("Statement", [])
+    return statements if isinstance(statements, list) else [statements]
+
+
+def work_around_emulator_gaps(patch: Patcher) -> None:
+    """Apply the workarounds named in EMULATOR_GAPS to moto in this process (before it serves requests)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(bucket, action: str, resource: str):
+        """s3-policy-conditions: evaluate only the statements moto can evaluate correctly."""
+        if bucket.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(bucket.policy)
+        unconditional = [s for s in _statements(policy) if "Condition" not in s]
+        if not unconditional:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**policy, "Statement": unconditional})).is_action_permitted(action, resource)
+
+    patch.setattr(FakeBucket, "get_permission", get_permission)
+    # s3-logging-precheck
+    patch.setattr(FakeBucket, "_log_permissions_enabled_policy",
+                  staticmethod(lambda target_bucket, target_prefix: True))
+    # iam-managed-policies (read when moto creates its IAM backend, i.e. after this)
+    patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers poll for this file, so it must never be seen half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def serve(host: str, port: int, ready_file: Path | None, stop: threading.Event) -> None:
+    """Start moto with the workarounds, announce the endpoint, and serve until `stop` is set."""
+    from moto.server import ThreadedMotoServer
+
+    work_around_emulator_gaps(PermanentPatch())
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    endpoint = f"http://{bound_host}:{bound_port}"
+    if ready_file is not None:
+        _write_atomically(ready_file, endpoint + "\n")
+    print(f"emulator ready: {endpoint} (pid {os.getpid()})", flush=True)
+    try:
+        while not stop.wait(0.5):  # a timeout keeps the main thread responsive to signals everywhere
+            pass
+    finally:
+        server.stop()
+    print("emulator stopped", flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Run moto server on loopback with this project's workarounds.")
+    parser.add_argument("--host", default=LOOPBACK, help="a loopback address (default %(default)s)")
+    parser.add_argument("--port", type=int, default=5000, help="0 picks a free port (default %(default)s)")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write the endpoint URL here once the server accepts requests")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not is_loopback(args.host):
+        print(f"error: --host {args.host} is not a loopback address: the emulator accepts any credentials, "
+              "so it must not be reachable from other machines", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port {args.port} is not a TCP port (0-65535)", file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        serve(args.host, args.port, args.ready_file, stop)
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
