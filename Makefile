@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # No telemetry or version checks: they fail (slowly) on air-gapped machines.
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: all setup synth test lint bench clean docs docs-deps
+.PHONY: all setup synth test lint bench clean docs docs-deps plan deploy-bootstrap deploy destroy preflight local-up local-down
 
 all: synth
 
@@ -51,6 +51,31 @@ docs-deps:
 docs: synth docs-deps
 	$(PIPENV) run python scripts/diagram.py
 	$(PIPENV) run python scripts/config_reference.py
+
+# Operating the stacks: one entry point, scripts/infra.py (see README "Deploying").
+INFRA := $(PIPENV) run python scripts/infra.py
+require-env = $(if $(ENV),,$(error set ENV, e.g. make $@ ENV=dev))
+
+plan: setup
+	$(require-env)$(INFRA) plan $(ENV)
+
+deploy-bootstrap: setup
+	$(INFRA) deploy-bootstrap
+
+deploy: setup
+	$(require-env)$(INFRA) deploy $(ENV)
+
+destroy: setup
+	$(require-env)$(INFRA) destroy $(ENV)
+
+preflight: setup
+	$(require-env)$(PIPENV) run python scripts/preflight.py $(ENV)
+
+local-up: setup
+	$(INFRA) local-up
+
+local-down:
+	$(INFRA) local-down
 
 clean:
 	rm -rf cdktf.out .make
