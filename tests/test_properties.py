@@ -127,7 +127,7 @@ def validation_dir(terraform_env, tmp_path_factory, stacks):
 
 @pytest.mark.terraform
 @settings(max_examples=10, deadline=None, suppress_health_check=[*SLOW, HealthCheck.function_scoped_fixture])
-@given(configurations(min_environments=1, max_environments=1))
+@given(config=configurations(min_environments=1, max_environments=1))
 def test_generated_configurations_pass_terraform_validate(config, validation_dir, terraform_env):
     """Property 10, Terraform half: what we synthesize is valid against the real provider schema."""
     _, stacks = generated(config)
