@@ -12,10 +12,12 @@ from the `TF_PROVIDER_MIRROR` variable, which names the mirror root (the folder 
 Only hashicorp/* providers are taken from the mirror, and `direct` excludes them, so a missing
 provider fails `terraform init` instead of silently reaching out to the internet.
 
-`--plugin-cache-dir` is optional. From an *unpacked* mirror Terraform links the provider
-directory into `.terraform/` instead of copying the ~700 MB binary, so a cache gains nothing
-there (measured: 0.5 s per `init` either way). From a *packed* mirror (.zip archives) Terraform
-extracts the archive for every working directory, and a shared cache makes that happen once.
+`--plugin-cache-dir` is optional. Measured with hashicorp/aws 5.100.0 (a 675 MB binary):
+from an *unpacked* mirror Terraform symlinks the provider into `.terraform/` (0.5 s, 28 KB per
+working directory), so a cache gains nothing. From a *packed* mirror (.zip, what
+`terraform providers mirror` writes) every `init` extracts 675 MB into its working directory;
+with a cache it is extracted once and each working directory links to it (28 KB). `init` still
+takes ~6 s either way, spent verifying checksums.
 """
 
 from __future__ import annotations

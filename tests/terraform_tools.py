@@ -144,8 +144,10 @@ def terraform_env(terraform_tools, tmp_path_factory) -> dict[str, str]:
     """Environment for every terraform process: providers from the mirror, no prompts, no phoning home.
 
     The CLI config is written by the product script (scripts/terraform_cli_config.py), so the
-    air-gapped path users follow is the one the tests exercise. The plugin cache is per session
-    (per xdist worker), because Terraform's cache is not safe for concurrent `init`s.
+    air-gapped path users follow is the one the tests exercise. The plugin cache matters for a
+    packed (.zip) mirror such as CI's: without it every working directory gets its own 675 MB
+    copy of the provider. It is per session (per xdist worker) because Terraform's cache is not
+    safe for concurrent `init`s.
     """
     folder = tmp_path_factory.mktemp("terraform-cli")
     config = write_cli_config(folder / "terraform.tfrc", terraform_tools.mirror, folder / "plugin-cache")
