@@ -56,7 +56,7 @@ class BootstrapStack(TerraformStack):
             kms_key_arn=key.arn,
             noncurrent_version_days=state.noncurrent_version_days,
             prevent_destroy=True,
-            access_log_bucket=access_logs.name,
+            access_log_bucket=access_logs,
         ))
         table = self._lock_table(state.lock_table, key.arn)
         self._outputs(project, bucket.name, table.name, key.arn)

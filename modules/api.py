@@ -274,7 +274,8 @@ class Api(Construct):
         ]
         return SecureBucket(self, "access-logs", SecureBucketProps(
             name=bucket_name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,
-            expiration_days=props.access_log_days, policy_statements=tuple(delivery)))
+            expiration_days=props.access_log_days, policy_statements=tuple(delivery),
+            force_destroy=not props.deletion_protection))
 
     def _certificate(self) -> str:
         """A configured ARN, or a DNS-validated certificate (validated automatically with a hosted zone)."""

@@ -25,7 +25,8 @@ class AuditProps:
     log_retention_days: int
     logs_kms_key_arn: str
     trail_retention_days: int
-    access_log_bucket: str
+    access_log_bucket: SecureBucket
+    force_destroy: bool = False
 
 
 class AuditTrail(Construct):
@@ -46,6 +47,7 @@ class AuditTrail(Construct):
         bucket = SecureBucket(self, "bucket", SecureBucketProps(
             name=bucket_name, kms_key_arn=key.arn, noncurrent_version_days=props.trail_retention_days,
             expiration_days=props.trail_retention_days, access_log_bucket=props.access_log_bucket,
+            force_destroy=props.force_destroy,
             policy_statements=(
                 statement("CloudTrailChecksBucket", ["s3:GetBucketAcl"], [f"arn:aws:s3:::{bucket_name}"],
                           principals=[cloudtrail], conditions=[from_trail]),

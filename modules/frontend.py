@@ -62,6 +62,7 @@ class FrontendProps:
     access_log_days: int
     us_east_1: Any  # aliased provider for CloudFront-scoped resources
     us_east_1_logs_kms_key_arn: str
+    force_destroy: bool = False  # buckets of a disposable environment may be destroyed with their objects
 
 
 class Frontend(Construct):
@@ -95,7 +96,8 @@ class Frontend(Construct):
             conditions=[condition("StringEquals", "aws:SourceAccount", props.account_id)])
         return SecureBucket(self, "logs", SecureBucketProps(
             name=name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,
-            expiration_days=props.access_log_days, accepts_s3_access_logs=True, policy_statements=(delivery,)))
+            expiration_days=props.access_log_days, accepts_s3_access_logs=True, policy_statements=(delivery,),
+            force_destroy=props.force_destroy))
 
     def _site_bucket(self) -> SecureBucket:
         """Private origin: only this distribution may read it, signed through Origin Access Control."""
@@ -110,7 +112,8 @@ class Frontend(Construct):
             conditions=[condition("StringEquals", "AWS:SourceArn", self.distribution.arn)])
         return SecureBucket(self, "site", SecureBucketProps(
             name=self.site_bucket_name, kms_key_arn=key.arn, noncurrent_version_days=90,
-            intelligent_tiering_after_days=30, access_log_bucket=self.logs.name, policy_statements=(read,)))
+            intelligent_tiering_after_days=30, access_log_bucket=self.logs, policy_statements=(read,),
+            force_destroy=self.props.force_destroy))
 
     # -- distribution ---------------------------------------------------------------------------
 

@@ -30,8 +30,10 @@ class SecureBucketProps:
     expiration_days: int | None = None
     # Move current objects to Intelligent-Tiering after this many days; None leaves them in Standard.
     intelligent_tiering_after_days: int | None = None
-    # Name of the bucket that receives this bucket's S3 server access logs.
-    access_log_bucket: str | None = None
+    # The sink (another SecureBucket with accepts_s3_access_logs) for this bucket's access logs.
+    access_log_bucket: SecureBucket | None = None
+    # Let `terraform destroy` delete a bucket that still holds objects (disposable environments).
+    force_destroy: bool = False
     # This bucket is the sink for S3 server access logs of this account's buckets.
     accepts_s3_access_logs: bool = False
     # Extra statements (DataAwsIamPolicyDocumentStatement) such as a service's write access.
@@ -42,7 +44,8 @@ class SecureBucket(Construct):
     def __init__(self, scope: Construct, id: str, props: SecureBucketProps):
         super().__init__(scope, id)
         lifecycle = TerraformResourceLifecycle(prevent_destroy=True) if props.prevent_destroy else None
-        self.bucket = aws.s3_bucket.S3Bucket(self, "bucket", bucket=props.name, lifecycle=lifecycle)
+        self.bucket = aws.s3_bucket.S3Bucket(self, "bucket", bucket=props.name, lifecycle=lifecycle,
+                                             force_destroy=props.force_destroy or None)
         self.name: str = self.bucket.bucket
         self.arn: str = self.bucket.arn
         bucket_id = self.bucket.id
@@ -65,9 +68,11 @@ class SecureBucket(Construct):
         )
         self._lifecycle(bucket_id, props)
         if props.access_log_bucket:
+            # After the sink's policy exists: S3 checks that log delivery may write there.
+            sink = props.access_log_bucket
             aws.s3_bucket_logging.S3BucketLoggingA(
-                self, "access-logging", bucket=bucket_id,
-                target_bucket=props.access_log_bucket, target_prefix=f"{props.name}/",
+                self, "access-logging", bucket=bucket_id, target_bucket=sink.name,
+                target_prefix=f"{props.name}/", depends_on=[sink.policy],
             )
         policy = self._policy_document(props)
         # The public-access block must exist first, or S3 may judge the policy before it applies.

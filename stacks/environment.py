@@ -64,7 +64,8 @@ class EnvironmentStack(EnvironmentStackBase):
             AuditTrail(self, "audit", AuditProps(
                 name_prefix=self.name_prefix, region=env.region, account_id=self.account_id,
                 log_retention_days=env.log_retention_days, logs_kms_key_arn=self.logs_key.arn,
-                trail_retention_days=TRAIL_RETENTION_DAYS, access_log_bucket=self.frontend.logs.name))
+                trail_retention_days=TRAIL_RETENTION_DAYS, access_log_bucket=self.frontend.logs,
+                force_destroy=not env.database.deletion_protection))
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
@@ -173,6 +174,8 @@ class EnvironmentStack(EnvironmentStackBase):
             access_log_days=ACCESS_LOG_DAYS,
             us_east_1=self.us_east_1,
             us_east_1_logs_kms_key_arn=self.edge_logs_key.arn,
+            # Environments without deletion protection (dev) are meant to be torn down, logs and all.
+            force_destroy=not env.database.deletion_protection,
         ))
         self._output("FrontendUrl", site.url, "Public HTTPS URL of the web app")
         self._output("FrontendBucketName", site.bucket_name, "Upload the built app here")

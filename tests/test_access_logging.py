@@ -41,3 +41,18 @@ def test_every_bucket_except_log_sinks_uses_a_customer_managed_key(stacks):
 def test_the_state_bucket_logs_to_a_sink(stacks):
     bootstrap = stacks["bootstrap"]
     assert log_sinks(bootstrap), "the bootstrap stack must keep the state bucket's access logs"
+
+
+def test_access_logging_waits_for_the_sink_policy(stacks):
+    """S3 checks at PutBucketLogging that log delivery may write to the target."""
+    for stack_name, stack in stacks.items():
+        for name, log in resources_of(stack, "aws_s3_bucket_logging").items():
+            assert any(dep.startswith("aws_s3_bucket_policy.") for dep in log.get("depends_on", [])), \
+                f"{stack_name}: {name} is configured before its sink's policy exists"
+
+
+def test_only_disposable_environments_destroy_buckets_with_their_objects(stacks, project):
+    assert not any(b.get("force_destroy") for b in resources_of(stacks["bootstrap"], "aws_s3_bucket").values())
+    for env in project.environments:
+        buckets = resources_of(stacks[env.name], "aws_s3_bucket").values()
+        assert all(bool(b.get("force_destroy")) is (not env.database.deletion_protection) for b in buckets), env.name
