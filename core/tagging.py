@@ -26,8 +26,13 @@ def _default_tags(provider) -> dict[str, str]:
 
 @jsii.implements(IAspect)
 class RequiredTags:
+    """One instance per stack. Every jsii property read is a round trip to Node, so provider tags
+    are read once per provider and cached; per resource only its tags and provider are read."""
+
     def __init__(self, tags: Mapping[str, str]):
         self.tags = dict(tags)
+        self._default_tags: dict[str, str] | None = None
+        self._tags_by_provider: dict[int, dict[str, str]] = {}
 
     def visit(self, node: IConstruct) -> None:
         if not isinstance(node, TerraformResource) or not hasattr(type(node), "tags_input"):
@@ -40,12 +45,20 @@ class RequiredTags:
                 f"{', '.join(f'{key}={self.tags[key]}' for key in wrong)} (SPEC 4.6); tag it through the "
                 "provider's default_tags and do not override them on the resource")
 
-    @staticmethod
-    def _provider_tags(resource: TerraformResource) -> dict[str, str]:
+    def _provider_tags(self, resource: TerraformResource) -> dict[str, str]:
         provider = resource.provider
         if provider is None:
-            stack = TerraformStack.of(resource)
-            defaults = [child for child in stack.node.children
-                        if isinstance(child, aws.provider.AwsProvider) and not child.alias]
-            provider = defaults[0] if defaults else None
-        return _default_tags(provider) if provider is not None else {}
+            if self._default_tags is None:
+                self._default_tags = self._default_provider_tags(resource)
+            return self._default_tags
+        key = id(provider)
+        if key not in self._tags_by_provider:
+            self._tags_by_provider[key] = _default_tags(provider)
+        return self._tags_by_provider[key]
+
+    @staticmethod
+    def _default_provider_tags(resource: TerraformResource) -> dict[str, str]:
+        stack = TerraformStack.of(resource)
+        defaults = [child for child in stack.node.children
+                    if isinstance(child, aws.provider.AwsProvider) and not child.alias]
+        return _default_tags(defaults[0]) if defaults else {}
