@@ -28,47 +28,121 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 LOOPBACK = "127.0.0.1"
 EXIT_USAGE = 2
 
-# Every difference between moto 5.2.5 and AWS that deploying these stacks runs into, with what
-# is done about it and what is therefore not proven by an emulated deployment.
-EMULATOR_GAPS: dict[str, str] = {
-    "s3-policy-conditions": (
+
+@dataclass(frozen=True)
+class Gap:
+    """One way moto 5.2.5 differs from AWS that deploying these stacks runs into, and what is done about it."""
+
+    # What moto does, the workaround, and what an emulated deployment therefore does not prove.
+    reason: str
+    # Resource types moto cannot create: `deployable()` leaves them, and every block that references
+    # them, out of the apply (`-target` for the rest), so the rest of the stack still deploys.
+    not_creatable: tuple[str, ...] = ()
+    # Resource types moto does not read back as written: a plan after apply shows changes for them
+    # and for everything referencing them.
+    drifts: tuple[str, ...] = ()
+    # Resource types moto cannot delete: they have to be removed from state before `destroy`.
+    forgotten_before_destroy: tuple[str, ...] = ()
+
+
+# Every difference between moto 5.2.5 and AWS that deploying these stacks runs into, in one place:
+# `work_around_emulator_gaps` (used by `scripts/infra.py local-up` and the emulated-deployment tests)
+# implements the workarounds named here, and the tests check the resource types against the stacks.
+EMULATOR_GAPS: dict[str, Gap] = {
+    "s3-policy-conditions": Gap(
         "moto enforces bucket-policy statements whose Principal is '*' but ignores their Condition "
         "blocks, so SecureBucket's conditional Deny statements (TLS only, KMS-only uploads) become "
         "unconditional and every state read/write gets 403. Workaround: statements that carry a "
         "Condition are not evaluated. The policy is still stored as written."
     ),
-    "s3-logging-precheck": (
+    "s3-logging-precheck": Gap(
         "moto's PutBucketLogging insists the target bucket's policy already grants "
         "logging.s3.amazonaws.com, and fails with HTTP 500 (retried by the provider for over 10 "
-        "minutes) on a statement whose Principal is the string '*'. Workaround: the pre-check is skipped."
+        "minutes) on any statement whose Principal is the string '*', which every SecureBucket policy "
+        "has (DenyInsecureTransport), so creating the sink's policy first (depends_on) does not help. "
+        "Workaround: the pre-check is skipped; the emulated-deployment test checks the grant after apply."
     ),
-    "iam-managed-policies": (
+    "iam-managed-policies": Gap(
         "moto knows AWS-managed IAM policies only when MOTO_IAM_LOAD_MANAGED_POLICIES=true, which is set."
+    ),
+    "cloudfront-policies": Gap(
+        "moto has no CloudFront cache-policy or response-headers-policy API (HTTP 404), so the "
+        "distribution and what references it (site bucket policy, log delivery, alarm, dashboard) "
+        "are not deployed; the frontend tier is covered by synthesis tests and `terraform validate` only.",
+        not_creatable=("aws_cloudfront_cache_policy", "aws_cloudfront_response_headers_policy"),
+    ),
+    "cloudfront-function-publish": Gap(
+        "moto creates CloudFront functions but has no PublishFunction (HTTP 404).",
+        not_creatable=("aws_cloudfront_function",),
+    ),
+    "appautoscaling-tags": Gap(
+        "moto has no Application Auto Scaling ListTagsForResource; the provider retries its HTTP 500 "
+        "for over 10 minutes. The scalable target and its scaling policies are not deployed.",
+        not_creatable=("aws_appautoscaling_target",),
+    ),
+    "ecs-service-readback": Gap(
+        "moto's DescribeServices omits capacityProviderStrategy, enableECSManagedTags, "
+        "enableExecuteCommand, healthCheckGracePeriodSeconds and the deployment controller, so a plan "
+        "after apply wants to replace the service.",
+        drifts=("aws_ecs_service",),
+    ),
+    "rds-readback": Gap(
+        "moto reports a Serverless v1 scaling_configuration for every Aurora cluster (ours is provisioned "
+        "with Serverless v2 scaling) and drops performance_insights_enabled and its KMS key on instances.",
+        drifts=("aws_rds_cluster", "aws_rds_cluster_instance"),
+    ),
+    "security-group-rule-description": Gap(
+        "moto drops the description of aws_vpc_security_group_ingress_rule / _egress_rule.",
+        drifts=("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"),
+    ),
+    "secretsmanager-managed-rotation": Gap(
+        "moto's CancelRotateSecret refuses a secret that has no rotation Lambda, and RDS-managed "
+        "rotation has none, so destroying aws_secretsmanager_secret_rotation fails. It is removed from "
+        "state before destroy (the secret itself goes with the RDS cluster). Not verified here: "
+        "whether AWS accepts CancelRotateSecret for an RDS-managed secret.",
+        forgotten_before_destroy=("aws_secretsmanager_secret_rotation",),
+    ),
+    "s3-synchronous-access-logs": Gap(
+        "moto writes a server access log object into the target bucket during every request (AWS "
+        "delivers them best-effort, hours later), so destroy's own requests to a logged bucket refill "
+        "its log bucket just before that is deleted (BucketNotEmpty). No workaround: the buckets of "
+        "environments without deletion protection have force_destroy, and the provider empties such a "
+        "bucket again whenever DeleteBucket answers BucketNotEmpty. A stack whose buckets lack "
+        "force_destroy cannot be destroyed on the emulator. Delivery timing is not proven."
+    ),
+    "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
+    "no-authorization": Gap(
+        "moto evaluates neither IAM nor KMS key policies (any signed request is allowed), so least "
+        "privilege and the key policies are checked only by the synthesis tests."
+    ),
+    "kms-no-crypto": Gap(
+        "moto records SSE-KMS metadata without encrypting, and keeps the key id exactly as sent (the "
+        "alias) where S3 would record the key ARN; the emulated-deployment test resolves it through KMS."
     ),
 }
 
 
-# Resource types moto 5.2.5 cannot create at all, by gap. `infra.py local-up` leaves them, and every
+def gap_types(attribute: str) -> set[str]:
+    """Resource types named by any gap's `attribute` (not_creatable, drifts, forgotten_before_destroy)."""
+    return {kind for gap in EMULATOR_GAPS.values() for kind in getattr(gap, attribute)}
+
+
+# Resource types moto cannot create at all, by gap. `infra.py local-up` leaves them, and every
 # block that references them, out of the apply (`-target` for the rest), so the rest still deploys.
 NOT_CREATABLE: dict[str, tuple[str, ...]] = {
-    # No CloudFront cache-policy / response-headers-policy API (HTTP 404): the distribution and
-    # what references it (site bucket policy, log delivery, alarm, dashboard) go with them.
-    "cloudfront-policies": ("aws_cloudfront_cache_policy", "aws_cloudfront_response_headers_policy"),
-    # CloudFront functions are created, but PublishFunction answers HTTP 404.
-    "cloudfront-function-publish": ("aws_cloudfront_function",),
-    # No Application Auto Scaling ListTagsForResource: the provider retries for over 10 minutes.
-    "appautoscaling-tags": ("aws_appautoscaling_target",),
+    name: gap.not_creatable for name, gap in EMULATOR_GAPS.items() if gap.not_creatable
 }
 REFERENCE = re.compile(r"(?<![\w.])((?:data\.)?aws_[a-z0-9_]+\.[A-Za-z0-9_-]+)")
 
 
-def _blocks(stack: dict) -> dict[str, dict]:
+def stack_blocks(stack: dict) -> dict[str, dict]:
     """Every resource and data source of a synthesized stack, by Terraform address."""
     blocks = {f"{kind}.{name}": body for kind, named in stack.get("resource", {}).items()
               for name, body in named.items()}
@@ -89,9 +163,8 @@ def deployable(stack: dict, not_creatable: Iterable[str] | None = None) -> tuple
     Left out: every resource of a type the emulator cannot create and, transitively, every block
     that references one, so targeting the rest never pulls in anything the emulator would fail on.
     """
-    kinds = set(not_creatable if not_creatable is not None else
-                (kind for group in NOT_CREATABLE.values() for kind in group))
-    blocks = _blocks(stack)
+    kinds = set(not_creatable if not_creatable is not None else gap_types("not_creatable"))
+    blocks = stack_blocks(stack)
     known = set(blocks)
     references = {address: _references(body, known) for address, body in blocks.items()}
     left_out = {address for address in blocks if address.split(".")[-2] in kinds}

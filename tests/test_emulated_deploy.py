@@ -20,7 +20,8 @@ and any request for a non-loopback address fails (see DEAD_PROXY).
 Every step runs once (see `Deployment.step`); a test whose prerequisite step failed reports that
 step instead of a confusing follow-on error, and any single test can still be run alone.
 
-Everything moto cannot model, and what is done about it, is listed in `EMULATOR_GAPS`.
+Everything moto cannot model, and what is done about it, is listed in `EMULATOR_GAPS` of
+scripts/emulator.py, which also holds the workarounds (the same ones `scripts/infra.py local-up` uses).
 """
 
 from __future__ import annotations
@@ -64,130 +65,12 @@ APPLY_TIMEOUT_SECONDS = 900
 PARALLELISM = "-parallelism=30"
 
 
-@dataclass(frozen=True)
-class Gap:
-    """One way moto 5.2.5 differs from AWS that this flow runs into, and what is done about it."""
-
-    reason: str
-    # Resource types moto cannot create: left out of the emulated apply with everything that
-    # references them (see emulated_targets), so the rest of the stack still deploys.
-    not_deployed: tuple[str, ...] = ()
-    # Resource types moto does not read back as written: a plan after apply shows changes for
-    # them and for everything referencing them, so they are left out of the no-changes plan.
-    drifts: tuple[str, ...] = ()
-    # Resource types moto cannot delete: removed from state before `destroy`.
-    forgotten_before_destroy: tuple[str, ...] = ()
-
-
-# Every gap, in one place. The first entries are worked around inside moto by scripts/emulator.py
-# (the same code `scripts/infra.py local-up` runs); their reasons live next to that code.
-EMULATOR_GAPS: dict[str, Gap] = {
-    **{name: Gap(reason) for name, reason in emulator.EMULATOR_GAPS.items()},
-    "cloudfront-policies": Gap(
-        "moto has no CloudFront cache-policy or response-headers-policy API (HTTP 404), so the "
-        "distribution and what references it (site bucket policy, log delivery, alarm, dashboard) "
-        "are not deployed; the frontend tier is covered by synthesis tests and `terraform validate` only.",
-        not_deployed=("aws_cloudfront_cache_policy", "aws_cloudfront_response_headers_policy"),
-    ),
-    "cloudfront-function-publish": Gap(
-        "moto creates CloudFront functions but has no PublishFunction (HTTP 404).",
-        not_deployed=("aws_cloudfront_function",),
-    ),
-    "appautoscaling-tags": Gap(
-        "moto has no Application Auto Scaling ListTagsForResource; the provider retries its HTTP 500 "
-        "for over 10 minutes. The scalable target and its scaling policies are not deployed.",
-        not_deployed=("aws_appautoscaling_target",),
-    ),
-    "ecs-service-readback": Gap(
-        "moto's DescribeServices omits capacityProviderStrategy, enableECSManagedTags, "
-        "enableExecuteCommand, healthCheckGracePeriodSeconds and the deployment controller, so a plan "
-        "after apply wants to replace the service.",
-        drifts=("aws_ecs_service",),
-    ),
-    "rds-readback": Gap(
-        "moto reports a Serverless v1 scaling_configuration for every Aurora cluster (ours is provisioned "
-        "with Serverless v2 scaling) and drops performance_insights_enabled and its KMS key on instances.",
-        drifts=("aws_rds_cluster", "aws_rds_cluster_instance"),
-    ),
-    "security-group-rule-description": Gap(
-        "moto drops the description of aws_vpc_security_group_ingress_rule / _egress_rule.",
-        drifts=("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"),
-    ),
-    "secretsmanager-managed-rotation": Gap(
-        "moto's CancelRotateSecret refuses a secret that has no rotation Lambda, and RDS-managed "
-        "rotation has none, so destroying aws_secretsmanager_secret_rotation fails. It is removed from "
-        "state before destroy (the secret itself goes with the RDS cluster). Not verified here: "
-        "whether AWS accepts CancelRotateSecret for an RDS-managed secret.",
-        forgotten_before_destroy=("aws_secretsmanager_secret_rotation",),
-    ),
-    "s3-synchronous-access-logs": Gap(
-        "moto writes a server access log object into the target bucket during every request, so "
-        "destroy's own requests to the site bucket refill its log bucket just before that is deleted "
-        "(BucketNotEmpty); AWS delivers access logs best-effort, hours later. Workaround: moto's "
-        "delivery is switched off (s3_access_log_delivery_off), so access-log delivery is not tested."
-    ),
-    "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
-    "no-authorization": Gap(
-        "moto evaluates neither IAM nor KMS key policies (any signed request is allowed), so least "
-        "privilege and the key policies are checked only by the synthesis tests."
-    ),
-    "kms-no-crypto": Gap(
-        "moto records SSE-KMS metadata without encrypting, and keeps the key id exactly as sent (the "
-        "alias) where S3 would record the key ARN; the test resolves it through KMS to the bootstrap key."
-    ),
-}
-
-
-def _types(attribute: str) -> set[str]:
-    return {kind for gap in EMULATOR_GAPS.values() for kind in getattr(gap, attribute)}
-
-
-# --- what can be deployed: the stack minus unemulated resources and everything depending on them --
-
-REFERENCE = re.compile(r"(?<![\w.])((?:data\.)?aws_[a-z0-9_]+\.[A-Za-z0-9_-]+)")
-
-
-def _blocks(stack: dict) -> dict[str, dict]:
-    """Every resource and data source of a synthesized stack, by Terraform address."""
-    blocks = {f"{kind}.{name}": body for kind, named in stack.get("resource", {}).items()
-              for name, body in named.items()}
-    blocks.update({f"data.{kind}.{name}": body for kind, named in stack.get("data", {}).items()
-                   for name, body in named.items()})
-    return blocks
-
-
-def _references(body: dict, known: Iterable[str]) -> set[str]:
-    """Addresses a block refers to, in expressions or depends_on (cdktf metadata ignored)."""
-    text = json.dumps({key: value for key, value in body.items() if key != "//"})
-    return set(REFERENCE.findall(text)) & set(known)
-
-
-def emulated_targets(stack: dict, not_deployed: set[str]) -> tuple[list[str], set[str]]:
-    """(resources to apply with -target, addresses left out).
-
-    Left out: resources of an unemulated type and, transitively, every block that references
-    one. What remains can be targeted without Terraform pulling in anything moto cannot create.
-    """
-    blocks = _blocks(stack)
-    references = {address: _references(body, blocks) for address, body in blocks.items()}
-    left_out = {address for address in blocks if address.split(".")[-2] in not_deployed}
-    grew = True
-    while grew:
-        dependents = {address for address, refs in references.items() if refs & left_out} - left_out
-        left_out |= dependents
-        grew = bool(dependents)
-    targets = sorted(a for a in blocks if not a.startswith("data.") and a not in left_out)
-    return targets, left_out
+# Every gap between moto and AWS this flow runs into (reason, workaround, what is not proven) is in
+# scripts/emulator.py EMULATOR_GAPS, next to the workarounds that `scripts/infra.py local-up` uses too;
+# emulator.gap_types() gives the resource types each kind of gap names.
 
 
 # --- the emulator --------------------------------------------------------------------------------
-
-def s3_access_log_delivery_off(patch: pytest.MonkeyPatch) -> None:
-    """EMULATOR_GAPS["s3-synchronous-access-logs"] (the other workarounds live in scripts/emulator.py)."""
-    from moto.s3.models import S3Backend
-
-    patch.setattr(S3Backend, "log_incoming_request", lambda self, request, bucket_name: None)
-
 
 def _discard_emulator_state(endpoint: str) -> None:
     """Reset every moto backend, so nothing deployed here survives into other tests."""
@@ -204,7 +87,6 @@ def emulator_endpoint() -> Iterator[str]:
         unavailable(f"moto[server] is not installed: {error}")
     with pytest.MonkeyPatch.context() as patch:
         emulator.work_around_emulator_gaps(patch)
-        s3_access_log_delivery_off(patch)
         for name in ("NO_PROXY", "no_proxy"):  # in-process boto3 must never use a proxy for moto
             patch.setenv(name, f"{LOOPBACK},localhost")
         requests_log = logging.getLogger("werkzeug")  # one line per request: thousands per run
@@ -317,8 +199,8 @@ def deployment(terraform_env, emulator_endpoint, tmp_path_factory) -> Deployment
     scratch.mkdir()
     stacks = read_stacks(outdir)
     stack = stacks[DEPLOYED_ENVIRONMENT]
-    targets, left_out = emulated_targets(stack, _types("not_deployed"))
-    steady, _ = emulated_targets(stack, _types("not_deployed") | _types("drifts"))
+    targets, left_out = emulator.deployable(stack)
+    steady, _ = emulator.deployable(stack, emulator.gap_types("not_creatable") | emulator.gap_types("drifts"))
     return Deployment(
         endpoint=emulator_endpoint, project=project, outdir=outdir, scratch=scratch,
         env=_emulator_environment(terraform_env, project.state.region, scratch), stacks=stacks,
@@ -443,7 +325,7 @@ def _state_resources(deployment: Deployment, stack: str) -> list[dict]:
 
 
 def _prevent_destroy_addresses(stack: dict) -> set[str]:
-    return {address for address, body in _blocks(stack).items()
+    return {address for address, body in emulator.stack_blocks(stack).items()
             if not address.startswith("data.") and body.get("lifecycle", {}).get("prevent_destroy")}
 
 
@@ -458,8 +340,10 @@ def _address_of(stack: dict, kind: str, name: str) -> str:
 
 def test_every_emulator_gap_is_still_needed(stacks):
     """A gap whose resource type left the stack is stale: delete it, so the list stays the truth."""
-    declared = {address.split(".")[-2] for address in _blocks(stacks[DEPLOYED_ENVIRONMENT])}
-    stale = (_types("not_deployed") | _types("drifts") | _types("forgotten_before_destroy")) - declared
+    declared = {address.split(".")[-2] for address in emulator.stack_blocks(stacks[DEPLOYED_ENVIRONMENT])}
+    named = {kind for attribute in ("not_creatable", "drifts", "forgotten_before_destroy")
+             for kind in emulator.gap_types(attribute)}
+    stale = named - declared
     assert not stale, f"EMULATOR_GAPS names resource types the {DEPLOYED_ENVIRONMENT} stack no longer has: {stale}"
 
 
@@ -570,7 +454,7 @@ def test_second_plan_changes_only_what_moto_reads_back_wrongly(deployment):
     changed = {change["address"] for change in shown.get("resource_changes", [])
                if change["mode"] == "managed" and change["change"]["actions"] != ["no-op"]}
     assert changed <= deployment.drifting, f"unexpected changes: {sorted(changed - deployment.drifting)}"
-    stale = _types("drifts") - {address.split(".")[-2] for address in changed}
+    stale = emulator.gap_types("drifts") - {address.split(".")[-2] for address in changed}
     assert not stale, f"moto now reads these back faithfully; drop them from EMULATOR_GAPS drifts: {stale}"
 
 
@@ -579,7 +463,7 @@ def test_dev_destroy_removes_every_resource(deployment):
 
     def destroy() -> None:
         resources = _state_resources(deployment, DEPLOYED_ENVIRONMENT)
-        forgotten = [r["address"] for r in resources if r["type"] in _types("forgotten_before_destroy")]
+        forgotten = [r["address"] for r in resources if r["type"] in emulator.gap_types("forgotten_before_destroy")]
         if forgotten:
             deployment.terraform(DEPLOYED_ENVIRONMENT, "state rm", *forgotten)
         deployment.terraform(DEPLOYED_ENVIRONMENT, "destroy", "-auto-approve", "-input=false", PARALLELISM)
