@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -53,6 +54,16 @@ def synth_dir(project, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def stacks(synth_dir) -> dict[str, dict]:
     return read_stacks(synth_dir)
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A private copy of the shipped environments/*.toml that a test may change."""
+    target = tmp_path / "environments"
+    target.mkdir()
+    for source in ENVIRONMENTS_DIR.glob("*.toml"):
+        shutil.copy(source, target / source.name)
+    return target
 
 
 @pytest.fixture(scope="module", params=SHIPPED_ENVIRONMENTS)

@@ -16,7 +16,6 @@ import pytest
 
 from environments.loader import ConfigError, load_project
 from environments.model import EmulatorConfig, NatMode
-from tests.conftest import ENVIRONMENTS_DIR
 from tests.strategies import (
     ENVIRONMENT_FIELDS,
     OPTIONAL_FIELDS,
@@ -47,15 +46,6 @@ SPEC = {
 SPEC_AZ_COUNT = 2
 SPEC_SECRET_ROTATION_DAYS = 30
 
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    """A private copy of the shipped environments/*.toml that a test may break."""
-    target = tmp_path / "environments"
-    target.mkdir()
-    for source in ENVIRONMENTS_DIR.glob("*.toml"):
-        shutil.copy(source, target / source.name)
-    return target
 
 
 def set_value(directory: Path, file: str, field: str, value: Any) -> None:

@@ -13,7 +13,7 @@ from environments.loader import load_project
 from stacks.environment import EnvironmentStack
 from tests.conftest import resources_of
 from tests.strategies import to_toml
-from tests.test_config_loader import assert_refused, config_dir  # noqa: F401  (fixture)
+from tests.test_config_loader import assert_refused
 
 API_CERT = "arn:aws:acm:eu-west-1:111122223333:certificate/12345678-1234-1234-1234-123456789012"
 EDGE_CERT = "arn:aws:acm:us-east-1:111122223333:certificate/12345678-1234-1234-1234-123456789012"
@@ -26,7 +26,7 @@ def edit(directory, file: str, change) -> None:
     path.write_text(to_toml(document))
 
 
-def test_optional_settings_load(config_dir):  # noqa: F811
+def test_optional_settings_load(config_dir):
     def change(doc):
         doc["hosted_zone_id"] = "Z0123456789ABCDEFGHIJ"
         doc["api"]["certificate_arn"] = API_CERT
@@ -56,7 +56,7 @@ def test_shipped_files_leave_them_unset(project):
      "frontend.content_security_policy", "default-src"),
     (lambda d: d.update(frontend={"csp": "default-src 'self'"}), "frontend.csp", "is not a known setting"),
 ])
-def test_bad_optional_settings_are_refused(config_dir, change, field, rule):  # noqa: F811
+def test_bad_optional_settings_are_refused(config_dir, change, field, rule):
     edit(config_dir, "dev.toml", change)
     assert_refused(config_dir, "dev.toml", field, rule)
 

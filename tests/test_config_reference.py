@@ -9,7 +9,6 @@ loader does to a copy of the shipped files with that one value changed.
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import pytest
 from environments.loader import ConfigError, load_project
 from environments.reference import CROSS_FIELD_RULES, ENVIRONMENT_SCOPE, PROJECT_SCOPE, REFERENCE
 from scripts.config_reference import DEFAULT_OUT, fields_of, file_fields, main, render
-from tests.conftest import ENVIRONMENTS_DIR
 from tests.strategies import to_toml
 
 REGENERATE = "python scripts/config_reference.py"
@@ -38,15 +36,6 @@ def settings(predicate) -> list[tuple[str, str]]:
 def ids(cases: list[tuple[str, str]]) -> list[str]:
     return [f"{FILES[scope]}:{path}" for scope, path in cases]
 
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    """A private copy of the shipped environments/*.toml that a test may change."""
-    target = tmp_path / "environments"
-    target.mkdir()
-    for source in ENVIRONMENTS_DIR.glob("*.toml"):
-        shutil.copy(source, target / source.name)
-    return target
 
 
 def edit(directory: Path, scope: str, path: str, value: Any = None, *, remove: bool = False) -> None:
