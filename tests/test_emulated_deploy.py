@@ -32,7 +32,6 @@ import re
 import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from environments.loader import load_project
 from environments.model import ProjectConfig
 from scripts import emulator
 from tests.conftest import ENVIRONMENTS_DIR, read_stacks, synthesize
+from tests.moto_server import loopback_moto
 from tests.terraform_tools import run_terraform, terraform_binary, unavailable
 
 # One worker runs the whole flow under `pytest -n N --dist loadgroup` (what `make test` uses).
@@ -72,38 +72,23 @@ PARALLELISM = "-parallelism=30"
 
 # --- the emulator --------------------------------------------------------------------------------
 
-def _discard_emulator_state(endpoint: str) -> None:
-    """Reset every moto backend, so nothing deployed here survives into other tests."""
-    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    no_proxy.open(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
-
-
 @pytest.fixture(scope="module")
 def emulator_endpoint() -> Iterator[str]:
     """moto server on a free loopback port, inside this process; reset and stopped at module end."""
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401  (moto[server] provides the threaded server)
     except ImportError as error:
         unavailable(f"moto[server] is not installed: {error}")
     with pytest.MonkeyPatch.context() as patch:
         emulator.work_around_emulator_gaps(patch)
-        for name in ("NO_PROXY", "no_proxy"):  # in-process boto3 must never use a proxy for moto
-            patch.setenv(name, f"{LOOPBACK},localhost")
         requests_log = logging.getLogger("werkzeug")  # one line per request: thousands per run
         level = requests_log.level
         requests_log.setLevel(logging.WARNING)
-        server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
         try:
-            yield endpoint
+            with loopback_moto(patch) as endpoint:
+                yield endpoint
         finally:
-            try:
-                _discard_emulator_state(endpoint)
-            finally:
-                server.stop()
-                requests_log.setLevel(level)
+            requests_log.setLevel(level)
 
 
 def _emulator_environment(base: Mapping[str, str], region: str, scratch: Path) -> dict[str, str]:

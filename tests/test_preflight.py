@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -24,6 +23,7 @@ from environments.loader import load_project
 from environments.model import ProjectConfig
 from scripts import preflight
 from tests.conftest import ENVIRONMENTS_DIR, ROOT
+from tests.moto_server import loopback_moto, reset_emulator
 
 pytestmark = pytest.mark.emulator
 
@@ -37,16 +37,9 @@ ALL_BACKEND_CHECKS = ["credentials", "account", "state bucket", "state bucket ve
                       "state bucket encryption", "state bucket public access", "lock table", "state lock"]
 
 
-def _reset(endpoint: str) -> None:
-    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    no_proxy.open(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint(tmp_path_factory) -> Iterator[str]:
     """moto server on a free loopback port with fake credentials; nothing of this machine's AWS setup is read."""
-    from moto.server import ThreadedMotoServer
-
     scratch = tmp_path_factory.mktemp("aws")
     with pytest.MonkeyPatch.context() as patch:
         for name in [name for name in os.environ if name.startswith("AWS_")]:
@@ -56,25 +49,14 @@ def moto_endpoint(tmp_path_factory) -> Iterator[str]:
         patch.setenv("AWS_CONFIG_FILE", str(scratch / "no-config"))
         patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(scratch / "no-credentials"))
         patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        for name in ("NO_PROXY", "no_proxy"):
-            patch.setenv(name, f"{LOOPBACK},localhost")
-        server = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        try:
+        with loopback_moto(patch) as endpoint:
             yield endpoint
-        finally:
-            try:
-                _reset(endpoint)
-            finally:
-                server.stop()
 
 
 @pytest.fixture
 def endpoint(moto_endpoint, monkeypatch) -> str:
     """An empty emulator, named by INFRA_AWS_ENDPOINT as a user would."""
-    _reset(moto_endpoint)
+    reset_emulator(moto_endpoint)
     monkeypatch.setenv(preflight.EMULATOR_VARIABLE, moto_endpoint)
     return moto_endpoint
 
