@@ -8,6 +8,7 @@ no cloud account and no emulator.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -16,7 +17,7 @@ import pytest
 from bootstrap.stack import STACK_NAME as BOOTSTRAP_STACK
 from environments.loader import load_project
 from tests.conftest import ENVIRONMENTS_DIR
-from tests.terraform_tools import run_terraform
+from tests.terraform_tools import ValidationBatch, run_terraform
 
 pytestmark = pytest.mark.terraform
 
@@ -42,3 +43,19 @@ def test_stack_passes_terraform_validate(stack_name, synth_dir, terraform_env, t
         f"terraform validate rejected stack {stack_name!r}:\n{json.dumps(report['diagnostics'], indent=2)}"
     )
     assert result.returncode == 0, f"validate reported valid but exited {result.returncode}: {result.stderr}"
+
+
+def test_a_validation_batch_reports_the_defect_and_the_stack_it_is_in(stacks, terraform_env, tmp_path):
+    """The batched validation behind property 10 must see inside every module, not just load the root."""
+    broken = copy.deepcopy(stacks["staging"])
+    vpc = next(iter(broken["resource"]["aws_vpc"].values()))
+    vpc["not_an_argument"] = True
+    batch = ValidationBatch(tmp_path / "batch")
+    batch.add(stacks["dev"], "the shipped dev stack")
+    batch.add(broken, "staging with a made-up VPC argument")
+
+    problems = batch.validate(terraform_env)
+
+    assert len(problems) == 1, problems
+    assert "Extraneous JSON object property" in problems[0] and "not_an_argument" in problems[0]
+    assert "m1/cdk.tf.json" in problems[0] and "staging with a made-up VPC argument" in problems[0]
