@@ -7,7 +7,7 @@ synthesized JSON is identical on every machine and in every checkout.
 
 from __future__ import annotations
 
-from cdktf import Aspects, LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
+from cdktf import LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
 from constructs import Construct
 
 from core.aws import aws
@@ -37,7 +37,7 @@ class BootstrapStack(TerraformStack):
         tags = required_tags(environment="shared", application=project.application,
                              owner=project.owner, cost_center=project.cost_center)
         aws_provider(self, region=state.region, account_id=project.account_id, tags=tags, emulator=project.emulator)
-        Aspects.of(self).add(RequiredTags(tags))
+        RequiredTags.enforce(self, tags)
         key = KmsKey(self, "state-key", KmsKeyProps(
             alias=state.kms_alias,
             description=f"Encrypts the Terraform state and locks of {project.application}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdktf import Aspects, TerraformStack
+from cdktf import TerraformStack
 from constructs import Construct
 
 from core.provider import aws_provider, required_tags, s3_backend
@@ -21,4 +21,4 @@ class EnvironmentStackBase(TerraformStack):
         self.provider = aws_provider(self, region=env.region, account_id=env.account_id,
                                      tags=self.tags, emulator=project.emulator)
         s3_backend(self, state=project.state, key=env.state_key, emulator=project.emulator)
-        Aspects.of(self).add(RequiredTags(self.tags))
+        RequiredTags.enforce(self, self.tags)

@@ -38,7 +38,7 @@ def synth_with_aspect(build, outdir) -> None:
     app = cdktf.App(outdir=str(outdir), stack_traces=False)
     stack = cdktf.TerraformStack(app, "tagging")
     build(stack)
-    cdktf.Aspects.of(stack).add(RequiredTags({"Environment": "dev", "Owner": "team"}))
+    RequiredTags.enforce(stack, {"Environment": "dev", "Owner": "team"})
     app.synth()
 
 
@@ -80,3 +80,41 @@ def test_aspect_accepts_default_tags_and_ignores_untaggable_resources(tmp_path):
                                            status="Enabled"))
 
     synth_with_aspect(build, tmp_path / "cdktf.out")
+
+
+def test_aspect_checks_each_resource_against_its_own_provider(tmp_path):
+    """With one provider untagged, the resources under the tagged provider still pass."""
+
+    def build(stack):
+        aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
+            aws.provider.AwsProviderDefaultTags(tags={"Environment": "dev", "Owner": "team"})])
+        edge = aws.provider.AwsProvider(stack, "edge", region="us-east-1", alias="edge")
+        bucket(stack)
+        aws.s3_bucket.S3Bucket(stack, "edge-bucket", bucket="tagging-edge", provider=edge)
+
+    with pytest.raises(Exception) as failure:
+        synth_with_aspect(build, tmp_path / "cdktf.out")
+    assert "aws_s3_bucket tagging/edge-bucket would lack the required tags Environment=dev, Owner=team" in str(
+        failure.value)
+    assert "tagging/bucket " not in str(failure.value)
+
+
+def test_aspect_runs_once_per_stack_however_many_constructs_it_holds(tmp_path):
+    """Each aspect call is a round trip from Node into Python; per construct it dominated synthesis."""
+    visits = []
+
+    class CountingRequiredTags(RequiredTags):
+        def visit(self, node):
+            visits.append(node.node.path)
+            super().visit(node)
+
+    app = cdktf.App(outdir=str(tmp_path / "cdktf.out"), stack_traces=False)
+    stack = cdktf.TerraformStack(app, "tagging")
+    aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
+        aws.provider.AwsProviderDefaultTags(tags={"Environment": "dev"})])
+    for index in range(5):
+        aws.s3_bucket.S3Bucket(stack, f"bucket-{index}", bucket=f"tagging-{index}")
+    CountingRequiredTags.enforce(stack, {"Environment": "dev"})
+    app.synth()
+
+    assert visits == ["tagging/required-tags"]
