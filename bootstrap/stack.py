@@ -10,6 +10,7 @@ from __future__ import annotations
 from cdktf import LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
 from constructs import Construct
 
+from core.account import look_up_account
 from core.aws import aws
 from core.provider import aws_provider, required_tags, s3_backend
 from core.tagging import RequiredTags
@@ -38,7 +39,9 @@ class BootstrapStack(TerraformStack):
                              owner=project.owner, cost_center=project.cost_center)
         aws_provider(self, region=state.region, account_id=project.account_id, tags=tags, emulator=project.emulator)
         RequiredTags.enforce(self, tags)
+        account = look_up_account(self)
         key = KmsKey(self, "state-key", KmsKeyProps(
+            account=account,
             alias=state.kms_alias,
             description=f"Encrypts the Terraform state and locks of {project.application}",
             prevent_destroy=True,  # losing this key makes every state file unreadable
@@ -49,7 +52,7 @@ class BootstrapStack(TerraformStack):
             kms_key_arn=None,
             noncurrent_version_days=state.noncurrent_version_days,
             expiration_days=ACCESS_LOG_DAYS,
-            accepts_s3_access_logs=True,
+            s3_access_logs_from_account=account.id,
         ))
         bucket = SecureBucket(self, "state-bucket", SecureBucketProps(
             name=state.bucket,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
+from core.account import Account
 from core.aws import aws
 from core.iam import condition, principal, service_role, statement
 from modules.kms_key import KmsKey, KmsKeyProps
@@ -41,7 +42,7 @@ class ApiProps:
     name_prefix: str  # "<app>-<env>"
     environment: str
     region: str
-    account_id: str
+    account: Account
     domain: str  # the API's own DNS name, e.g. api.example.com
     hosted_zone_id: str | None
     certificate_arn: str | None
@@ -83,6 +84,7 @@ class Api(Construct):
         super().__init__(scope, id)
         self.props = props
         self.key = KmsKey(self, "key", KmsKeyProps(
+            account=props.account,
             alias=f"alias/{props.name_prefix}-api",
             description=f"Encrypts the {props.name_prefix} image repository and ECS Exec sessions"))
         self.repository = self._repository()
@@ -162,7 +164,7 @@ class Api(Construct):
         props = self.props
         return service_role(
             self, "execution-role", name=f"{props.name_prefix}-api-execution",
-            service="ecs-tasks.amazonaws.com", account_id=props.account_id,
+            service="ecs-tasks.amazonaws.com", account_id=props.account.id,
             description="ECS pulls the API image, writes its logs and injects the database secret",
             policy_statements=[
                 # GetAuthorizationToken has no resource to scope to; the pulls below are scoped.
@@ -193,7 +195,7 @@ class Api(Construct):
         props = self.props
         return service_role(
             self, "task-role", name=f"{props.name_prefix}-api-task",
-            service="ecs-tasks.amazonaws.com", account_id=props.account_id,
+            service="ecs-tasks.amazonaws.com", account_id=props.account.id,
             description="The API application's own permissions: only the audited ECS Exec channel",
             policy_statements=[
                 # The SSM session channel actions cannot be scoped to a resource.
@@ -264,8 +266,8 @@ class Api(Construct):
         """ALB access logs; S3 only accepts them SSE-S3-encrypted, from the regional ELB principals."""
         props = self.props
         elb_account = aws.data_aws_elb_service_account.DataAwsElbServiceAccount(self, "elb-account")
-        bucket_name = f"{props.name_prefix}-alb-logs-{props.account_id}"
-        objects = f"arn:aws:s3:::{bucket_name}/alb/AWSLogs/{props.account_id}/*"
+        bucket_name = f"{props.name_prefix}-alb-logs-{props.account.id}"
+        objects = f"arn:aws:s3:::{bucket_name}/alb/AWSLogs/{props.account.id}/*"
         delivery = [
             statement("AlbLogDeliveryLegacyRegions", ["s3:PutObject"], [objects],
                       principals=[principal("AWS", elb_account.arn)]),
@@ -381,12 +383,13 @@ class Api(Construct):
         policies = aws.appautoscaling_policy
         tracking = policies.AppautoscalingPolicyTargetTrackingScalingPolicyConfiguration
         metric_spec = policies.AppautoscalingPolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecification
+        namespace, dimension, resource_id = target.service_namespace, target.scalable_dimension, target.resource_id
         for metric, value in (("ECSServiceAverageCPUUtilization", CPU_TARGET),
                               ("ECSServiceAverageMemoryUtilization", MEMORY_TARGET)):
             policies.AppautoscalingPolicy(
                 self, f"scale-on-{metric}", name=f"{props.name_prefix}-api-{metric}",
-                policy_type="TargetTrackingScaling", service_namespace=target.service_namespace,
-                scalable_dimension=target.scalable_dimension, resource_id=target.resource_id,
+                policy_type="TargetTrackingScaling", service_namespace=namespace,
+                scalable_dimension=dimension, resource_id=resource_id,
                 target_tracking_scaling_policy_configuration=tracking(
                     target_value=value, scale_in_cooldown=300, scale_out_cooldown=60,
                     predefined_metric_specification=metric_spec(predefined_metric_type=metric)))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from constructs import Construct
 
+from core.account import Account
 from core.aws import aws
 from core.iam import condition, principal, service_role, statement
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
@@ -21,7 +22,7 @@ from modules.secure_bucket import SecureBucket, SecureBucketProps
 class AuditProps:
     name_prefix: str
     region: str
-    account_id: str
+    account: Account
     log_retention_days: int
     logs_kms_key_arn: str
     trail_retention_days: int
@@ -35,13 +36,14 @@ class AuditTrail(Construct):
     def __init__(self, scope: Construct, id: str, props: AuditProps):
         super().__init__(scope, id)
         name = f"{props.name_prefix}-trail"
-        trail_arn = f"arn:aws:cloudtrail:{props.region}:{props.account_id}:trail/{name}"
+        trail_arn = f"arn:aws:cloudtrail:{props.region}:{props.account.id}:trail/{name}"
         key = KmsKey(self, "key", KmsKeyProps(
+            account=props.account,
             alias=f"alias/{name}", description=f"Encrypts the {name} CloudTrail log files",
             service_grants=(ServiceGrant(
                 service="cloudtrail.amazonaws.com", actions=("kms:GenerateDataKey*", "kms:DescribeKey"),
                 conditions=(("StringEquals", "aws:SourceArn", trail_arn),)),)))
-        bucket_name = f"{props.name_prefix}-trail-{props.account_id}"
+        bucket_name = f"{props.name_prefix}-trail-{props.account.id}"
         cloudtrail = principal("Service", "cloudtrail.amazonaws.com")
         from_trail = condition("StringEquals", "aws:SourceArn", trail_arn)
         bucket = SecureBucket(self, "bucket", SecureBucketProps(
@@ -52,7 +54,7 @@ class AuditTrail(Construct):
                 statement("CloudTrailChecksBucket", ["s3:GetBucketAcl"], [f"arn:aws:s3:::{bucket_name}"],
                           principals=[cloudtrail], conditions=[from_trail]),
                 statement("CloudTrailWrites", ["s3:PutObject"],
-                          [f"arn:aws:s3:::{bucket_name}/AWSLogs/{props.account_id}/*"],
+                          [f"arn:aws:s3:::{bucket_name}/AWSLogs/{props.account.id}/*"],
                           principals=[cloudtrail], conditions=[from_trail]),
             )))
         logs = LogGroup(self, "log-group", LogGroupProps(
@@ -60,7 +62,7 @@ class AuditTrail(Construct):
             kms_key_arn=props.logs_kms_key_arn))
         role = service_role(
             self, "logs-role", name=f"{name}-logs", service="cloudtrail.amazonaws.com",
-            account_id=props.account_id, description="Lets CloudTrail deliver to its own log group",
+            account_id=props.account.id, description="Lets CloudTrail deliver to its own log group",
             policy_statements=[statement("DeliverTrail", ["logs:CreateLogStream", "logs:PutLogEvents"],
                                          [f"{logs.arn}:*"])])
         trail = aws.cloudtrail.Cloudtrail(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
+from core.account import Account
 from core.aws import aws
 from core.iam import service_role
 from modules.kms_key import KmsKey, KmsKeyProps
@@ -56,7 +57,7 @@ class CacheProps:
 class DatabaseProps:
     name_prefix: str  # "<app>-<env>"
     region: str
-    account_id: str
+    account: Account
     subnet_ids: tuple[str, ...]
     security_group_id: str
     min_acu: float
@@ -80,6 +81,7 @@ class Database(Construct):
         self.props = props
         self.cluster_identifier = f"{props.name_prefix}-db"
         self.key = KmsKey(self, "key", KmsKeyProps(
+            account=props.account,
             alias=f"alias/{props.name_prefix}-data",
             description=f"Encrypts the {props.name_prefix} database, its snapshots, Performance Insights and secret",
         ))
@@ -142,7 +144,7 @@ class Database(Construct):
     def _monitoring_role(self) -> str:
         return service_role(
             self, "monitoring-role", name=f"{self.props.name_prefix}-rds-monitoring",
-            service="monitoring.rds.amazonaws.com", account_id=self.props.account_id,
+            service="monitoring.rds.amazonaws.com", account_id=self.props.account.id,
             description="Lets RDS enhanced monitoring publish OS metrics",
             managed_policy_arns=["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"],
         ).arn
@@ -150,13 +152,14 @@ class Database(Construct):
     def _instances(self, monitoring_role_arn: str) -> None:
         """One writer plus the configured readers, all `db.serverless`, never public."""
         props = self.props
+        cluster_id, engine_version = self.cluster.id, self.cluster.engine_version
         for index in range(1 + props.reader_count):
             role = "writer" if index == 0 else f"reader-{index}"
             aws.rds_cluster_instance.RdsClusterInstance(
                 self, f"instance-{role}",
                 identifier=f"{self.cluster_identifier}-{role}",
-                cluster_identifier=self.cluster.id, instance_class="db.serverless",
-                engine=ENGINE, engine_version=self.cluster.engine_version,
+                cluster_identifier=cluster_id, instance_class="db.serverless",
+                engine=ENGINE, engine_version=engine_version,
                 publicly_accessible=False, auto_minor_version_upgrade=True,
                 promotion_tier=index,
                 performance_insights_enabled=True, performance_insights_kms_key_id=self.kms_key_arn,

@@ -21,6 +21,7 @@ from typing import Any
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
+from core.account import Account
 from core.aws import aws
 from core.iam import condition, principal, statement
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
@@ -52,7 +53,7 @@ MINIMUM_TLS = "TLSv1.2_2021"
 class FrontendProps:
     name_prefix: str  # "<app>-<env>"
     region: str
-    account_id: str
+    account: Account
     domain: str
     hosted_zone_id: str | None
     certificate_arn: str | None
@@ -72,7 +73,7 @@ class Frontend(Construct):
         super().__init__(scope, id)
         self.props = props
         # Known before the bucket exists: the distribution's origin and the bucket policy need each other.
-        self.site_bucket_name = f"{props.name_prefix}-site-{props.account_id}"
+        self.site_bucket_name = f"{props.name_prefix}-site-{props.account.id}"
         self.logs = self._log_bucket()
         self.distribution = self._distribution()
         self.site = self._site_bucket()
@@ -89,20 +90,22 @@ class Frontend(Construct):
     def _log_bucket(self) -> SecureBucket:
         """Sink for the site bucket's S3 access logs and CloudFront's access logs (SSE-S3, as both require)."""
         props = self.props
-        name = f"{props.name_prefix}-web-logs-{props.account_id}"
+        name = f"{props.name_prefix}-web-logs-{props.account.id}"
         delivery = statement(
             "CloudFrontLogDelivery", ["s3:PutObject"], [f"arn:aws:s3:::{name}/cloudfront/*"],
             principals=[principal("Service", "delivery.logs.amazonaws.com")],
-            conditions=[condition("StringEquals", "aws:SourceAccount", props.account_id)])
+            conditions=[condition("StringEquals", "aws:SourceAccount", props.account.id)])
         return SecureBucket(self, "logs", SecureBucketProps(
             name=name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,
-            expiration_days=props.access_log_days, accepts_s3_access_logs=True, policy_statements=(delivery,),
+            expiration_days=props.access_log_days, s3_access_logs_from_account=props.account.id,
+            policy_statements=(delivery,),
             force_destroy=props.force_destroy))
 
     def _site_bucket(self) -> SecureBucket:
         """Private origin: only this distribution may read it, signed through Origin Access Control."""
         props = self.props
         key = KmsKey(self, "key", KmsKeyProps(
+            account=props.account,
             alias=f"alias/{props.name_prefix}-frontend",
             description=f"Encrypts the {props.name_prefix} site bucket; CloudFront decrypts for this account",
             service_grants=(ServiceGrant(service="cloudfront.amazonaws.com", actions=("kms:Decrypt",)),)))

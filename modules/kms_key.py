@@ -9,6 +9,7 @@ from typing import Any
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
+from core.account import Account
 from core.aws import aws
 
 USE_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey")
@@ -30,6 +31,7 @@ class ServiceGrant:
 @dataclass(frozen=True)
 class KmsKeyProps:
     alias: str
+    account: Account
     description: str
     service_grants: tuple[ServiceGrant, ...] = ()
     deletion_window_days: int = 30
@@ -49,9 +51,8 @@ class KmsKey(Construct):
 
     def __init__(self, scope: Construct, id: str, props: KmsKeyProps):
         super().__init__(scope, id)
-        identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller", provider=props.provider)
-        partition = aws.data_aws_partition.DataAwsPartition(self, "partition", provider=props.provider)
-        root = f"arn:{partition.partition}:iam::{identity.account_id}:root"
+        account = props.account
+        root = f"arn:{account.partition}:iam::{account.id}:root"
         statements = [{
             "Sid": "AccountAdministration",
             "Effect": "Allow",
@@ -68,7 +69,7 @@ class KmsKey(Construct):
                 "Resource": "*",
             }
             if grant.conditions:
-                grant_statement["Condition"] = self._conditions(grant, identity.account_id, partition.partition)
+                grant_statement["Condition"] = self._conditions(grant, account.id, account.partition)
             statements.append(grant_statement)
         self.key = aws.kms_key.KmsKey(
             self,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cdktf import Fn
 from constructs import Construct
 
+from core.account import Account
 from core.aws import aws
 from core.iam import service_role as make_service_role
 from core.iam import statement
@@ -34,7 +35,7 @@ class NetworkProps:
     name_prefix: str  # "<app>-<env>"
     environment: str
     region: str
-    account_id: str  # a Terraform reference is fine
+    account: Account
     cidr: str
     availability_zones: tuple[str, ...]
     nat_per_az: bool
@@ -81,7 +82,8 @@ class Network(Construct):
         found = zones.DataAwsAvailabilityZones(
             self, "zones", state="available",
             filter=[zones.DataAwsAvailabilityZonesFilter(name="zone-name", values=list(names))])
-        return [Fn.element(Fn.sort(found.names), index) for index in range(len(names))]
+        sorted_names = Fn.sort(found.names)
+        return [Fn.element(sorted_names, index) for index in range(len(names))]
 
     # -- subnets and routing ------------------------------------------------------------------
 
@@ -100,17 +102,17 @@ class Network(Construct):
         return ids
 
     def _route_table(self, id: str, subnet_ids: list[str]):
-        table = aws.route_table.RouteTable(self, id, vpc_id=self.vpc_id, tags=self._name(id))
+        table_id = aws.route_table.RouteTable(self, id, vpc_id=self.vpc_id, tags=self._name(id)).id
         for index, subnet_id in enumerate(subnet_ids):
             aws.route_table_association.RouteTableAssociation(
-                self, f"{id}-association-{index}", route_table_id=table.id, subnet_id=subnet_id)
-        return table
+                self, f"{id}-association-{index}", route_table_id=table_id, subnet_id=subnet_id)
+        return table_id
 
     def _routing(self) -> None:
         gateway = aws.internet_gateway.InternetGateway(self, "internet-gateway", vpc_id=self.vpc_id,
                                                        tags=self._name("igw"))
         public = self._route_table("public-routes", self.subnet_ids["public"])
-        aws.route.Route(self, "public-default-route", route_table_id=public.id,
+        aws.route.Route(self, "public-default-route", route_table_id=public,
                         destination_cidr_block=ANYWHERE, gateway_id=gateway.id)
         nat_count = len(self.props.availability_zones) if self.props.nat_per_az else 1
         nat_ids = []
@@ -126,11 +128,11 @@ class Network(Construct):
         self.app_route_table_ids = []
         for az, subnet_id in enumerate(self.subnet_ids["app"]):
             table = self._route_table(f"app-routes-{az}", [subnet_id])
-            aws.route.Route(self, f"app-default-route-{az}", route_table_id=table.id,
+            aws.route.Route(self, f"app-default-route-{az}", route_table_id=table,
                             destination_cidr_block=ANYWHERE, nat_gateway_id=nat_ids[az % nat_count])
-            self.app_route_table_ids.append(table.id)
+            self.app_route_table_ids.append(table)
         # Deliberately no routes: the data tier has no path to the internet.
-        self.data_route_table_id = self._route_table("data-routes", self.subnet_ids["data"]).id
+        self.data_route_table_id = self._route_table("data-routes", self.subnet_ids["data"])
 
     def _lock_down_defaults(self) -> None:
         """The default security group and NACL allow everything; manage them with no rules."""
@@ -170,18 +172,18 @@ class Network(Construct):
         self.network_acl_ids = {"public": public, "app": app, "data": data}
 
     def _acl(self, tier: str, rules: list[tuple]) -> str:
-        acl = aws.network_acl.NetworkAcl(self, f"{tier}-acl", vpc_id=self.vpc_id,
-                                         subnet_ids=self.subnet_ids[tier], tags=self._name(f"{tier}-acl"))
+        acl_id = aws.network_acl.NetworkAcl(self, f"{tier}-acl", vpc_id=self.vpc_id,
+                                            subnet_ids=self.subnet_ids[tier], tags=self._name(f"{tier}-acl")).id
         numbers = {"in": 100, "out": 100}
         for direction, from_port, to_port, sources in rules:
             for source in sources:
                 aws.network_acl_rule.NetworkAclRule(
-                    self, f"{tier}-acl-{direction}-{numbers[direction]}", network_acl_id=acl.id,
+                    self, f"{tier}-acl-{direction}-{numbers[direction]}", network_acl_id=acl_id,
                     rule_number=numbers[direction], egress=direction == "out", protocol="tcp",
                     rule_action="allow", cidr_block=source, from_port=from_port, to_port=to_port,
                 )
                 numbers[direction] += 10
-        return acl.id
+        return acl_id
 
     # -- flow logs ------------------------------------------------------------------------------
 
@@ -192,7 +194,7 @@ class Network(Construct):
             kms_key_arn=props.logs_kms_key_arn))
         role = make_service_role(
             self, "flow-log-role", name=f"{props.name_prefix}-vpc-flow-logs",
-            service="vpc-flow-logs.amazonaws.com", account_id=props.account_id,
+            service="vpc-flow-logs.amazonaws.com", account_id=props.account.id,
             description="Lets VPC Flow Logs write to this VPC's flow log group only",
             policy_statements=[statement(
                 "WriteFlowLogs",

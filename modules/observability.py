@@ -18,6 +18,7 @@ from typing import Any
 
 from constructs import Construct
 
+from core.account import Account
 from core.aws import aws
 from core.iam import condition, document, principal, statement
 from modules.dashboards import Graph, Metric, dashboard_body
@@ -52,6 +53,7 @@ class Watched:
 @dataclass(frozen=True)
 class ObservabilityProps:
     name_prefix: str
+    account: Account
     region: str
     alarm_emails: tuple[str, ...]
     critical_topic: bool
@@ -65,57 +67,56 @@ class Observability(Construct):
     def __init__(self, scope: Construct, id: str, props: ObservabilityProps):
         super().__init__(scope, id)
         self.props = props
-        self.warning = self._topic("warning", props.region, None)
-        self.critical = self._topic("critical", props.region, None) if props.critical_topic else None
-        self.edge = self._topic("edge-warning", "us-east-1", props.us_east_1)
-        urgent = self.critical or self.warning
+        self.warning_topic_arn: str = self._topic("warning", props.region, None)
+        self.critical_topic_arn: str | None = (
+            self._topic("critical", props.region, None) if props.critical_topic else None)
+        self.edge_topic_arn: str = self._topic("edge-warning", "us-east-1", props.us_east_1)
+        urgent = self.critical_topic_arn or self.warning_topic_arn
         self.alarm_names: list[str] = []
         self._api_alarms(urgent)
         self._database_alarms(urgent)
         self._frontend_alarm()
         self._dashboards()
-        self.warning_topic_arn: str = self.warning.arn
-        self.critical_topic_arn: str | None = self.critical.arn if self.critical else None
-        self.edge_topic_arn: str = self.edge.arn
 
     # -- topics ---------------------------------------------------------------------------------
 
-    def _topic(self, name: str, region: str, provider: Any):
-        """An encrypted topic only CloudWatch alarms (and the account) may publish to."""
+    def _topic(self, name: str, region: str, provider: Any) -> str:
+        """An encrypted topic only CloudWatch alarms (and the account) may publish to; returns its ARN."""
         prefix = self.props.name_prefix
         key = KmsKey(self, f"{name}-key", KmsKeyProps(
+            account=self.props.account,
             alias=f"alias/{prefix}-alarms-{name}", description=f"Encrypts the {prefix} {name} alarm topic",
             provider=provider,
             service_grants=(ServiceGrant(service="cloudwatch.amazonaws.com",
                                          actions=("kms:Decrypt", "kms:GenerateDataKey*"), conditions=()),)))
         topic = aws.sns_topic.SnsTopic(self, f"{name}-topic", name=f"{prefix}-{name}", kms_master_key_id=key.arn,
                                        provider=provider)
-        identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, f"{name}-caller", provider=provider)
+        topic_arn, account_id = topic.arn, self.props.account.id
         policy = document(self, f"{name}-topic-policy-document", [
-            statement("CloudWatchAlarmsPublish", ["sns:Publish"], [topic.arn],
+            statement("CloudWatchAlarmsPublish", ["sns:Publish"], [topic_arn],
                       principals=[principal("Service", "cloudwatch.amazonaws.com")],
                       conditions=[condition("ArnLike", "aws:SourceArn",
-                                            f"arn:aws:cloudwatch:{region}:{identity.account_id}:alarm:*")]),
+                                            f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*")]),
             statement("AccountManagesTopic", ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe",
-                                              "sns:ListSubscriptionsByTopic", "sns:Publish"], [topic.arn],
-                      principals=[principal("AWS", f"arn:aws:iam::{identity.account_id}:root")]),
+                                              "sns:ListSubscriptionsByTopic", "sns:Publish"], [topic_arn],
+                      principals=[principal("AWS", f"arn:aws:iam::{account_id}:root")]),
         ])
-        aws.sns_topic_policy.SnsTopicPolicy(self, f"{name}-topic-policy", arn=topic.arn, policy=policy,
+        aws.sns_topic_policy.SnsTopicPolicy(self, f"{name}-topic-policy", arn=topic_arn, policy=policy,
                                             provider=provider)
         for index, email in enumerate(self.props.alarm_emails):
             aws.sns_topic_subscription.SnsTopicSubscription(
-                self, f"{name}-email-{index}", topic_arn=topic.arn, protocol="email", endpoint=email,
+                self, f"{name}-email-{index}", topic_arn=topic_arn, protocol="email", endpoint=email,
                 provider=provider)
-        return topic
+        return topic_arn
 
     # -- alarms ---------------------------------------------------------------------------------
 
-    def _alarm(self, id: str, name: str, description: str, topic, *, threshold: float, comparison: str,
+    def _alarm(self, id: str, name: str, description: str, topic_arn: str, *, threshold: float, comparison: str,
                periods: int, missing: str, provider: Any = None, **metric: Any) -> None:
         aws.cloudwatch_metric_alarm.CloudwatchMetricAlarm(
             self, id, alarm_name=name, alarm_description=description, threshold=threshold,
             comparison_operator=comparison, evaluation_periods=periods, datapoints_to_alarm=periods,
-            treat_missing_data=missing, alarm_actions=[topic.arn], ok_actions=[topic.arn], provider=provider,
+            treat_missing_data=missing, alarm_actions=[topic_arn], ok_actions=[topic_arn], provider=provider,
             **metric)
         self.alarm_names.append(name)
 
@@ -124,7 +125,8 @@ class Observability(Construct):
         latency, errors = api_alarm_names(prefix)
         lb = {"LoadBalancer": watched.load_balancer_arn_suffix}
         self._alarm(
-            "api-latency", latency, f"API p95 response time above {LATENCY_SECONDS} s for 2 minutes", self.warning,
+            "api-latency", latency, f"API p95 response time above {LATENCY_SECONDS} s for 2 minutes",
+            self.warning_topic_arn,
             threshold=LATENCY_SECONDS, comparison="GreaterThanThreshold", periods=2, missing="notBreaching",
             namespace="AWS/ApplicationELB", metric_name="TargetResponseTime", dimensions=lb,
             extended_statistic="p95", period=60)
@@ -169,7 +171,8 @@ class Observability(Construct):
             namespace=namespace, metric_name="ConnectionFailures", statistic="Sum", period=300)
         self._alarm(
             "db-acu", f"{prefix}-db-acu-utilization", f"Aurora ACU utilisation above {ACU_PERCENT}% for 5 minutes",
-            self.warning, threshold=ACU_PERCENT, comparison="GreaterThanThreshold", periods=5, missing="notBreaching",
+            self.warning_topic_arn, threshold=ACU_PERCENT, comparison="GreaterThanThreshold", periods=5,
+            missing="notBreaching",
             namespace="AWS/RDS", metric_name="ACUUtilization", statistic="Average", period=60,
             dimensions={"DBClusterIdentifier": watched.db_cluster_identifier})
 
@@ -177,7 +180,7 @@ class Observability(Construct):
         watched, prefix = self.props.watched, self.props.name_prefix
         self._alarm(
             "cloudfront-errors", f"{prefix}-cloudfront-5xx-rate",
-            f"CloudFront 5xx error rate above {ERROR_RATE_PERCENT}% for 10 minutes", self.edge,
+            f"CloudFront 5xx error rate above {ERROR_RATE_PERCENT}% for 10 minutes", self.edge_topic_arn,
             threshold=ERROR_RATE_PERCENT, comparison="GreaterThanThreshold", periods=2, missing="notBreaching",
             namespace="AWS/CloudFront", metric_name="5xxErrorRate", statistic="Average", period=300,
             dimensions={"DistributionId": watched.distribution_id, "Region": "Global"},

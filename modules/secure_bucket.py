@@ -30,12 +30,12 @@ class SecureBucketProps:
     expiration_days: int | None = None
     # Move current objects to Intelligent-Tiering after this many days; None leaves them in Standard.
     intelligent_tiering_after_days: int | None = None
-    # The sink (another SecureBucket with accepts_s3_access_logs) for this bucket's access logs.
+    # The sink (another SecureBucket that accepts S3 access logs) for this bucket's access logs.
     access_log_bucket: SecureBucket | None = None
     # Let `terraform destroy` delete a bucket that still holds objects (disposable environments).
     force_destroy: bool = False
-    # This bucket is the sink for S3 server access logs of this account's buckets.
-    accepts_s3_access_logs: bool = False
+    # An account id: this bucket is the sink for S3 server access logs of that account's buckets.
+    s3_access_logs_from_account: str | None = None
     # Extra statements (DataAwsIamPolicyDocumentStatement) such as a service's write access.
     policy_statements: tuple[Any, ...] = ()
 
@@ -127,13 +127,12 @@ class SecureBucket(Construct):
                 "DenyUploadsNotEncryptedWithKms", ["s3:PutObject"], [f"{self.arn}/*"], effect="Deny",
                 principals=[everyone],
                 conditions=[condition("StringNotEqualsIfExists", "s3:x-amz-server-side-encryption", "aws:kms")]))
-        if props.accepts_s3_access_logs:
+        if props.s3_access_logs_from_account:
             # S3's log delivery may write here, but only for buckets of this account.
-            identity = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller")
             statements.append(statement(
                 "AllowS3ServerAccessLogDelivery", ["s3:PutObject"], [f"{self.arn}/*"],
                 principals=[principal("Service", "logging.s3.amazonaws.com")],
-                conditions=[condition("StringEquals", "aws:SourceAccount", identity.account_id)]))
+                conditions=[condition("StringEquals", "aws:SourceAccount", props.s3_access_logs_from_account)]))
         statements.extend(props.policy_statements)
         return aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
             self, "policy-document", statement=statements)

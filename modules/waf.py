@@ -64,5 +64,5 @@ class WebAcl(Construct):
             name=f"aws-waf-logs-{props.name}", retention_days=props.log_retention_days,
             kms_key_arn=props.logs_kms_key_arn, provider=props.provider))
         aws.wafv2_web_acl_logging_configuration.Wafv2WebAclLoggingConfiguration(
-            self, "logging", resource_arn=self.acl.arn, log_destination_configs=[logs.arn],
+            self, "logging", resource_arn=self.arn, log_destination_configs=[logs.arn],
             provider=props.provider)

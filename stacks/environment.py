@@ -7,6 +7,7 @@ import json
 from cdktf import TerraformOutput
 from constructs import Construct
 
+from core.account import look_up_account
 from core.aws import aws
 from core.provider import aws_provider
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
@@ -36,13 +37,13 @@ class EnvironmentStack(EnvironmentStackBase):
     def __init__(self, scope: Construct, project: ProjectConfig, env: EnvironmentConfig):
         super().__init__(scope, project, env)
         self.name_prefix = f"{env.application}-{env.name}"
-        self.account_id = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "caller").account_id
+        self.account = look_up_account(self)
         self.logs_key = self._logs_key(env, env.region, "logs-key")
         self.network = Network(self, "network", NetworkProps(
             name_prefix=self.name_prefix,
             environment=env.name,
             region=env.region,
-            account_id=self.account_id,
+            account=self.account,
             cidr=env.network.cidr,
             availability_zones=env.network.availability_zones(env.region),
             nat_per_az=env.network.nat_gateways is NatMode.PER_AZ,
@@ -62,7 +63,7 @@ class EnvironmentStack(EnvironmentStackBase):
         self.observability = self._observability(env)
         if env.features.cloudtrail:
             AuditTrail(self, "audit", AuditProps(
-                name_prefix=self.name_prefix, region=env.region, account_id=self.account_id,
+                name_prefix=self.name_prefix, region=env.region, account=self.account,
                 log_retention_days=env.log_retention_days, logs_kms_key_arn=self.logs_key.arn,
                 trail_retention_days=TRAIL_RETENTION_DAYS, access_log_bucket=self.frontend.logs,
                 force_destroy=not env.database.deletion_protection))
@@ -74,7 +75,7 @@ class EnvironmentStack(EnvironmentStackBase):
         database = Database(self, "database", DatabaseProps(
             name_prefix=self.name_prefix,
             region=env.region,
-            account_id=self.account_id,
+            account=self.account,
             subnet_ids=tuple(network.subnet_ids["data"]),
             security_group_id=network.database_security_group_id,
             min_acu=db.min_acu,
@@ -96,7 +97,7 @@ class EnvironmentStack(EnvironmentStackBase):
             name_prefix=self.name_prefix,
             environment=env.name,
             region=env.region,
-            account_id=self.account_id,
+            account=self.account,
             domain=f"api.{env.domain}",
             hosted_zone_id=env.hosted_zone_id,
             certificate_arn=env.api.certificate_arn,
@@ -138,6 +139,7 @@ class EnvironmentStack(EnvironmentStackBase):
     def _observability(self, env: EnvironmentConfig) -> Observability:
         watch = Observability(self, "observability", ObservabilityProps(
             name_prefix=self.name_prefix,
+            account=self.account,
             region=env.region,
             alarm_emails=env.alarm_emails,
             critical_topic=env.production,
@@ -163,7 +165,7 @@ class EnvironmentStack(EnvironmentStackBase):
         site = Frontend(self, "frontend", FrontendProps(
             name_prefix=self.name_prefix,
             region=env.region,
-            account_id=self.account_id,
+            account=self.account,
             domain=env.domain,
             hosted_zone_id=env.hosted_zone_id,
             certificate_arn=env.frontend.certificate_arn,
@@ -186,6 +188,7 @@ class EnvironmentStack(EnvironmentStackBase):
         """One CMK per region for the environment's log groups; CloudWatch Logs may use it for its own groups."""
         suffix = "logs" if provider is None else f"logs-{region}"
         return KmsKey(self, id, KmsKeyProps(
+            account=self.account,
             alias=f"alias/{env.resource_name(suffix)}",
             description=f"Encrypts the CloudWatch log groups of {env.application} {env.name} in {region}",
             provider=provider,
