@@ -32,8 +32,8 @@ from environments.model import (
 
 PROJECT_FILE = "project.toml"
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
-APPLICATION_RE = re.compile(r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")
+NAME_RE = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,14}[a-z0-9]$")
+APPLICATION_RE = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 # [0-9], not \d: in str patterns \d also matches other scripts' digits ("١٢٣..."), which AWS rejects.
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
@@ -57,6 +57,8 @@ PRIVATE_RANGES = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", 
 # Stack ids the app already uses: an environment with one of these names would collide with it
 # (cdktf fails mid-synthesis with "There is already a Construct with name 'bootstrap'").
 RESERVED_NAMES = ("bootstrap",)
+# Names end up in RDS identifiers, which AWS rejects with "--" or a trailing hyphen.
+NAME_ENDING = ", ending with a letter or digit, with no two hyphens in a row"
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
@@ -266,7 +268,7 @@ def _features(section: _Section) -> FeatureToggles:
 def _tag_fields(section: _Section) -> tuple[str, str, str, str | None]:
     return (
         section.string("application", APPLICATION_RE,
-                       "must be 2-20 lowercase letters, digits or hyphens, starting with a letter"),
+                       f"must be 2-20 lowercase letters, digits or hyphens, starting with a letter{NAME_ENDING}"),
         section.string("owner", TAG_VALUE_RE, "must be a valid AWS tag value"),
         section.string("cost_center", TAG_VALUE_RE, "must be a valid AWS tag value"),
         section.string("account_id", ACCOUNT_RE, "must be a 12-digit AWS account id", optional=True),
@@ -277,7 +279,7 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
     """Parse one environment file; `label` is how the file is named in error messages."""
     section = _Section(_read_toml(path, label), label)
     name = section.string("name", NAME_RE,
-                          "must be 2-16 lowercase letters, digits or hyphens, starting with a letter")
+                          f"must be 2-16 lowercase letters, digits or hyphens, starting with a letter{NAME_ENDING}")
     if name != path.stem:
         raise section.fail("name", f"must match the file name {path.stem!r} (got {name!r})")
     if name in RESERVED_NAMES:

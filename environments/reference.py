@@ -53,7 +53,8 @@ PROJECT: dict[str, FieldDoc] = {
     "application": FieldDoc(
         "Application name: the `<app>` in every resource name `<app>-<env>-<component>` and the "
         "`Application`/`Project` tags.",
-        "2-20 lowercase letters, digits or hyphens, starting with a letter; every environment must repeat it",
+        "2-20 lowercase letters, digits or hyphens, starting with a letter, ending with a letter or digit, no `--`; "
+        "every environment must repeat it",
         pattern=loader.APPLICATION_RE),
     "owner": FieldDoc("`Owner` tag of the bootstrap stack's resources.", _TAG_RULE, pattern=loader.TAG_VALUE_RE),
     "cost_center": FieldDoc("`CostCenter` tag of the bootstrap stack's resources.", _TAG_RULE,
@@ -90,7 +91,8 @@ PROJECT: dict[str, FieldDoc] = {
 ENVIRONMENT: dict[str, FieldDoc] = {
     "name": FieldDoc("Environment name: the stack name, the `<env>` in resource names and the state key "
                      "`<name>/terraform.tfstate`.",
-                     "2-16 lowercase letters, digits or hyphens, starting with a letter; equal to the file name; "
+                     "2-16 lowercase letters, digits or hyphens, starting with a letter, ending with a letter or "
+                     "digit, no `--`; equal to the file name; "
                      f"not {', '.join(f'`{name}`' for name in loader.RESERVED_NAMES)}",
                      pattern=loader.NAME_RE),
     "source": _SOURCE,

@@ -24,6 +24,7 @@ from constructs import Construct
 from core.account import Account
 from core.aws import aws
 from core.iam import condition, principal, service_role, statement
+from core.naming import bounded_name
 from modules.kms_key import KmsKey, KmsKeyProps
 from modules.log_group import LogGroup, LogGroupProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
@@ -33,6 +34,8 @@ CONTAINER_NAME = "api"
 CONTAINER_USER = "1000:1000"  # never root
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 only
 KEEP_IMAGES = 30
+# Load balancer and target group names: at most 32 characters.
+LOAD_BALANCER_NAME_LIMIT = 32
 HEALTH_CHECK = {"path": "/health", "interval": 30, "timeout": 5, "healthy_threshold": 2, "unhealthy_threshold": 3}
 CPU_TARGET, MEMORY_TARGET = 70, 80
 
@@ -302,8 +305,9 @@ class Api(Construct):
         props = self.props
         logs = self._access_log_bucket()
         lb = aws.lb
+        name = bounded_name(props.name_prefix, "api", LOAD_BALANCER_NAME_LIMIT)
         load_balancer = lb.Lb(
-            self, "load-balancer", name=f"{props.name_prefix}-api"[:32], load_balancer_type="application",
+            self, "load-balancer", name=name, load_balancer_type="application",
             internal=False, subnets=list(props.public_subnet_ids), security_groups=[props.alb_security_group_id],
             drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
             enable_deletion_protection=props.deletion_protection,
@@ -312,7 +316,7 @@ class Api(Construct):
         )
         groups = aws.lb_target_group
         target_group = groups.LbTargetGroup(
-            self, "target-group", name=f"{props.name_prefix}-api"[:32], target_type="ip", protocol="HTTP",
+            self, "target-group", name=name, target_type="ip", protocol="HTTP",
             port=props.container_port, vpc_id=props.vpc_id, deregistration_delay="30",
             health_check=groups.LbTargetGroupHealthCheck(
                 enabled=True, protocol="HTTP", matcher="200", **HEALTH_CHECK),

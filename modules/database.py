@@ -22,6 +22,7 @@ from constructs import Construct
 from core.account import Account
 from core.aws import aws
 from core.iam import service_role
+from core.naming import bounded_name
 from modules.kms_key import KmsKey, KmsKeyProps
 from modules.log_group import LogGroup, LogGroupProps
 
@@ -32,6 +33,8 @@ DATABASE_NAME = "app"
 POSTGRES_PORT = 5432
 MASTER_USERNAME = "app_admin"
 BACKUP_WINDOW = "03:00-04:00"
+# ElastiCache replication group ids: at most 40 characters.
+REPLICATION_GROUP_ID_LIMIT = 40
 MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
 # SPEC 4.2: TLS only, and every connection attempt in the log (the connection-failure alarm
 # counts them through a metric filter). Also schema changes and statements slower than 1 s:
@@ -184,7 +187,7 @@ class Database(Construct):
             self, "cache-subnets", name=f"{props.name_prefix}-cache", subnet_ids=list(props.subnet_ids),
             description="Isolated data subnets")
         group = aws.elasticache_replication_group.ElasticacheReplicationGroup(
-            self, "cache", replication_group_id=f"{props.name_prefix}-cache",
+            self, "cache", replication_group_id=bounded_name(props.name_prefix, "cache", REPLICATION_GROUP_ID_LIMIT),
             description=f"{props.name_prefix} Redis cache", engine="redis", engine_version=CACHE_ENGINE_VERSION,
             node_type=cache.node_type, num_cache_clusters=len(props.subnet_ids), port=CACHE_PORT,
             automatic_failover_enabled=True, multi_az_enabled=True,

@@ -134,17 +134,22 @@ def words(first: str, middle: str, last: str, max_middle: int, min_middle: int =
                      st.text(middle, min_size=min_middle, max_size=max_middle), st.sampled_from(last))
 
 
+def single_hyphens(name: str) -> str:
+    """AWS rejects "--" in RDS identifiers, so the loader does too; collapse runs instead of rejecting draws."""
+    return re.sub("-+", "-", name)
+
+
 @functools.cache
 def environment_names() -> st.SearchStrategy[str]:
-    """2-16 lowercase letters, digits or hyphens, starting with a letter (also the file stem)."""
-    names = words(LOWER, LOWER_DIGITS + "-", LOWER_DIGITS, 14)
+    """2-16 lowercase letters, digits or single hyphens, starting with a letter (also the file stem)."""
+    names = words(LOWER, LOWER_DIGITS + "-", LOWER_DIGITS, 14).map(single_hyphens)
     return names.filter(lambda name: name not in RESERVED_ENVIRONMENT_NAMES)
 
 
 @functools.cache
 def application_names() -> st.SearchStrategy[str]:
-    """2-20 lowercase letters, digits or hyphens, starting with a letter."""
-    return words(LOWER, LOWER_DIGITS + "-", LOWER_DIGITS, 18)
+    """2-20 lowercase letters, digits or single hyphens, starting with a letter."""
+    return words(LOWER, LOWER_DIGITS + "-", LOWER_DIGITS, 18).map(single_hyphens)
 
 
 @functools.cache
@@ -382,7 +387,7 @@ def configurations(draw, min_environments: int = 1, max_environments: int = 4) -
     """A whole valid configuration: unique names and domains, disjoint CIDRs, one application."""
     project = draw(project_documents())
     names = distinct(draw(st.lists(environment_names(), min_size=min_environments, max_size=max_environments)),
-                     lambda name, number: f"{name[:12]}-{number}")
+                     lambda name, number: f"{name[:12].rstrip('-')}-{number}")
     cidrs = draw(disjoint_cidrs(len(names)))
     hosts = distinct(draw(st.lists(domains(), min_size=len(names), max_size=len(names))),
                      lambda host, number: f"e{number}.{host}")

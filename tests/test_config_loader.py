@@ -302,6 +302,10 @@ FORMAT_ERRORS = [
     ("dev.toml", "account_id", "12345", "must be a 12-digit AWS account id"),
     ("dev.toml", "account_id", "\u0661" * 12, "must be a 12-digit AWS account id"),
     ("dev.toml", "application", "Web_App", "must be 2-20 lowercase letters"),
+    # AWS rejects "--" in RDS identifiers (found by property 10's terraform validate).
+    ("dev.toml", "application", "web--app", "no two hyphens in a row"),
+    ("project.toml", "application", "web--app", "no two hyphens in a row"),
+    ("dev.toml", "name", "de--v", "no two hyphens in a row"),
     ("dev.toml", "owner", "team#1", "must be a valid AWS tag value"),
     ("dev.toml", "owner", "platform-team\n", "must be a valid AWS tag value"),
     ("dev.toml", "cost_center", "", "must be a valid AWS tag value"),
