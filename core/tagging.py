@@ -45,7 +45,6 @@ class RequiredTags:
     def __init__(self, stack: TerraformStack, tags: Mapping[str, str]):
         self.stack = stack
         self.tags = dict(tags)
-        self._checked = False
 
     @classmethod
     def enforce(cls, stack: TerraformStack, tags: Mapping[str, str]) -> RequiredTags:
@@ -55,9 +54,7 @@ class RequiredTags:
         return aspect
 
     def visit(self, node: IConstruct) -> None:
-        if self._checked:
-            return  # registered on a construct with children after all: the stack is checked already
-        self._checked = True
+        """Check every taggable resource of the stack, whichever construct cdktf passes in."""
         constructs = self.stack.node.find_all()
         providers = [c for c in constructs if isinstance(c, aws.provider.AwsProvider)]
         tags_by_provider = {id(provider): _default_tags(provider) for provider in providers}

@@ -7,9 +7,6 @@ from tests import observability_checks as checks
 from tests.conftest import only, resources_of
 from tests.network_checks import policy_document, ref_name
 
-ENVIRONMENTS = ("dev", "staging", "production")
-
-
 
 def test_every_required_alarm_notifies_a_topic(env_stack):
     checks.check_alarm_coverage(env_stack[1])
