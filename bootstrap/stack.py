@@ -14,11 +14,11 @@ from core.account import look_up_account
 from core.aws import aws
 from core.provider import aws_provider, required_tags, s3_backend
 from core.tagging import RequiredTags
-from environments.model import ProjectConfig
+from environments.model import BOOTSTRAP_STACK, ProjectConfig
 from modules.kms_key import KmsKey, KmsKeyProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
 
-STACK_NAME = "bootstrap"
+STACK_NAME = BOOTSTRAP_STACK
 # Relative to cdktf.out/stacks/bootstrap, i.e. the repository root: survives re-synthesis
 # (cdktf.out is rebuilt) and is ignored by git.
 LOCAL_STATE_PATH = "../../../terraform.bootstrap.tfstate"

@@ -14,10 +14,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from environments.model import (
+    BOOTSTRAP_STACK,
     ApiConfig,
     DatabaseConfig,
     EmulatorConfig,
@@ -31,6 +33,11 @@ from environments.model import (
 )
 
 PROJECT_FILE = "project.toml"
+ENVIRONMENT_SUFFIX = ".toml"
+# Suffixes of other configuration formats: such a file in environments/ is an environment someone
+# meant to add, and silently ignoring it would leave that environment undeployed without a word.
+FOREIGN_CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".jsonc", ".json5", ".ini", ".cfg", ".conf", ".hcl",
+                           ".tfvars", ".properties", ".env", ".tml")
 
 NAME_RE = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,14}[a-z0-9]$")
 APPLICATION_RE = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,18}[a-z0-9]$")
@@ -56,7 +63,7 @@ PRIVATE_RANGES = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", 
 
 # Stack ids the app already uses: an environment with one of these names would collide with it
 # (cdktf fails mid-synthesis with "There is already a Construct with name 'bootstrap'").
-RESERVED_NAMES = ("bootstrap",)
+RESERVED_NAMES = (BOOTSTRAP_STACK,)
 # Names end up in RDS identifiers, which AWS rejects with "--" or a trailing hyphen.
 NAME_ENDING = ", ending with a letter or digit, with no two hyphens in a row"
 
@@ -372,6 +379,23 @@ def _emulator(endpoint: str | None) -> EmulatorConfig | None:
     return EmulatorConfig(endpoint=endpoint.rstrip("/"))
 
 
+def _looks_like_foreign_config(path: Path) -> bool:
+    """Another format's configuration file, or a TOML file whose suffix is not exactly `.toml` (QA.TOML)."""
+    suffix = path.suffix.lower()
+    return path.is_file() and (suffix in FOREIGN_CONFIG_SUFFIXES
+                               or (suffix == ENVIRONMENT_SUFFIX and path.suffix != ENVIRONMENT_SUFFIX))
+
+
+def _reject_foreign_config_files(directory: Path, label: Callable[[Path], str]) -> None:
+    """An environment written in another format (qa.yaml, qa.json) is an error, not silently skipped."""
+    for path in sorted(directory.iterdir()):
+        if _looks_like_foreign_config(path):
+            raise ConfigError(label(path), "", f"is not an environment file: environments are TOML files named "
+                                               f"<name>{ENVIRONMENT_SUFFIX} (convert it to "
+                                               f"{path.stem.lower()}{ENVIRONMENT_SUFFIX}, or move it out of "
+                                               f"{directory.name}/)")
+
+
 def load_project(directory: Path, emulator_endpoint: str | None = None) -> ProjectConfig:
     """Load `project.toml` and every environment file in `directory`, validating all of it.
 
@@ -389,7 +413,8 @@ def load_project(directory: Path, emulator_endpoint: str | None = None) -> Proje
     application, owner, cost_center, account_id = _tag_fields(section)
     state = _state(section.table("state"))
     section.done()
-    env_paths = sorted(p for p in directory.glob("*.toml") if p.name != PROJECT_FILE)
+    _reject_foreign_config_files(directory, label)
+    env_paths = sorted(p for p in directory.glob(f"*{ENVIRONMENT_SUFFIX}") if p.name != PROJECT_FILE)
     if not env_paths:
         raise ConfigError(str(directory.name), "", "holds no environment file (<name>.toml)")
     envs = [load_environment(path, label(path)) for path in env_paths]

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# The state backend's stack; every other stack is one environment, named after it.
+BOOTSTRAP_STACK = "bootstrap"
+
 
 class NatMode(StrEnum):
     """How private application subnets reach the internet."""
@@ -138,6 +141,11 @@ class ProjectConfig:
     state: StateBackendConfig
     environments: tuple[EnvironmentConfig, ...]
     emulator: EmulatorConfig | None = field(default=None)
+
+    @property
+    def stack_names(self) -> tuple[str, ...]:
+        """Every stack the app can synthesize, in synthesis order: the bootstrap, then each environment."""
+        return (BOOTSTRAP_STACK, *(env.name for env in self.environments))
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:

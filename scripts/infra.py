@@ -1,6 +1,6 @@
 """The one entry point for synthesizing, reviewing, deploying and destroying the infrastructure.
 
-    python scripts/infra.py synth                   # every stack into cdktf.out/
+    python scripts/infra.py synth [STACK ...]       # every stack (or the named ones) into cdktf.out/
     python scripts/infra.py plan dev                # what a deploy of dev would change
     python scripts/infra.py deploy-bootstrap        # once: state bucket, lock table, KMS key
     python scripts/infra.py deploy dev [--yes]      # preflight, plan, confirm, apply that plan
@@ -53,6 +53,7 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
 OUTDIR_VARIABLE = "CDKTF_OUTDIR"
+STACKS_VARIABLE = "INFRA_STACKS"
 LOOPBACK = "127.0.0.1"
 LOCAL_ENVIRONMENT = "dev"
 # `terraform plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes present.
@@ -175,13 +176,18 @@ def terraform_binary() -> str:
     return binary
 
 
-def synth(tools: Tools, outdir: Path | None = None, endpoint: str | None = None) -> None:
-    """Synthesize every stack with main.py (the same interpreter) into `outdir`, where terraform will look."""
+def synth(tools: Tools, stacks: Sequence[str] = (), outdir: Path | None = None, endpoint: str | None = None) -> None:
+    """Synthesize `stacks` (every stack when empty) with main.py (the same interpreter) into `outdir`.
+
+    A command synthesizes only the stacks it runs terraform in: with a dozen environments, planning
+    one of them must not pay for the other eleven. main.py still validates the whole configuration.
+    """
     env = {**tools.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
            OUTDIR_VARIABLE: str(outdir or tools.outdir)}
+    env.pop(STACKS_VARIABLE, None)  # the stacks are named on the command line, never inherited
     if endpoint is not None:
         env[EMULATOR_VARIABLE] = endpoint
-    code = tools.run([sys.executable, str(tools.root / "main.py")], tools.root, env)
+    code = tools.run([sys.executable, str(tools.root / "main.py"), *stacks], tools.root, env)
     if code != 0:
         raise Refused(f"synthesis failed (exit {code}): see the message above")
 
@@ -227,14 +233,17 @@ def plan_and_apply(tools: Tools, stack: str, action: str, yes: bool, by_name: bo
 # --- commands -----------------------------------------------------------------------------------
 
 def cmd_synth(tools: Tools, args: argparse.Namespace) -> int:
-    load(tools)
-    synth(tools)
+    known = load(tools).stack_names
+    unknown = [name for name in args.stacks if name not in known]
+    if unknown:
+        raise UsageError(f"unknown stack {unknown[0]!r}: the stacks are {', '.join(known)}")
+    synth(tools, args.stacks)
     return 0
 
 
 def cmd_plan(tools: Tools, args: argparse.Namespace) -> int:
     load(tools, args.environment)
-    synth(tools)
+    synth(tools, [args.environment])
     terraform = terraform_for(tools, args.environment)
     terraform("init", "-input=false")
     options = ["-no-color"] if args.no_color else []
@@ -270,7 +279,7 @@ def cmd_deploy_bootstrap(tools: Tools, args: argparse.Namespace) -> int:
     project = load(tools)
     require_preflight(tools, project, None)
     refuse_second_bootstrap(tools, project)
-    synth(tools)
+    synth(tools, [BOOTSTRAP])
     # The bootstrap holds every environment's state, production's included: name it to apply it.
     return plan_and_apply(tools, BOOTSTRAP, "Deploy", args.yes, by_name=True)
 
@@ -279,7 +288,7 @@ def cmd_deploy(tools: Tools, args: argparse.Namespace) -> int:
     project = load(tools, args.environment)
     env = project.environment(args.environment)
     require_preflight(tools, project, env.name)
-    synth(tools)
+    synth(tools, [env.name])
     return plan_and_apply(tools, env.name, "Deploy", args.yes, by_name=env.production)
 
 
@@ -288,7 +297,7 @@ def cmd_destroy(tools: Tools, args: argparse.Namespace) -> int:
     env = project.environment(args.environment)
     refuse_destroying_production(env)
     require_preflight(tools, project, env.name, "Destroy")
-    synth(tools)
+    synth(tools, [env.name])
     # Destroying is always confirmed by name, whatever the environment.
     return plan_and_apply(tools, env.name, "Destroy", args.yes, by_name=True, destroy=True)
 
@@ -464,7 +473,7 @@ def emulated_targets(tools: Tools, local: LocalPaths, stack: str) -> list[str]:
 def deploy_locally(tools: Tools, local: LocalPaths, endpoint: str, stacks: Sequence[str]) -> None:
     """Synthesize for the emulator into the local folder, then init + apply each stack, then print outputs."""
     project = load(tools, endpoint=endpoint)  # validates the endpoint as synthesis will
-    synth(tools, local.outdir, endpoint)
+    synth(tools, stacks, local.outdir, endpoint)
     init_env = local_terraform_env(tools, local, project.state.region, offline=False)
     apply_env = local_terraform_env(tools, local, project.state.region, offline=True)
     for stack in stacks:
@@ -516,7 +525,9 @@ def default_local_dir() -> Path:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infra", description="Synthesize, review, deploy and destroy safely.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("synth", help="synthesize every stack into cdktf.out/").set_defaults(handler=cmd_synth)
+    synth_ = commands.add_parser("synth", help="synthesize every stack (or the named ones) into cdktf.out/")
+    synth_.add_argument("stacks", nargs="*", metavar="STACK", help="bootstrap or an environment (default: all)")
+    synth_.set_defaults(handler=cmd_synth)
 
     plan = commands.add_parser("plan", help="terraform plan for one environment")
     plan.add_argument("environment")

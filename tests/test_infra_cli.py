@@ -49,6 +49,12 @@ class Call:
         assert self.command[0] == TERRAFORM, self.command
         return " ".join(self.command[1:])
 
+    @property
+    def stacks(self) -> tuple[str, ...]:
+        """The stacks a synthesis call asks main.py for (empty: every stack)."""
+        assert self.name == "synth", self.command
+        return self.command[2:]
+
 
 @dataclass
 class World:
@@ -146,6 +152,33 @@ def test_synth_runs_main_py_with_the_same_interpreter():
     outcome = run_infra("synth")
     assert (outcome.code, outcome.world.names()) == (0, ["synth"])
     assert outcome.world.calls[0].cwd == ROOT
+
+
+def test_synth_passes_the_named_stacks_and_refuses_unknown_ones():
+    assert run_infra("synth", "bootstrap", DEV).world.calls[0].stacks == ("bootstrap", DEV)
+    outcome = run_infra("synth", DEV, "qa")
+    assert outcome.code == infra.EXIT_USAGE and outcome.world.calls == []
+    assert outcome.err == "infra: unknown stack 'qa': the stacks are bootstrap, dev, production, staging\n"
+
+
+# command -> the only stacks it may synthesize (environments/ defines three; bootstrap is a fourth)
+SYNTHESIZED = {
+    ("plan", "staging"): ("staging",),
+    ("deploy", DEV, "--yes"): (DEV,),
+    ("destroy", DEV, "--yes"): (DEV,),
+    ("deploy-bootstrap", "--yes"): ("bootstrap",),
+}
+
+
+@pytest.mark.parametrize("argv", sorted(SYNTHESIZED), ids=" ".join)
+def test_each_command_synthesizes_only_the_stack_it_runs_terraform_in(argv):
+    world = World(environ={infra.STACKS_VARIABLE: "production"})  # an inherited selection is ignored
+    outcome = run_infra(*argv, world=world)
+    assert outcome.code == 0, outcome.err
+    synth = [call for call in world.calls if call.name == "synth"]
+    assert [call.stacks for call in synth] == [SYNTHESIZED[argv]]
+    assert infra.STACKS_VARIABLE not in synth[0].env
+    assert {call.cwd.name for call in world.calls if call.name != "synth"} == set(SYNTHESIZED[argv])
 
 
 def test_synthesis_goes_where_terraform_will_run_whatever_cdktf_outdir_says():
@@ -437,6 +470,7 @@ def test_local_up_deploys_bootstrap_then_dev_through_the_emulator_only(tmp_path,
     assert ("dev: leaving out 3 blocks: the emulator cannot create aws_cloudfront_cache_policy, and the rest "
             "depend on those") in outcome.out
     synth, *terraform = world.calls
+    assert synth.stacks == ("bootstrap", DEV)
     assert synth.env[infra.EMULATOR_VARIABLE] == endpoint
     assert synth.env[infra.OUTDIR_VARIABLE] == str(local / "cdktf.out")
     assert [call.cwd.name for call in terraform] == ["bootstrap"] * 2 + [DEV] * 2 + ["bootstrap", DEV]

@@ -49,12 +49,12 @@ class Run:
     stderr: str
 
 
-def run_main(repo: Path, **environment: str) -> Run:
+def run_main(repo: Path, *stacks: str, **environment: str) -> Run:
     """Run the copy's main.py with the project's interpreter from the copy's root, as `cdktf synth` does."""
     env = {key: value for key, value in os.environ.items()
-           if key not in ("INFRA_AWS_ENDPOINT", "CDKTF_OUTDIR", "PYTHONPATH")}
+           if key not in ("INFRA_AWS_ENDPOINT", "CDKTF_OUTDIR", "PYTHONPATH", "INFRA_STACKS")}
     env.update(JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", PYTHONDONTWRITEBYTECODE="1", **environment)
-    result = subprocess.run([sys.executable, str(repo / "main.py")], cwd=repo, env=env,
+    result = subprocess.run([sys.executable, str(repo / "main.py"), *stacks], cwd=repo, env=env,
                             capture_output=True, text=True, timeout=300)
     return Run(result.returncode, result.stdout, result.stderr)
 
@@ -138,3 +138,64 @@ def test_an_invalid_emulator_endpoint_exits_2_with_one_line_and_writes_nothing(t
     repo = copy_product(tmp_path / "repo")
     run = run_main(repo, INFRA_AWS_ENDPOINT="localhost:5000")
     assert_refused_cleanly(repo, run, r"INFRA_AWS_ENDPOINT: must be an http\(s\) URL .* \(got 'localhost:5000'\)")
+
+
+# --- synthesizing only the named stacks ---------------------------------------------------------------
+
+def written_stacks(repo: Path) -> set[str]:
+    """The stacks in cdktf's manifest and the stack folders on disk (both must agree)."""
+    manifest = json.loads((repo / OUTDIR / "manifest.json").read_text())
+    folders = {path.name for path in (repo / OUTDIR / "stacks").iterdir()}
+    assert set(manifest["stacks"]) == folders, "the manifest names exactly the folders written"
+    return folders
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "environment", "expected"), [
+    (("dev",), {"INFRA_STACKS": "bootstrap"}, "dev"),  # arguments win over the variable
+    ((), {"INFRA_STACKS": " bootstrap, "}, "bootstrap"),  # how users of the cdktf CLI select stacks
+], ids=["argument", "INFRA_STACKS"])
+def test_only_the_named_stack_is_synthesized_and_the_summary_says_so(tmp_path, synth_dir, args, environment,
+                                                                     expected):
+    repo = copy_product(tmp_path / "repo")
+    run = run_main(repo, *args, **environment)
+    assert run.returncode == 0, run.stderr
+    assert written_stacks(repo) == {expected}
+    others = sorted(SPEC_STACKS - {expected})
+    *summaries, last = run.stdout.splitlines()
+    assert [SUMMARY_LINE.fullmatch(line)["name"] for line in summaries] == [expected]
+    assert last == f"wrote 1 of {len(SPEC_STACKS)} stacks; not synthesized: {', '.join(others)}"
+    written = repo / OUTDIR / "stacks" / expected / "cdk.tf.json"
+    assert written.read_bytes() == (synth_dir / "stacks" / expected / "cdk.tf.json").read_bytes(), \
+        "a stack synthesized alone must be exactly what the whole app writes for it"
+
+
+@pytest.mark.parametrize(("args", "environment", "unknown"), [
+    (("dev", "qa"), {}, "qa"),
+    ((), {"INFRA_STACKS": "dev,Dev"}, "Dev"),
+])
+def test_an_unknown_stack_is_a_usage_error_and_writes_nothing(tmp_path, args, environment, unknown):
+    repo = copy_product(tmp_path / "repo")
+    run = run_main(repo, *args, **environment)
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == (f"usage: python main.py [STACK ...] (or INFRA_STACKS=STACK,... for the cdktf CLI): "
+                          f"unknown stack {unknown!r}: the stacks are bootstrap, dev, production, staging\n")
+    assert not (repo / OUTDIR).exists()
+
+
+def test_the_whole_configuration_is_validated_even_for_one_stack(tmp_path):
+    repo = copy_product(tmp_path / "repo")
+    staging = repo / "environments" / "staging.toml"
+    staging.write_text(staging.read_text().replace("az_count = 2", 'az_count = "2"'))
+    assert_refused_cleanly(repo, run_main(repo, "dev"),
+                           r"environments/staging\.toml: network\.az_count: must be an integer, got str '2'")
+
+
+@pytest.mark.parametrize("name", ["qa.yaml", "qa.yml", "qa.json", "QA.TOML"])
+def test_an_environment_in_another_format_is_a_configuration_error(tmp_path, name):
+    repo = copy_product(tmp_path / "repo")
+    (repo / "environments" / name).write_text((repo / "environments" / "dev.toml").read_text())
+    stem = name.split(".")[0].lower()
+    assert_refused_cleanly(repo, run_main(repo), re.escape(
+        f"environments/{name}: is not an environment file: environments are TOML files named <name>.toml "
+        f"(convert it to {stem}.toml, or move it out of environments/)"))
