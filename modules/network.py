@@ -165,10 +165,16 @@ class Network(Construct):
         ]
         app_rules += [("out", port, port, cidrs["data"]) for port in data_ports]
         if props.interface_endpoints:
-            app_rules.append(("in", HTTPS, HTTPS, cidrs["app"]))  # tasks to the interface endpoints
+            # Tasks call the endpoints' interfaces in every zone (private DNS returns them all); inside
+            # one subnet no ACL applies, across zones the request and the endpoint's reply both cross one.
+            app_rules += [("in", HTTPS, HTTPS, cidrs["app"]), ("out", *EPHEMERAL, cidrs["app"])]
         app = self._acl("app", app_rules)
-        data = self._acl("data", [("in", port, port, cidrs["app"]) for port in data_ports]
-                         + [("out", *EPHEMERAL, cidrs["app"])])
+        data_rules = [("in", port, port, cidrs["app"]) for port in data_ports] + [("out", *EPHEMERAL, cidrs["app"])]
+        if props.cache_port:
+            # The cache's primary and replicas sit in different zones' data subnets and replicate to each other:
+            # the cache port one way, the replies' ephemeral ports the other (the range holds the cache port).
+            data_rules += [("in", *EPHEMERAL, cidrs["data"]), ("out", *EPHEMERAL, cidrs["data"])]
+        data = self._acl("data", data_rules)
         self.network_acl_ids = {"public": public, "app": app, "data": data}
 
     def _acl(self, tier: str, rules: list[tuple]) -> str:
@@ -245,6 +251,10 @@ class Network(Construct):
             self.cache_security_group_id = cache = self._group("cache", "Redis: from the API only")
             self._egress("api-to-cache", api, cache_port, "Redis to the cache", target_group=cache)
             self._ingress("cache-from-api", cache, cache_port, "Redis from the API tasks", source_group=api)
+            self._egress("cache-to-cache", cache, cache_port, "Replication to the other cache nodes",
+                         target_group=cache)
+            self._ingress("cache-from-cache", cache, cache_port, "Replication from the other cache nodes",
+                          source_group=cache)
 
     # -- VPC endpoints --------------------------------------------------------------------------
 

@@ -178,7 +178,7 @@ def _route_hop(topology: Topology, step: str, subnet: Subnet, destination: Place
     if route == "local":
         return "local", Hop(where, True, "local")
     if expect and route.target != expect:
-        return route, Hop(where, False, f"{route.name} goes to a {route.target}, not a {expect}")
+        return route, Hop(where, False, f"{route.name} leads to the {route.target}, not the {expect}")
     return route, Hop(where, True, f"{route.name} -> {route.target}")
 
 

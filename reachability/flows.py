@@ -120,8 +120,8 @@ def judge(topology: Topology, flow: Flow) -> FlowResult:
             if not verdict.allowed:
                 problems.append(verdict.explain())
             elif flow.via and _route_target(topology, source, destination) != flow.via:
-                problems.append(f"{verdict.source} -> {verdict.destination}: leaves through "
-                                f"{_route_target(topology, source, destination)}, not a {flow.via}")
+                problems.append(f"{verdict.source} -> {verdict.destination}: leaves through the "
+                                f"{_route_target(topology, source, destination)}, not the {flow.via}")
         if flow.expect in (ONLY, DENIED):
             opened = [ports for ports in open_ports(topology, source, destination)
                       if flow.expect == DENIED or ports != (flow.port, flow.port)]

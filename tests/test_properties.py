@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, note, settings
 from core.provider import required_tags
 from environments.loader import load_project
 from environments.model import EnvironmentConfig, ProjectConfig
+from reachability.flows import evaluate_flows
+from reachability.topology import read_topology
 from stacks.environment import EnvironmentStack
 from tests import api_checks, database_checks, network_checks, observability_checks, tag_checks
 from tests.conftest import resources_of
@@ -78,6 +80,12 @@ def check_secret_access(stack: dict) -> None:
                            for r in statement["resources"]), statement
 
 
+def check_reachability(env: EnvironmentConfig, stack: dict) -> None:
+    """Every flow SPEC 4.1 requires gets through, there and back; every forbidden one is stopped."""
+    problems = [problem for result in evaluate_flows(read_topology(stack), env) for problem in result.problems]
+    assert not problems, "\n".join(problems)
+
+
 def check_environment(env: EnvironmentConfig, stack: dict) -> None:
     """Properties 2-9 and the configuration-following checks of every tier, on one stack."""
     network_checks.check_subnet_layout(stack, env.network.cidr, env.network.az_count)
@@ -92,6 +100,7 @@ def check_environment(env: EnvironmentConfig, stack: dict) -> None:
     api_checks.check_https_only_cloudfront(stack)  # 6
     database_checks.check_backups(stack)  # 7
     network_checks.check_security_groups(stack, env.api.container_port)  # 8
+    check_reachability(env, stack)  # 8, by behaviour: SPEC 4.1's flows, per pair of zones
     observability_checks.check_alarm_coverage(stack)  # 9
     database_checks.check_cluster_follows_configuration(stack, env)
     api_checks.check_service_follows_configuration(stack, env)
