@@ -47,9 +47,11 @@ docs-deps:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo -n ) apt-get install -y -qq graphviz; } || \
 	  echo "note: Graphviz not installed; writing .dot only"
 
-# Regenerates docs/architecture-<env>.dot/.svg and docs/configuration.md (tests fail when stale).
+# Regenerates docs/architecture-<env>.dot/.svg, docs/reachability.md and docs/configuration.md
+# (tests fail when stale).
 docs: synth docs-deps
 	$(PIPENV) run python scripts/diagram.py
+	$(PIPENV) run python scripts/reachability.py
 	$(PIPENV) run python scripts/config_reference.py
 
 # Operating the stacks: one entry point, scripts/infra.py (see README "Deploying").
