@@ -88,7 +88,7 @@ class BootstrapStack(TerraformStack):
         TerraformOutput(
             self,
             "backend_settings",
-            description="The S3 backend block every environment stack uses (key varies per environment)",
+            description="The S3 backend block every other stack uses (the key varies per stack)",
             value={
                 "bucket": bucket,
                 "region": state.region,
@@ -96,6 +96,7 @@ class BootstrapStack(TerraformStack):
                 "kms_key_id": state.kms_alias,
                 "dynamodb_table": table,
                 "use_lockfile": True,
-                "keys": {env.name: env.state_key for env in project.environments},
+                "keys": {**{baseline.stack_name: baseline.state_key for baseline in project.baselines},
+                         **{env.name: env.state_key for env in project.environments}},
             },
         )

@@ -15,12 +15,14 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from environments.model import (
     BOOTSTRAP_STACK,
     ApiConfig,
+    BaselineConfig,
     DatabaseConfig,
     EmulatorConfig,
     EnvironmentConfig,
@@ -163,6 +165,18 @@ class _Section:
         value = self._get(key, dict, "a table", optional)
         return _Section(value or {}, self._file, f"{self.path(key)}.")
 
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def table_list(self, key: str, kind_name: str) -> list[_Section]:
+        """An optional array of tables (`[[key]]`), each read as a section named `key[index]`."""
+        sections = []
+        for index, value in enumerate(self._get(key, list, f"a list of {kind_name} tables", optional=True) or []):
+            if not isinstance(value, dict):
+                raise ConfigError(self._file, f"{self.path(key)}[{index}]", f"must be a {kind_name} table")
+            sections.append(_Section(value, self._file, f"{self.path(key)}[{index}]."))
+        return sections
+
     def done(self) -> None:
         """Reject keys nobody asked for: a typo must not be silently ignored."""
         unknown = sorted(set(self._data) - self._seen)
@@ -261,10 +275,17 @@ def _frontend(section: _Section) -> FrontendConfig:
     return result
 
 
+# Settings that exist once per account and region, so no environment may own them.
+ACCOUNT_LEVEL_FEATURES = ("cloudtrail", "config")
+
+
 def _features(section: _Section) -> FeatureToggles:
+    for key in ACCOUNT_LEVEL_FEATURES:
+        if section.has(key):
+            raise section.fail(key, f"is set once per account and region: use {key} in a [[baseline]] of "
+                                    f"{PROJECT_FILE} (environments may share an account)")
     result = FeatureToggles(
         waf=section.boolean("waf"),
-        cloudtrail=section.boolean("cloudtrail"),
         vpc_interface_endpoints=section.boolean("vpc_interface_endpoints"),
         cache=section.boolean("cache"),
     )
@@ -351,6 +372,62 @@ def _state(section: _Section) -> StateBackendConfig:
     return result
 
 
+def _baseline(section: _Section) -> BaselineConfig:
+    result = BaselineConfig(
+        region=section.string("region", REGION_RE, "must be an AWS region such as eu-west-1"),
+        account_id=section.string("account_id", ACCOUNT_RE, "must be a 12-digit AWS account id", optional=True),
+        config=section.boolean("config"),
+        cloudtrail=section.boolean("cloudtrail"),
+        alarm_emails=section.string_list("alarm_emails", EMAIL_RE, "must be an e-mail address"),
+        log_retention_days=section.choice("log_retention_days", LOG_RETENTION_DAYS),
+    )
+    section.done()
+    if not (result.config or result.cloudtrail):
+        raise section.fail("config", "must be true when cloudtrail = false: a baseline with neither has nothing "
+                                     "to deploy (remove it instead)")
+    return result
+
+
+def _baselines(section: _Section, file: str) -> tuple[BaselineConfig, ...]:
+    """`[[baseline]]` tables: one per account and region, checked so no once-per-account resource repeats."""
+    baselines = [_baseline(table) for table in section.table_list("baseline", "[[baseline]]")]
+    _check_baselines(file, baselines)
+    return _mark_global_recording(baselines)
+
+
+def _check_baselines(file: str, baselines: list[BaselineConfig]) -> None:
+    """Once-per-account resources never twice: one baseline per account and region, one trail per account."""
+    named = [baseline.account_id is not None for baseline in baselines]
+    if any(named) and not all(named):
+        index = named.index(False)
+        raise ConfigError(file, f"baseline[{index}].account_id", "is required when another baseline names "
+                                "its account: an unnamed account may be that same account")
+    for index, baseline in enumerate(baselines):
+        for other_index, other in enumerate(baselines[:index]):
+            if other.account_id != baseline.account_id:
+                continue
+            if other.region == baseline.region:
+                raise ConfigError(file, f"baseline[{index}].region", (
+                    f"must not repeat baseline[{other_index}] ({baseline.region}, {baseline.account_label}): "
+                    "AWS Config and CloudTrail exist once per account and region"))
+            if other.cloudtrail and baseline.cloudtrail:
+                raise ConfigError(file, f"baseline[{index}].cloudtrail", (
+                    f"must be false: baseline[{other_index}] already has the multi-region trail of "
+                    f"{baseline.account_label}, and one per account is enough"))
+
+
+def _mark_global_recording(baselines: list[BaselineConfig]) -> tuple[BaselineConfig, ...]:
+    """The first baseline of each account that records configuration also records global types (IAM)."""
+    recorded: set[str | None] = set()
+    result = []
+    for baseline in baselines:
+        first = baseline.config and baseline.account_id not in recorded
+        if first:
+            recorded.add(baseline.account_id)
+        result.append(replace(baseline, record_global_resources=first))
+    return tuple(result)
+
+
 def _check_across(project_label: str, application: str, envs: list[EnvironmentConfig]) -> None:
     """Rules that no single file can check: isolation between environments."""
     seen_domains: dict[str, str] = {}
@@ -412,6 +489,7 @@ def load_project(directory: Path, emulator_endpoint: str | None = None) -> Proje
     section = _Section(_read_toml(project_path, project_label), project_label)
     application, owner, cost_center, account_id = _tag_fields(section)
     state = _state(section.table("state"))
+    baselines = _baselines(section, project_label)
     section.done()
     _reject_foreign_config_files(directory, label)
     env_paths = sorted(p for p in directory.glob(f"*{ENVIRONMENT_SUFFIX}") if p.name != PROJECT_FILE)
@@ -428,4 +506,5 @@ def load_project(directory: Path, emulator_endpoint: str | None = None) -> Proje
         state=state,
         environments=tuple(envs),
         emulator=_emulator(emulator_endpoint),
+        baselines=baselines,
     )

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-# The state backend's stack; every other stack is one environment, named after it.
+# The state backend's stack; every other stack is one environment, named after it, or one
+# account baseline (`baseline-...`, longer than the 16 characters an environment name may have).
 BOOTSTRAP_STACK = "bootstrap"
+BASELINE_STACK_PREFIX = "baseline-"
 
 
 class NatMode(StrEnum):
@@ -58,7 +60,6 @@ class ApiConfig:
 @dataclass(frozen=True)
 class FeatureToggles:
     waf: bool
-    cloudtrail: bool
     vpc_interface_endpoints: bool
     cache: bool
 
@@ -122,6 +123,45 @@ class StateBackendConfig:
         return "bootstrap/terraform.tfstate"
 
 
+# Environments that name no account_id share this one (the shipped files name none).
+UNNAMED_ACCOUNT = "the account of environments without account_id"
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The once-per-account resources of one account and region (`[[baseline]]` in project.toml).
+
+    AWS Config allows one configuration recorder per account and region, and one multi-region
+    CloudTrail covers a whole account, yet environments may share an account. So these live in
+    their own stack, one per account and region, never in an environment stack; the loader
+    rejects two baselines for the same account and region, or two trails in one account.
+    """
+
+    region: str
+    account_id: str | None
+    config: bool
+    cloudtrail: bool
+    alarm_emails: tuple[str, ...]
+    log_retention_days: int
+    # Global resource types (IAM) are recorded in one region per account only, or every region
+    # would record them again: the first baseline of the account with config = true.
+    record_global_resources: bool = False
+
+    @property
+    def stack_name(self) -> str:
+        """`baseline-<region>`, or `baseline-<account>-<region>`: longer than any environment name may be."""
+        account = f"{self.account_id}-" if self.account_id else ""
+        return f"{BASELINE_STACK_PREFIX}{account}{self.region}"
+
+    @property
+    def state_key(self) -> str:
+        return f"{self.stack_name}/terraform.tfstate"
+
+    @property
+    def account_label(self) -> str:
+        return f"account {self.account_id}" if self.account_id else UNNAMED_ACCOUNT
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
     """A local AWS endpoint (for example moto server) that replaces every AWS service URL."""
@@ -141,11 +181,13 @@ class ProjectConfig:
     state: StateBackendConfig
     environments: tuple[EnvironmentConfig, ...]
     emulator: EmulatorConfig | None = field(default=None)
+    baselines: tuple[BaselineConfig, ...] = ()
 
     @property
     def stack_names(self) -> tuple[str, ...]:
-        """Every stack the app can synthesize, in synthesis order: the bootstrap, then each environment."""
-        return (BOOTSTRAP_STACK, *(env.name for env in self.environments))
+        """Every stack the app can synthesize, in synthesis order: bootstrap, account baselines, environments."""
+        return (BOOTSTRAP_STACK, *(baseline.stack_name for baseline in self.baselines),
+                *(env.name for env in self.environments))
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:

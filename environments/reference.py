@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from environments import loader
 from environments.model import NatMode
 
-PROJECT_SCOPE, ENVIRONMENT_SCOPE = "project", "environment"
+PROJECT_SCOPE, ENVIRONMENT_SCOPE, BASELINE_SCOPE = "project", "environment", "baseline"
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ PROJECT: dict[str, FieldDoc] = {
         "Days an overwritten state version is kept (how far back a state recovery can go).", minimum=1, maximum=3650),
     "environments": FieldDoc("Every environment.", origin="one `<name>.toml` file per environment next to "
                              "`project.toml`; adding an environment is adding a file"),
+    "baselines": FieldDoc("The account baselines: once-per-account resources, one stack each.",
+                          origin="the `[[baseline]]` tables of `project.toml` (section below); none: no baseline"),
     "emulator": FieldDoc("A local AWS emulator that replaces every AWS endpoint (tests, local development).",
                          origin="the `INFRA_AWS_ENDPOINT` environment variable; unset means real AWS"),
     "emulator.endpoint": FieldDoc("The emulator's URL, for example `http://127.0.0.1:5000` (moto server).",
@@ -148,7 +150,6 @@ ENVIRONMENT: dict[str, FieldDoc] = {
                                     pattern=loader.CERTIFICATE_RE),
     "features": FieldDoc("Optional parts of the stack."),
     "features.waf": FieldDoc("WAF web ACLs (AWS managed rule groups) on CloudFront and the load balancer."),
-    "features.cloudtrail": FieldDoc("A multi-region CloudTrail with log file validation, to S3 and CloudWatch Logs."),
     "features.vpc_interface_endpoints": FieldDoc("Interface endpoints for ECR, CloudWatch Logs, Secrets Manager and "
                                                  "KMS (the S3 gateway endpoint is always there)."),
     "features.cache": FieldDoc("An ElastiCache Redis replication group in the data subnets, reachable from the API."),
@@ -164,7 +165,27 @@ ENVIRONMENT: dict[str, FieldDoc] = {
         "one printable line with a `default-src` directive", pattern=loader.CSP_RE),
 }
 
-REFERENCE = {PROJECT_SCOPE: PROJECT, ENVIRONMENT_SCOPE: ENVIRONMENT}
+BASELINE: dict[str, FieldDoc] = {
+    "region": FieldDoc("Region of this baseline: its stack `baseline-[<account_id>-]<region>` and state key "
+                       "`<stack>/terraform.tfstate`.", "an AWS region name", pattern=loader.REGION_RE),
+    "account_id": FieldDoc("The account this baseline is for; when set, the provider refuses any other. Unset: "
+                           "the account of environments that name none.",
+                           "12 digits; set on every baseline or on none", pattern=loader.ACCOUNT_RE),
+    "config": FieldDoc("AWS Config: a recorder of every supported resource type, delivery to an encrypted bucket, "
+                       "managed rules, and NON_COMPLIANT results to the baseline's warning topic."),
+    "cloudtrail": FieldDoc("The account's multi-region CloudTrail with log file validation, to S3 and CloudWatch "
+                           "Logs.", "true on at most one baseline per account"),
+    "alarm_emails": FieldDoc("Addresses subscribed to the baseline's compliance warning topic.",
+                             "at least one, no repeats, each an e-mail address", pattern=loader.EMAIL_RE),
+    "log_retention_days": FieldDoc("Retention of the trail's log group.", "a retention CloudWatch Logs accepts",
+                                   choices=loader.LOG_RETENTION_DAYS),
+    "record_global_resources": FieldDoc(
+        "Whether this region's recorder also records global resource types (IAM).",
+        origin="set by the loader: true for the first baseline of each account with `config = true`, so "
+               "global types are recorded in one region only"),
+}
+
+REFERENCE = {PROJECT_SCOPE: PROJECT, ENVIRONMENT_SCOPE: ENVIRONMENT, BASELINE_SCOPE: BASELINE}
 
 # Rules that involve more than one field or file: (scope, fields, rule in words).
 CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -179,4 +200,11 @@ CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (ENVIRONMENT_SCOPE, ("application",), "every environment's `application` equals `project.toml`'s"),
     (ENVIRONMENT_SCOPE, ("domain",), "no two environments share a `domain`"),
     (ENVIRONMENT_SCOPE, ("network.cidr",), "no two environments' `network.cidr` overlap"),
+    (BASELINE_SCOPE, ("region", "account_id"), "no two baselines share an account and `region`: AWS Config and "
+     "CloudTrail exist once per account and region (environments without `account_id` share one account)"),
+    (BASELINE_SCOPE, ("cloudtrail", "account_id"), "`cloudtrail = true` on at most one baseline per account: "
+     "one multi-region trail covers the account"),
+    (BASELINE_SCOPE, ("account_id",), "`account_id` on every baseline or on none: an unnamed account may be a "
+     "named one"),
+    (BASELINE_SCOPE, ("config", "cloudtrail"), "a baseline turns on `config`, `cloudtrail` or both"),
 )

@@ -1,5 +1,8 @@
 """Audit trail (SPEC 4.5): a multi-region CloudTrail with log-file validation, KMS and CloudWatch Logs.
 
+One multi-region trail covers a whole account, so the account baseline stack owns it, not an
+environment (stacks/baseline.py).
+
 Secrets Manager's GetSecretValue is a management (read) event, so recording all management
 events is what makes every read of the database secret auditable: who, when, from where.
 """
@@ -27,7 +30,6 @@ class AuditProps:
     logs_kms_key_arn: str
     trail_retention_days: int
     access_log_bucket: SecureBucket
-    force_destroy: bool = False
 
 
 class AuditTrail(Construct):
@@ -49,7 +51,6 @@ class AuditTrail(Construct):
         bucket = SecureBucket(self, "bucket", SecureBucketProps(
             name=bucket_name, kms_key_arn=key.arn, noncurrent_version_days=props.trail_retention_days,
             expiration_days=props.trail_retention_days, access_log_bucket=props.access_log_bucket,
-            force_destroy=props.force_destroy,
             policy_statements=(
                 statement("CloudTrailChecksBucket", ["s3:GetBucketAcl"], [f"arn:aws:s3:::{bucket_name}"],
                           principals=[cloudtrail], conditions=[from_trail]),

@@ -28,6 +28,14 @@ class ServiceGrant:
     conditions: tuple[tuple[str, str, str], ...] = (("StringEquals", "aws:SourceAccount", "{account}"),)
 
 
+def logs_grant(region: str) -> ServiceGrant:
+    """CloudWatch Logs of `region` may use the key, for this account's log groups only."""
+    return ServiceGrant(
+        service=f"logs.{region}.amazonaws.com",
+        conditions=(("ArnLike", "kms:EncryptionContext:aws:logs:arn",
+                     f"arn:{{partition}}:logs:{region}:{{account}}:log-group:*"),))
+
+
 @dataclass(frozen=True)
 class KmsKeyProps:
     alias: str

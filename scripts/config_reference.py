@@ -29,8 +29,9 @@ if str(ROOT) not in sys.path:  # run as `python scripts/config_reference.py`
     sys.path.insert(0, str(ROOT))
 
 from environments import loader  # noqa: E402
-from environments.model import EnvironmentConfig, ProjectConfig  # noqa: E402
+from environments.model import BaselineConfig, EnvironmentConfig, ProjectConfig  # noqa: E402
 from environments.reference import (  # noqa: E402
+    BASELINE_SCOPE,
     CROSS_FIELD_RULES,
     ENVIRONMENT_SCOPE,
     PROJECT_SCOPE,
@@ -40,7 +41,7 @@ from environments.reference import (  # noqa: E402
 
 DEFAULT_OUT = ROOT / "docs" / "configuration.md"
 REGENERATE = "python scripts/config_reference.py"
-ROOT_CLASSES = {PROJECT_SCOPE: ProjectConfig, ENVIRONMENT_SCOPE: EnvironmentConfig}
+ROOT_CLASSES = {PROJECT_SCOPE: ProjectConfig, ENVIRONMENT_SCOPE: EnvironmentConfig, BASELINE_SCOPE: BaselineConfig}
 SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
@@ -204,6 +205,13 @@ def render(project: ProjectConfig) -> str:
         "## Environment files (`environments/<name>.toml`)",
         "",
         *_field_table(ENVIRONMENT_SCOPE, environments),
+        "",
+        "## Account baselines (`[[baseline]]` in `project.toml`)",
+        "",
+        "Once-per-account resources (AWS Config, the multi-region CloudTrail), one table and one stack per",
+        "account and region, because environments may share an account (docs/architecture.md).",
+        "",
+        *_field_table(BASELINE_SCOPE, [(baseline.stack_name, baseline) for baseline in project.baselines]),
         "",
         "## Rules across fields and files",
         "",

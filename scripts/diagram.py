@@ -9,7 +9,8 @@ Usage::
 
     python scripts/diagram.py [--synth-dir cdktf.out] [--out docs] [--no-svg]
 
-Writes `<out>/architecture-<env>.dot` for every environment stack (a stack with a VPC) and, when
+Writes `<out>/architecture-<env>.dot` for every environment stack (a stack with a VPC) and every
+account baseline stack (`architecture-baseline-<...>.dot`: AWS Config, CloudTrail) and, when
 Graphviz's `dot` is on PATH, `<out>/architecture-<env>.svg` next to it. Resources are visited in
 sorted order and nothing machine-specific is written, so regenerating from the same input gives
 byte-identical .dot files.
@@ -28,6 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python scripts/diagram.py`
+    sys.path.insert(0, str(ROOT))
+
+from environments.model import BASELINE_STACK_PREFIX  # noqa: E402
+
 EXIT_USAGE = 2  # the same status main.py uses for a usage/configuration problem
 ANYWHERE = "0.0.0.0/0"
 USERS, INTERNET = "users", "internet"
@@ -535,6 +541,48 @@ class _Builder:
         return cluster
 
 
+    def compliance_cluster(self) -> Cluster | None:
+        """AWS Config: the recorder delivers to its bucket; rules that turn NON_COMPLIANT reach the topic."""
+        recorders = self.stack.resources("aws_config_configuration_recorder")
+        if not recorders:
+            return None
+        cluster = Cluster("compliance", "Compliance: AWS Config")
+        for name, recorder in recorders:
+            node_id = address("aws_config_configuration_recorder", name)
+            group = recorder.get("recording_group", {})
+            scope = "all supported types" + (" + global types" if group.get("include_global_resource_types") else "")
+            cluster.nodes.append(Node(node_id, f"Config recorder\n{recorder.get('name', name)}\n{scope}", "recorder"))
+            for _, channel in self.stack.resources("aws_config_delivery_channel"):
+                bucket = self.stack.first_reference(channel.get("s3_bucket_name"), "aws_s3_bucket")
+                if bucket:
+                    bucket_id = address("aws_s3_bucket", bucket[0])
+                    cluster.nodes.append(Node(bucket_id, f"S3 config bucket\n{readable(bucket[1]['bucket'])}",
+                                              "trail_bucket"))
+                    self.edge(node_id, bucket_id, "history, snapshots", "delivers")
+        rules = [rule["source"]["source_identifier"] for _, rule in self.stack.resources("aws_config_config_rule")]
+        rules_id = "aws_config_config_rule.*"
+        cluster.nodes.append(Node(rules_id, f"{len(rules)} AWS managed rules\n" + "\n".join(sorted(rules)), "rules"))
+        for name, rule in self.stack.resources("aws_cloudwatch_event_rule"):
+            event_id = address("aws_cloudwatch_event_rule", name)
+            cluster.nodes.append(Node(event_id, f"EventBridge rule\n{rule.get('name', name)}", "event_rule"))
+            self.edge(rules_id, event_id, "NON_COMPLIANT", "notifies")
+            for _, target in self.stack.resources("aws_cloudwatch_event_target"):
+                topic = self.stack.first_reference(target.get("arn"), "aws_sns_topic")
+                if topic and name in target.get("rule", ""):
+                    topic_id = address("aws_sns_topic", topic[0])
+                    cluster.nodes.append(Node(topic_id, f"SNS topic\n{topic[1].get('name', topic[0])}", "topic"))
+                    self.edge(event_id, topic_id, "notifies", "notifies")
+        return cluster
+
+
+def build_baseline_diagram(name: str, body: dict) -> Diagram:
+    """The diagram of one account baseline stack: the once-per-account resources."""
+    builder = _Builder(Stack(name, body))
+    clusters = [cluster for cluster in (builder.compliance_cluster(), builder.audit_cluster()) if cluster]
+    title = f"{name}: account baseline drawn from cdktf.out/stacks/{name}/cdk.tf.json"
+    return Diagram(name=name, title=title, nodes=[], clusters=clusters, edges=_ordered(builder.edges))
+
+
 def build_diagram(name: str, body: dict) -> Diagram:
     """The diagram of one synthesized environment stack (`body` is its cdk.tf.json)."""
     builder = _Builder(Stack(name, body))
@@ -582,6 +630,9 @@ NODE_STYLES = {
     "trail": (("fillcolor", "#e8eaf6"),),
     "trail_bucket": (("fillcolor", "#fff3cd"),),
     "trail_logs": (("fillcolor", "#f5f5f5"),),
+    "recorder": (("fillcolor", "#e8eaf6"),),
+    "rules": (("fillcolor", "#f5f5f5"), ("fontsize", "8")),
+    "event_rule": (("fillcolor", "#fde2e1"),),
 }
 EDGE_STYLES = {
     "traffic": (("color", "#1f4e79"), ("penwidth", "1.6")),
@@ -599,6 +650,7 @@ CLUSTER_STYLES = {
     "tier_data": (("style", "rounded,filled"), ("fillcolor", "#fff7ea"), ("color", "#e69500")),
     "observability": (("style", "rounded,filled"), ("fillcolor", "#fafafa"), ("color", "#9e9e9e")),
     "audit": (("style", "rounded,filled"), ("fillcolor", "#fafafa"), ("color", "#9e9e9e")),
+    "compliance": (("style", "rounded,filled"), ("fillcolor", "#fafafa"), ("color", "#9e9e9e")),
 }
 
 
@@ -667,13 +719,21 @@ def environment_stacks(stacks: dict[str, dict]) -> dict[str, dict]:
     return {name: body for name, body in sorted(stacks.items()) if body.get("resource", {}).get("aws_vpc")}
 
 
+def baseline_stacks(stacks: dict[str, dict]) -> dict[str, dict]:
+    """The account baseline stacks (`baseline-...`): once-per-account resources, no VPC."""
+    return {name: body for name, body in sorted(stacks.items()) if name.startswith(BASELINE_STACK_PREFIX)}
+
+
 def dot_path(out_dir: Path, environment: str) -> Path:
     return Path(out_dir) / f"architecture-{environment}.dot"
 
 
 def generate(stacks: dict[str, dict]) -> dict[str, str]:
-    """DOT text per environment name."""
-    return {name: render_dot(build_diagram(name, body)) for name, body in environment_stacks(stacks).items()}
+    """DOT text per environment and per account baseline, by stack name."""
+    texts = {name: render_dot(build_diagram(name, body)) for name, body in environment_stacks(stacks).items()}
+    texts.update({name: render_dot(build_baseline_diagram(name, body))
+                  for name, body in baseline_stacks(stacks).items()})
+    return texts
 
 
 def write_diagrams(texts: dict[str, str], out_dir: Path, renderer: str | None) -> list[Path]:

@@ -11,13 +11,14 @@ from cdktf import App
 
 from bootstrap.stack import BootstrapStack
 from environments.model import BOOTSTRAP_STACK, ProjectConfig
+from stacks.baseline import BaselineStack
 from stacks.environment import EnvironmentStack
 
 
 def build_app(project: ProjectConfig, outdir: str | Path, stacks: Collection[str] = ()) -> App:
     """The app holding `stacks` (every stack when empty); the configuration is already validated as a whole.
 
-    Stacks share nothing at synthesis time (each environment finds the state backend by name), so
+    Stacks share nothing at synthesis time (each stack finds the state backend by name), so
     building one stack alone yields exactly the JSON the whole app would: only the cost differs.
     """
     unknown = set(stacks) - set(project.stack_names)
@@ -28,6 +29,9 @@ def build_app(project: ProjectConfig, outdir: str | Path, stacks: Collection[str
     app = App(outdir=str(outdir), stack_traces=False)
     if BOOTSTRAP_STACK in selected:
         BootstrapStack(app, project)
+    for baseline in project.baselines:
+        if baseline.stack_name in selected:
+            BaselineStack(app, project, baseline)
     for env in project.environments:
         if env.name in selected:
             EnvironmentStack(app, project, env)

@@ -12,18 +12,15 @@ from core.aws import aws
 from core.provider import aws_provider
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
-from modules.audit import AuditProps, AuditTrail
 from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
 from modules.frontend import Frontend, FrontendProps
-from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
+from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
 from modules.network import Network, NetworkProps
 from modules.observability import Observability, ObservabilityProps, Watched, api_alarm_names
 from stacks.base import EnvironmentStackBase
 
 # Load balancer and CloudFront access logs are kept this long (days).
 ACCESS_LOG_DAYS = 90
-# CloudTrail log files (in S3) are kept a year, longer than any log group.
-TRAIL_RETENTION_DAYS = 365
 
 
 def default_content_security_policy(api_domain: str) -> str:
@@ -61,12 +58,6 @@ class EnvironmentStack(EnvironmentStackBase):
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
         self.frontend = self._frontend(env)
         self.observability = self._observability(env)
-        if env.features.cloudtrail:
-            AuditTrail(self, "audit", AuditProps(
-                name_prefix=self.name_prefix, region=env.region, account=self.account,
-                log_retention_days=env.log_retention_days, logs_kms_key_arn=self.logs_key.arn,
-                trail_retention_days=TRAIL_RETENTION_DAYS, access_log_bucket=self.frontend.logs,
-                force_destroy=not env.database.deletion_protection))
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
@@ -192,11 +183,7 @@ class EnvironmentStack(EnvironmentStackBase):
             alias=f"alias/{env.resource_name(suffix)}",
             description=f"Encrypts the CloudWatch log groups of {env.application} {env.name} in {region}",
             provider=provider,
-            service_grants=(ServiceGrant(
-                service=f"logs.{region}.amazonaws.com",
-                conditions=(("ArnLike", "kms:EncryptionContext:aws:logs:arn",
-                             f"arn:{{partition}}:logs:{region}:{{account}}:log-group:*"),),
-            ),),
+            service_grants=(logs_grant(region),),
         ))
 
     def _output(self, name: str, value, description: str) -> None:

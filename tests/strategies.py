@@ -71,6 +71,7 @@ RESERVED_ENVIRONMENT_NAMES = frozenset({"project", "bootstrap"})
 # --- Document shape -------------------------------------------------------------------------------
 
 STRING, INTEGER, NUMBER, BOOLEAN, STRING_LIST, TABLE = "string", "integer", "number", "boolean", "list", "table"
+TABLE_LIST = "tables"  # an array of tables: [[baseline]]
 
 # Dotted field -> kind, for every setting of an environment file (tables listed before their keys).
 ENVIRONMENT_FIELDS: dict[str, str] = {
@@ -83,15 +84,15 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "database.secret_rotation_days": INTEGER,
     "api": TABLE, "api.cpu": INTEGER, "api.memory": INTEGER, "api.min_tasks": INTEGER, "api.max_tasks": INTEGER,
     "api.fargate_spot": BOOLEAN, "api.container_image": STRING, "api.container_port": INTEGER,
-    "features": TABLE, "features.waf": BOOLEAN, "features.cloudtrail": BOOLEAN,
+    "features": TABLE, "features.waf": BOOLEAN,
     "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN,
 }
 PROJECT_FIELDS: dict[str, str] = {
-    "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING,
+    "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING, "baseline": TABLE_LIST,
     "state": TABLE, "state.region": STRING, "state.bucket": STRING, "state.lock_table": STRING,
     "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER,
 }
-OPTIONAL_FIELDS = frozenset({"account_id"})
+OPTIONAL_FIELDS = frozenset({"account_id", "baseline"})
 
 
 def fields_of(file_name: str) -> dict[str, str]:
@@ -293,7 +294,7 @@ def api_tables(draw, production: bool = False) -> dict[str, Any]:
 
 @st.composite
 def feature_tables(draw) -> dict[str, bool]:
-    return {name: draw(st.booleans()) for name in ("waf", "cloudtrail", "vpc_interface_endpoints", "cache")}
+    return {name: draw(st.booleans()) for name in ("waf", "vpc_interface_endpoints", "cache")}
 
 
 # --- Documents ------------------------------------------------------------------------------------
@@ -335,6 +336,37 @@ def environment_documents(
 
 
 @st.composite
+def baseline_tables(draw, region: str, account_id: str | None, cloudtrail: bool) -> dict[str, Any]:
+    """One [[baseline]]: config and/or the trail (never neither), in the given account and region."""
+    table: dict[str, Any] = {"region": region}
+    if account_id is not None:
+        table["account_id"] = account_id
+    table.update({
+        "config": True if not cloudtrail else draw(st.booleans()),
+        "cloudtrail": cloudtrail,
+        "alarm_emails": draw(st.lists(emails(), min_size=1, max_size=2, unique=True)),
+        "log_retention_days": draw(st.sampled_from(LOG_RETENTION_DAYS)),
+    })
+    return table
+
+
+@st.composite
+def baseline_lists(draw, max_size: int = 2) -> list[dict[str, Any]]:
+    """0..max_size baselines: distinct account/region pairs, account ids on all or none, one trail per account."""
+    named = draw(st.booleans())
+    pairs = draw(st.lists(st.tuples(account_ids() if named else st.none(), regions()), max_size=max_size,
+                          unique=True))
+    with_trail: set[str | None] = set()
+    tables = []
+    for account_id, region in pairs:
+        cloudtrail = account_id not in with_trail and draw(st.booleans())
+        if cloudtrail:
+            with_trail.add(account_id)
+        tables.append(draw(baseline_tables(region, account_id, cloudtrail)))
+    return tables
+
+
+@st.composite
 def project_documents(draw, *, application: str | None = None) -> dict[str, Any]:
     """A valid project.toml: shared tags and the state backend."""
     document: dict[str, Any] = {
@@ -345,6 +377,7 @@ def project_documents(draw, *, application: str | None = None) -> dict[str, Any]
     account_id = draw(st.none() | account_ids())
     if account_id is not None:
         document["account_id"] = account_id
+    document["baseline"] = draw(baseline_lists())
     document["state"] = {
         "region": draw(regions()),
         # 3-51 characters: the bootstrap derives "<bucket>-access-logs" and S3 stops at 63.

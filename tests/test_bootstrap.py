@@ -146,7 +146,8 @@ def test_bootstrap_outputs_what_environment_stacks_need(bootstrap, project):
     settings = outputs["backend_settings"]["value"]
     assert settings["encrypt"] is True and settings["use_lockfile"] is True
     assert settings["kms_key_id"] == project.state.kms_alias
-    assert settings["keys"] == {env.name: f"{env.name}/terraform.tfstate" for env in project.environments}
+    assert settings["keys"] == {name: f"{name}/terraform.tfstate"
+                                for name in project.stack_names if name != "bootstrap"}
 
 
 def test_bootstrap_is_tagged_through_provider_default_tags(bootstrap, project):

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from environments.loader import ConfigError, load_project
 from environments.model import (
     ApiConfig,
+    BaselineConfig,
     DatabaseConfig,
     EmulatorConfig,
     EnvironmentConfig,
@@ -55,6 +56,7 @@ from tests.strategies import (
     STRING,
     STRING_LIST,
     TABLE,
+    TABLE_LIST,
     TASK_COUNT,
     VPC_PREFIXES,
     RawConfig,
@@ -104,6 +106,20 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
     )
 
 
+def expected_baselines(tables: list[dict[str, Any]]) -> tuple[BaselineConfig, ...]:
+    """Global resource types are recorded by the first baseline of each account that records at all."""
+    recording: set[str | None] = set()
+    baselines = []
+    for table in tables:
+        first = table["config"] and table.get("account_id") not in recording
+        recording |= {table.get("account_id")} if table["config"] else set()
+        baselines.append(BaselineConfig(
+            region=table["region"], account_id=table.get("account_id"), config=table["config"],
+            cloudtrail=table["cloudtrail"], alarm_emails=tuple(table["alarm_emails"]),
+            log_retention_days=table["log_retention_days"], record_global_resources=first))
+    return tuple(baselines)
+
+
 def expected_project(config: RawConfig, emulator: str | None) -> ProjectConfig:
     doc = config.project
     stems = sorted(config.environments, key=lambda stem: f"{stem}.toml")  # the loader reads files in name order
@@ -116,6 +132,7 @@ def expected_project(config: RawConfig, emulator: str | None) -> ProjectConfig:
         state=StateBackendConfig(**doc["state"]),
         environments=tuple(expected_environment(stem, config.environments[stem]) for stem in stems),
         emulator=EmulatorConfig(emulator.rstrip("/")) if emulator else None,
+        baselines=expected_baselines(doc.get("baseline", [])),
     )
 
 
@@ -217,6 +234,7 @@ WRONG_TYPES: dict[str, st.SearchStrategy[Any]] = {
     BOOLEAN: st.text(max_size=4) | st.integers(0, 1) | st.floats(allow_nan=False) | st.just([]) | st.just({}),
     STRING_LIST: st.text(max_size=8) | st.integers() | st.booleans() | st.just({}),
     TABLE: st.text(max_size=8) | st.integers() | st.booleans() | st.lists(st.text(max_size=4), max_size=2),
+    TABLE_LIST: st.text(max_size=8) | st.integers() | st.booleans() | st.just({}),
 }
 
 
@@ -488,7 +506,8 @@ def test_every_valid_configuration_synthesizes_one_stack_per_environment(config:
         project = load_project(directory)
         stacks = synthesize(project, directory.parent / "cdktf.out")
     names = set(config.environments)
-    assert set(stacks) == {"bootstrap"} | names
+    baselines = {baseline.stack_name: baseline.state_key for baseline in project.baselines}
+    assert set(stacks) == {"bootstrap"} | names | set(baselines)
     keys = {}
     for name in names:
         backend = stacks[name]["terraform"]["backend"]["s3"]
@@ -500,7 +519,8 @@ def test_every_valid_configuration_synthesizes_one_stack_per_environment(config:
     assert keys == {name: f"{name}/terraform.tfstate" for name in names}
     assert len(set(keys.values())) == len(names), "two environments would share one state file"
     published = stacks["bootstrap"]["output"]["backend_settings"]["value"]["keys"]
-    assert published == keys
+    assert published == keys | baselines
+    assert not set(baselines.values()) & set(keys.values()), "a baseline would share an environment's state"
 
 
 @settings(max_examples=20, deadline=None)

@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 
 from environments.loader import ConfigError, load_project
-from environments.reference import CROSS_FIELD_RULES, ENVIRONMENT_SCOPE, PROJECT_SCOPE, REFERENCE
+from environments.reference import BASELINE_SCOPE, CROSS_FIELD_RULES, ENVIRONMENT_SCOPE, PROJECT_SCOPE, REFERENCE
 from scripts.config_reference import DEFAULT_OUT, fields_of, file_fields, main, render
 from tests.strategies import to_toml
 
 REGENERATE = "python scripts/config_reference.py"
 # The file each scope's settings are tried in: the shared file, and one shipped environment.
-FILES = {PROJECT_SCOPE: "project.toml", ENVIRONMENT_SCOPE: "dev.toml"}
+FILES = {PROJECT_SCOPE: "project.toml", ENVIRONMENT_SCOPE: "dev.toml", BASELINE_SCOPE: "project.toml"}
+# Where a scope's keys live in its file: the first [[baseline]] table for baseline settings.
+TABLES = {BASELINE_SCOPE: ("baseline", 0)}
 # Refused by every documented pattern: a space and a "!" fit no name, id, region, URL or image.
 INVALID_TEXT = "not valid !"
 
@@ -34,7 +36,8 @@ def settings(predicate) -> list[tuple[str, str]]:
 
 
 def ids(cases: list[tuple[str, str]]) -> list[str]:
-    return [f"{FILES[scope]}:{path}" for scope, path in cases]
+    return [f"{FILES[scope]}:{'{}[{}].'.format(*TABLES[scope]) if scope in TABLES else ''}{path}"
+            for scope, path in cases]
 
 
 
@@ -44,6 +47,9 @@ def edit(directory: Path, scope: str, path: str, value: Any = None, *, remove: b
     document = tomllib.loads(file.read_text())
     *tables, key = path.split(".")
     table = document
+    if scope in TABLES:
+        name, index = TABLES[scope]
+        table = document[name][index]
     for part in tables:
         table = table.setdefault(part, {})
     if remove:
@@ -61,14 +67,15 @@ def refusal(directory: Path) -> ConfigError:
 
 def assert_refused(directory: Path, scope: str, path: str, rule_part: str) -> None:
     error = refusal(directory)
-    assert error.file.endswith(FILES[scope]) and error.field.split("[")[0] == path, str(error)
+    field = error.field.removeprefix("{}[{}].".format(*TABLES[scope])) if scope in TABLES else error.field
+    assert error.file.endswith(FILES[scope]) and field.split("[")[0] == path, str(error)
     assert rule_part in error.rule, f"documented {rule_part!r}, loader says {error.rule!r}"
 
 
 # -- complete and current -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scope", [PROJECT_SCOPE, ENVIRONMENT_SCOPE])
+@pytest.mark.parametrize("scope", [PROJECT_SCOPE, ENVIRONMENT_SCOPE, BASELINE_SCOPE])
 def test_every_model_field_has_a_reference_entry_and_nothing_else_does(scope):
     model = {item.path for item in fields_of(scope)}
     documented = set(REFERENCE[scope])

@@ -21,6 +21,8 @@ from scripts.diagram import (
     INTERNET,
     USERS,
     Diagram,
+    baseline_stacks,
+    build_baseline_diagram,
     build_diagram,
     dot_path,
     environment_stacks,
@@ -40,7 +42,8 @@ ENVIRONMENT_NAMES = [env.name for env in load_project(ENVIRONMENTS_DIR).environm
 
 @pytest.fixture(scope="module")
 def diagrams(stacks) -> dict[str, Diagram]:
-    return {name: build_diagram(name, body) for name, body in environment_stacks(stacks).items()}
+    return {**{name: build_diagram(name, body) for name, body in environment_stacks(stacks).items()},
+            **{name: build_baseline_diagram(name, body) for name, body in baseline_stacks(stacks).items()}}
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +82,13 @@ def assert_edge(diagram: Diagram, text: str, source: str, target: str, label_par
 # -- structure ------------------------------------------------------------------------------------
 
 
-def test_there_is_one_diagram_per_environment_and_none_for_the_bootstrap(project, diagrams):
-    assert set(diagrams) == {env.name for env in project.environments}
+def test_there_is_one_diagram_per_environment_and_baseline_and_none_for_the_bootstrap(project, diagrams):
+    assert set(diagrams) == {env.name for env in project.environments} | {b.stack_name for b in project.baselines}
 
 
 def test_every_tier_has_its_cluster(env_diagram):
-    env, _, diagram, text = env_diagram
-    expected = ["edge", "vpc", *TIER_CLUSTERS, "observability"] + (["audit"] if env.features.cloudtrail else [])
+    _, _, diagram, text = env_diagram
+    expected = ["edge", "vpc", *TIER_CLUSTERS, "observability"]
     present = [cluster.id for cluster in diagram.all_clusters()]
     assert sorted(present) == sorted(expected)
     assert [cluster.id for cluster in diagram.cluster("vpc").clusters] == list(TIER_CLUSTERS)
@@ -201,14 +204,34 @@ def test_every_alarm_notifies_a_topic_and_observability_holds_them_all(env_diagr
         assert {edge.target for edge in diagram.edges_from(alarm.id, "notifies")} & topics, alarm.label
 
 
-def test_the_audit_cluster_shows_the_trail_and_where_it_delivers(env_diagram):
-    env, _, diagram, _ = env_diagram
-    if not env.features.cloudtrail:
-        assert not diagram.nodes_of("trail")
-        return
-    trail = one(diagram.nodes_of("trail"), "trail")
-    delivered = {edge.target for edge in diagram.edges_from(trail.id, "delivers")}
-    assert {node.id for node in diagram.cluster("audit").nodes if node.kind != "trail"} == delivered != set()
+def test_the_audit_cluster_shows_the_trail_and_where_it_delivers(project, diagrams):
+    """The trail is account-level: drawn in the baseline that owns it, in no environment."""
+    for env in project.environments:
+        assert not diagrams[env.name].nodes_of("trail")
+    for baseline in project.baselines:
+        diagram = diagrams[baseline.stack_name]
+        if not baseline.cloudtrail:
+            assert not diagram.nodes_of("trail")
+            continue
+        trail = one(diagram.nodes_of("trail"), "trail")
+        delivered = {edge.target for edge in diagram.edges_from(trail.id, "delivers")}
+        assert {node.id for node in diagram.cluster("audit").nodes if node.kind != "trail"} == delivered != set()
+
+
+def test_the_compliance_cluster_shows_recorder_delivery_rules_and_notification(project, stacks, diagrams):
+    for baseline in project.baselines:
+        diagram, stack = diagrams[baseline.stack_name], stacks[baseline.stack_name]
+        if not baseline.config:
+            assert not diagram.nodes_of("recorder")
+            continue
+        recorder = one(diagram.nodes_of("recorder"), "recorder")
+        assert ("global types" in recorder.label) is baseline.record_global_resources
+        assert len(diagram.edges_from(recorder.id, "delivers")) == 1
+        rules = one(diagram.nodes_of("rules"), "rules")
+        assert rules.label.startswith(f"{len(resources_of(stack, 'aws_config_config_rule'))} AWS managed rules")
+        (event_rule,) = [edge.target for edge in diagram.edges_from(rules.id, "notifies")]
+        topics = [edge.target for edge in diagram.edges_from(event_rule, "notifies")]
+        assert [node.id for node in diagram.nodes_of("topic")] == topics != []
 
 
 def test_an_optional_cache_is_drawn_in_the_data_tier_behind_the_api(stacks):
@@ -249,7 +272,8 @@ def _reversed_resources(body: dict) -> dict:
 
 def test_output_does_not_depend_on_the_order_of_the_json(stacks, dot_texts):
     for name, text in dot_texts.items():
-        assert render_dot(build_diagram(name, _reversed_resources(stacks[name]))) == text, name
+        build = build_baseline_diagram if name in baseline_stacks(stacks) else build_diagram
+        assert render_dot(build(name, _reversed_resources(stacks[name]))) == text, name
 
 
 def test_checked_in_diagrams_are_up_to_date(dot_texts):

@@ -3,7 +3,8 @@
 One module-scoped flow, in the order an operator follows:
 
 1. bootstrap: `init` + `apply` with local state (state bucket, lock table, KMS key);
-2. the `dev` stack: `init` against that bucket and table through the emulator, `apply`;
+2. the account baseline stack (AWS Config, CloudTrail) and the `dev` stack: `init` against that
+   bucket and table through the emulator, `apply`;
 3. the state object is in the bucket, KMS-encrypted with the bootstrap key;
 4. a second terraform process holds the state lock; a concurrent `plan` is refused, both by
    the S3 lock file and, for CLIs that only know it, by the DynamoDB lock; then the lock is
@@ -142,6 +143,13 @@ class Deployment:
     def environment(self):
         return self.project.environment(DEPLOYED_ENVIRONMENT)
 
+    @property
+    def baseline(self):
+        """The account baseline of the deployed environment's account and region."""
+        env = self.environment
+        (baseline,) = [b for b in self.project.baselines if (b.account_id, b.region) == (env.account_id, env.region)]
+        return baseline
+
     def stack_dir(self, name: str) -> Path:
         return self.outdir / "stacks" / name
 
@@ -204,6 +212,21 @@ def bootstrap_applied(deployment: Deployment) -> dict[str, Any]:
         return {name: output["value"] for name, output in outputs.items()}
 
     return deployment.step("bootstrap apply", apply)
+
+
+def baseline_applied(deployment: Deployment) -> dict[str, Any]:
+    """The account baseline deployed (its state in the bucket, under its own key); returns its outputs."""
+    bootstrap_applied(deployment)
+    name = deployment.baseline.stack_name
+    targets, _ = emulator.deployable(deployment.stacks[name])
+
+    def apply() -> dict[str, Any]:
+        deployment.terraform(name, "init", "-input=false")
+        deployment.terraform(name, "apply", "-auto-approve", "-input=false", PARALLELISM, *_target_flags(targets))
+        outputs = json.loads(deployment.terraform(name, "output", "-json").stdout)
+        return {key: output["value"] for key, output in outputs.items()}
+
+    return deployment.step("baseline apply", apply)
 
 
 def environment_initialised(deployment: Deployment) -> None:
@@ -363,6 +386,33 @@ def _assert_access_log_delivery_is_granted(deployment: Deployment, s3) -> None:
               and isinstance(s.get("Principal"), dict)
               and "logging.s3.amazonaws.com" in _as_list(s["Principal"].get("Service"))]
     assert grants, f"the access-log bucket {target} does not let S3 log delivery write: {policy}"
+
+
+def test_the_account_baseline_records_delivers_checks_and_notifies(deployment):
+    """AWS Config and the trail really applied: moto checks every rule identifier against AWS's catalogue."""
+    outputs = baseline_applied(deployment)
+    baseline, stack = deployment.baseline, deployment.stacks[deployment.baseline.stack_name]
+    config = deployment.client("config", baseline.region)
+    (recorder,) = config.describe_configuration_recorders()["ConfigurationRecorders"]
+    assert recorder["name"] == outputs["ConfigRecorderName"]
+    assert recorder["recordingGroup"]["allSupported"] is True
+    assert recorder["recordingGroup"]["includeGlobalResourceTypes"] is baseline.record_global_resources
+    (status,) = config.describe_configuration_recorder_status()["ConfigurationRecordersStatus"]
+    assert status["recording"] is True
+    (channel,) = config.describe_delivery_channels()["DeliveryChannels"]
+    assert channel["s3BucketName"] == outputs["ConfigBucketName"] and channel["s3KmsKeyArn"].startswith("arn:")
+    deployed = {rule["Source"]["SourceIdentifier"] for rule in config.describe_config_rules()["ConfigRules"]}
+    synthesized = {rule["source"]["source_identifier"] for rule in stack["resource"]["aws_config_config_rule"].values()}
+    assert deployed == synthesized and len(deployed) == len(stack["resource"]["aws_config_config_rule"])
+    events = deployment.client("events", baseline.region)
+    (rule,) = events.list_rules(NamePrefix=next(iter(stack["resource"]["aws_cloudwatch_event_rule"].values()))["name"])[
+        "Rules"]
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    assert target["Arn"] == outputs["ComplianceTopicArn"]
+    (trail,) = deployment.client("cloudtrail", baseline.region).describe_trails()["trailList"]
+    assert trail["TrailARN"] == outputs["TrailArn"]
+    assert trail["IsMultiRegionTrail"] is True and trail["LogFileValidationEnabled"] is True
+    deployment.client("s3").head_object(Bucket=deployment.state.bucket, Key=baseline.state_key)
 
 
 def test_backend_accepts_the_kms_alias_and_rejects_a_bare_name(deployment):

@@ -17,8 +17,9 @@ def environment_stacks(stacks: dict, project) -> dict[str, dict]:
     return {env.name: stacks[env.name] for env in project.environments}
 
 
-def test_one_stack_per_environment_plus_bootstrap(stacks, project):
-    assert set(stacks) == {"bootstrap"} | {env.name for env in project.environments}
+def test_one_stack_per_environment_plus_bootstrap_and_account_baselines(stacks, project):
+    assert set(stacks) == ({"bootstrap"} | {env.name for env in project.environments}
+                           | {baseline.stack_name for baseline in project.baselines})
     assert {"dev", "staging", "production"} <= set(stacks)
 
 
@@ -97,6 +98,7 @@ def test_emulated_services_cover_every_resource_type_in_every_stack(stacks):
         "ecr": "ecr", "ecs": "ecs", "lb": "elbv2", "alb": "elbv2", "appautoscaling": "appautoscaling",
         "acm": "acm", "cloudfront": "cloudfront", "route53": "route53", "sns": "sns", "wafv2": "wafv2",
         "cloudtrail": "cloudtrail", "elasticache": "elasticache", "ssm": "ssm", "lambda": "lambda",
+        "config": "configservice",
     }
     for name, stack in stacks.items():
         for resource_type in stack.get("resource", {}):

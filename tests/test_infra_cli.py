@@ -26,8 +26,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from environments.loader import load_project
 from scripts import emulator, infra, preflight
-from tests.conftest import ROOT
+from tests.conftest import ENVIRONMENTS_DIR, ROOT
 from tests.terraform_tools import hermetic_environment
 
 TERRAFORM = "terraform"
@@ -158,7 +159,8 @@ def test_synth_passes_the_named_stacks_and_refuses_unknown_ones():
     assert run_infra("synth", "bootstrap", DEV).world.calls[0].stacks == ("bootstrap", DEV)
     outcome = run_infra("synth", DEV, "qa")
     assert outcome.code == infra.EXIT_USAGE and outcome.world.calls == []
-    assert outcome.err == "infra: unknown stack 'qa': the stacks are bootstrap, dev, production, staging\n"
+    stacks = ", ".join(load_project(ENVIRONMENTS_DIR).stack_names)
+    assert outcome.err == f"infra: unknown stack 'qa': the stacks are {stacks}\n"
 
 
 # command -> the only stacks it may synthesize (environments/ defines three; bootstrap is a fourth)

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from environments.loader import load_project
+from tests.conftest import ENVIRONMENTS_DIR, ROOT
 
 OUTDIR = "cdktf.out"
 # Stacks SPEC requires: the bootstrap stack plus one per shipped environment.
 SPEC_STACKS = {"bootstrap", "dev", "staging", "production"}
+# What the shipped configuration synthesizes: those, plus one account baseline per [[baseline]].
+SHIPPED_STACKS = load_project(ENVIRONMENTS_DIR).stack_names
 SUMMARY_LINE = re.compile(r"(?P<name>\S+)\s+(?P<resources>\d+) resources\s+(?P<path>\S+)")
 # Never copied: toolchains, output, caches and the tests themselves.
 NOT_PRODUCT = {".venv", "node_modules", OUTDIR, "tests", ".git", "__pycache__"}
@@ -77,7 +80,8 @@ def test_a_good_configuration_synthesizes_and_prints_one_line_per_stack(tmp_path
     lines = run.stdout.splitlines()
     summaries = [SUMMARY_LINE.fullmatch(line) for line in lines]
     assert all(summaries), f"every line is '<stack> <n> resources <dir>':\n{run.stdout}"
-    assert sorted(match["name"] for match in summaries) == sorted(SPEC_STACKS), "exactly one line per stack"
+    assert set(SHIPPED_STACKS) >= SPEC_STACKS
+    assert sorted(match["name"] for match in summaries) == sorted(SHIPPED_STACKS), "exactly one line per stack"
     for match in summaries:
         assert match["path"] == f"{OUTDIR}/stacks/{match['name']}"
         written = repo / match["path"] / "cdk.tf.json"
@@ -161,10 +165,10 @@ def test_only_the_named_stack_is_synthesized_and_the_summary_says_so(tmp_path, s
     run = run_main(repo, *args, **environment)
     assert run.returncode == 0, run.stderr
     assert written_stacks(repo) == {expected}
-    others = sorted(SPEC_STACKS - {expected})
+    others = [name for name in SHIPPED_STACKS if name != expected]
     *summaries, last = run.stdout.splitlines()
     assert [SUMMARY_LINE.fullmatch(line)["name"] for line in summaries] == [expected]
-    assert last == f"wrote 1 of {len(SPEC_STACKS)} stacks; not synthesized: {', '.join(others)}"
+    assert last == f"wrote 1 of {len(SHIPPED_STACKS)} stacks; not synthesized: {', '.join(others)}"
     written = repo / OUTDIR / "stacks" / expected / "cdk.tf.json"
     assert written.read_bytes() == (synth_dir / "stacks" / expected / "cdk.tf.json").read_bytes(), \
         "a stack synthesized alone must be exactly what the whole app writes for it"
@@ -179,7 +183,7 @@ def test_an_unknown_stack_is_a_usage_error_and_writes_nothing(tmp_path, args, en
     run = run_main(repo, *args, **environment)
     assert (run.returncode, run.stdout) == (2, "")
     assert run.stderr == (f"usage: python main.py [STACK ...] (or INFRA_STACKS=STACK,... for the cdktf CLI): "
-                          f"unknown stack {unknown!r}: the stacks are bootstrap, dev, production, staging\n")
+                          f"unknown stack {unknown!r}: the stacks are {', '.join(SHIPPED_STACKS)}\n")
     assert not (repo / OUTDIR).exists()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from modules.observability import api_alarm_names
 from tests import observability_checks as checks
 from tests.conftest import only, resources_of
-from tests.network_checks import policy_document, ref_name
+from tests.network_checks import policy_document
 
 
 def test_every_required_alarm_notifies_a_topic(env_stack):
@@ -56,15 +56,3 @@ def test_api_alarms_roll_back_a_bad_deployment(env_stack):
     assert service["alarms"] == {"alarm_names": list(api_alarm_names(prefix)), "enable": True, "rollback": True}
     names = {alarm["alarm_name"] for alarm in resources_of(stack, "aws_cloudwatch_metric_alarm").values()}
     assert set(api_alarm_names(prefix)) <= names
-
-
-def test_cloudtrail_follows_the_toggle(env_stack):
-    env, stack = env_stack
-    trails = resources_of(stack, "aws_cloudtrail")
-    assert bool(trails) is env.features.cloudtrail
-    for trail in trails.values():
-        assert trail["is_multi_region_trail"] is True and trail["enable_log_file_validation"] is True
-        ref_name(trail["kms_key_id"], "aws_kms_key")
-        assert trail["cloud_watch_logs_group_arn"].startswith("${aws_cloudwatch_log_group.")
-        assert trail["event_selector"][0]["include_management_events"] is True
-        assert trail["event_selector"][0]["read_write_type"] == "All", "GetSecretValue is a read event"

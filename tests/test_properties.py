@@ -108,6 +108,8 @@ def check_environment(env: EnvironmentConfig, stack: dict) -> None:
     assert network_checks.nat_gateway_count(stack) == expected_nats
     observability_checks.check_log_groups(stack, env)
     observability_checks.check_outputs(stack)
+    for once_per_account in ("aws_config_configuration_recorder", "aws_cloudtrail"):  # account baseline only
+        assert not resources_of(stack, once_per_account), f"{env.name} holds {once_per_account}"
 
 
 EXAMPLES_PER_SHARD = 50

@@ -14,7 +14,7 @@ REQUIRED = ("Environment", "Application", "CostCenter", "Owner", "ManagedBy", "P
 
 
 def expected_tags(project, stack_name: str) -> dict[str, str]:
-    if stack_name == "bootstrap":
+    if stack_name == "bootstrap" or stack_name in {baseline.stack_name for baseline in project.baselines}:
         return required_tags(environment="shared", application=project.application, owner=project.owner,
                              cost_center=project.cost_center)
     env = project.environment(stack_name)

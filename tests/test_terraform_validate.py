@@ -14,7 +14,6 @@ import shutil
 
 import pytest
 
-from bootstrap.stack import STACK_NAME as BOOTSTRAP_STACK
 from environments.loader import load_project
 from tests.conftest import ENVIRONMENTS_DIR
 from tests.terraform_tools import ValidationBatch, run_terraform
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.terraform
 
 # Known at collection time so each stack is its own test; the completeness test below fails if
 # synthesis ever produces a stack this list does not name.
-STACK_NAMES = (BOOTSTRAP_STACK, *(env.name for env in load_project(ENVIRONMENTS_DIR).environments))
+STACK_NAMES = load_project(ENVIRONMENTS_DIR).stack_names
 
 
 def test_every_synthesized_stack_is_validated(stacks):

@@ -1,0 +1,90 @@
+"""The account baseline: what exists once per account and region, whichever environments share it.
+
+AWS Config allows one configuration recorder per account and region, and one multi-region
+CloudTrail covers the whole account. Environments may share an account (the shipped ones do),
+so neither can belong to an environment stack: two environments would deploy two recorders
+(AWS refuses the second) or two trails (paying twice for the same events). One baseline stack
+per `[[baseline]]` in project.toml owns them, with its own state key, and the loader rejects two
+baselines for one account and region or two trails in one account.
+"""
+
+from __future__ import annotations
+
+from cdktf import TerraformOutput, TerraformStack
+from constructs import Construct
+
+from core.account import look_up_account
+from core.provider import aws_provider, required_tags, s3_backend
+from core.tagging import RequiredTags
+from environments.model import BaselineConfig, ProjectConfig
+from modules.alert_topic import AlertTopic, AlertTopicProps, Publisher
+from modules.audit import AuditProps, AuditTrail
+from modules.compliance import Compliance, ComplianceProps, noncompliance_rule_arn
+from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant, logs_grant
+from modules.secure_bucket import SecureBucket, SecureBucketProps
+
+# The Environment tag of account-level resources, which belong to no single environment.
+SHARED_ENVIRONMENT_TAG = "shared"
+# Configuration history, trail log files and their access logs are kept a year.
+RETENTION_DAYS = 365
+
+
+class BaselineStack(TerraformStack):
+    def __init__(self, scope: Construct, project: ProjectConfig, baseline: BaselineConfig):
+        super().__init__(scope, baseline.stack_name)
+        self.baseline = baseline
+        tags = required_tags(environment=SHARED_ENVIRONMENT_TAG, application=project.application,
+                             owner=project.owner, cost_center=project.cost_center)
+        aws_provider(self, region=baseline.region, account_id=baseline.account_id, tags=tags,
+                     emulator=project.emulator)
+        s3_backend(self, state=project.state, key=baseline.state_key, emulator=project.emulator)
+        RequiredTags.enforce(self, tags)
+        self.account = look_up_account(self)
+        self.name_prefix = f"{project.application}-{baseline.region}"
+        access_logs = self._access_log_sink()
+        if baseline.config:
+            self._config(access_logs)
+        if baseline.cloudtrail:
+            self._trail(access_logs)
+
+    def _access_log_sink(self) -> SecureBucket:
+        """S3 delivers server access logs only to an SSE-S3 bucket, hence no CMK here."""
+        return SecureBucket(self, "access-logs", SecureBucketProps(
+            name=f"{self.name_prefix}-access-logs-{self.account.id}", kms_key_arn=None,
+            noncurrent_version_days=RETENTION_DAYS, expiration_days=RETENTION_DAYS,
+            s3_access_logs_from_account=self.account.id))
+
+    def _config(self, access_logs: SecureBucket) -> None:
+        baseline, account, prefix = self.baseline, self.account, self.name_prefix
+        key = KmsKey(self, "config-key", KmsKeyProps(
+            account=account, alias=f"alias/{prefix}-config",
+            description=f"Encrypts the AWS Config history of {baseline.account_label} in {baseline.region}",
+            service_grants=(ServiceGrant(service="config.amazonaws.com",
+                                         actions=("kms:Decrypt", "kms:GenerateDataKey")),)))
+        topic = AlertTopic(self, "compliance-topic", AlertTopicProps(
+            name=f"{prefix}-compliance-warning", account=account, emails=baseline.alarm_emails,
+            publishers=(Publisher("events.amazonaws.com", noncompliance_rule_arn(prefix, baseline.region, account)),)))
+        compliance = Compliance(self, "compliance", ComplianceProps(
+            name_prefix=prefix, region=baseline.region, account=account,
+            record_global_resources=baseline.record_global_resources, kms_key_arn=key.arn,
+            retention_days=RETENTION_DAYS, access_log_bucket=access_logs, topic_arn=topic.arn))
+        TerraformOutput(self, "ConfigRecorderName", value=compliance.recorder_name,
+                        description="AWS Config recorder of this account and region")
+        TerraformOutput(self, "ConfigBucketName", value=compliance.bucket_name,
+                        description="Configuration history and snapshots")
+        TerraformOutput(self, "ComplianceTopicArn", value=topic.arn,
+                        description="Warnings: a Config rule turned NON_COMPLIANT")
+
+    def _trail(self, access_logs: SecureBucket) -> None:
+        baseline = self.baseline
+        logs_key = KmsKey(self, "logs-key", KmsKeyProps(
+            account=self.account, alias=f"alias/{self.name_prefix}-logs",
+            description=f"Encrypts the baseline's CloudWatch log groups in {baseline.region}",
+            service_grants=(logs_grant(baseline.region),)))
+        trail = AuditTrail(self, "audit", AuditProps(
+            name_prefix=self.name_prefix, region=baseline.region, account=self.account,
+            log_retention_days=baseline.log_retention_days, logs_kms_key_arn=logs_key.arn,
+            trail_retention_days=RETENTION_DAYS, access_log_bucket=access_logs))
+        TerraformOutput(self, "TrailArn", value=trail.trail_arn,
+                        description="The account's multi-region CloudTrail")
+
