@@ -91,6 +91,8 @@ class PreflightResult:
     account: str | None
     checks: tuple[CheckResult, ...]
     locks: tuple[HeldLock, ...] = ()
+    # Worth knowing before deploying, never a reason to stop (shown, exit status unchanged).
+    warnings: tuple[str, ...] = ()
 
     @property
     def failures(self) -> tuple[CheckResult, ...]:
@@ -391,17 +393,42 @@ def run_preflight(project: ProjectConfig, environment: str | None, clients: AwsC
     table_ok = checks.run("lock table", lambda: _lock_table(clients.dynamodb, state.lock_table))
     locks = _held_locks(clients, project, checks, bucket_ok, table_ok)
     _check_environment_unlocked(env, project, locks, checks)
-    return PreflightResult(name, account, tuple(checks.results), locks)
+    return PreflightResult(name, account, tuple(checks.results), locks, certificate_warnings(env))
+
+
+def certificate_warnings(env: EnvironmentConfig) -> tuple[str, ...]:
+    """Without a hosted zone, certificates the stack requests are validated by nobody but the operator.
+
+    The load balancer's HTTPS listener and CloudFront accept a certificate only once ACM has
+    issued it, and ACM issues it only after its DNS validation record exists; with no hosted
+    zone the stack cannot create that record, so the first deploy waits for it, and fails when
+    the provider gives up.
+    """
+    if env.hosted_zone_id:
+        return ()
+    requested = [f"{domain} (in {region})" for domain, region, arn in (
+        (f"api.{env.domain}", env.region, env.api.certificate_arn),
+        (env.domain, "us-east-1", env.frontend.certificate_arn)) if not arn]
+    if not requested:
+        return ()
+    return (f"{env.source}: neither hosted_zone_id nor a certificate ARN for {' and '.join(requested)}: "
+            "the first deploy requests DNS-validated ACM certificates and waits until they are issued. "
+            "While it runs, add the CNAME validation record ACM shows for each (console, or "
+            "`aws acm describe-certificate` DomainValidationOptions[].ResourceRecord) to the DNS of "
+            f"{env.domain}, and afterwards point {env.domain} and api.{env.domain} at the distribution and "
+            "load balancer; or set hosted_zone_id (records created for you) or the certificate ARNs.",)
 
 
 def report(result: PreflightResult, out: TextIO, err: TextIO) -> None:
-    """Passed checks and held locks on `out`; one line per failed check on `err`."""
+    """Passed checks, held locks and warnings on `out`; one line per failed check on `err`."""
     for check in result.checks:
         if check.ok:
             print(f"ok      {check.name}: {check.message}", file=out)
     for lock in result.locks:
         print(lock.describe(), file=out)
         print(f"  {lock.hint()}", file=out)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=out)
     for check in result.failures:
         print(f"preflight failed: {check.name}: {check.message}", file=err)
     if result.ok:

@@ -317,10 +317,39 @@ def run_main(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_cli_passes_on_a_correct_backend(backend):
+def test_cli_passes_on_a_correct_backend_and_warns_about_certificates_nobody_validates(backend):
+    """The shipped dev has no hosted zone and no certificate ARNs: a warning, not a failure."""
     code, out, err = run_main(ENVIRONMENT)
     assert (code, err) == (0, "")
-    assert f"preflight dev: all {len(ALL_BACKEND_CHECKS)} checks passed" in out
+    *_, warning, summary = out.splitlines()
+    assert summary == f"preflight dev: all {len(ALL_BACKEND_CHECKS)} checks passed"
+    assert warning.startswith("warning: environments/dev.toml: neither hosted_zone_id nor a certificate ARN for "
+                              "api.dev.example.com (in eu-west-1) and dev.example.com (in us-east-1): the first "
+                              "deploy requests DNS-validated ACM certificates and waits until they are issued.")
+    assert "CNAME validation record" in warning
+
+
+ZONE = "Z0123456789ABCDEFGHIJ"
+API_CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+EDGE_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+
+
+@pytest.mark.parametrize(("zone", "api_arn", "edge_arn", "named"), [
+    (None, None, None, ["api.dev.example.com (in eu-west-1)", "dev.example.com (in us-east-1)"]),
+    (None, API_CERTIFICATE, None, ["dev.example.com (in us-east-1)"]),
+    (None, None, EDGE_CERTIFICATE, ["api.dev.example.com (in eu-west-1)"]),
+    (None, API_CERTIFICATE, EDGE_CERTIFICATE, []),
+    (ZONE, None, None, []),
+])
+def test_certificate_warning_names_exactly_the_certificates_nobody_validates(zone, api_arn, edge_arn, named):
+    env = load_project(ENVIRONMENTS_DIR).environment(ENVIRONMENT)
+    assert env.hosted_zone_id is None and env.region == "eu-west-1", "the shipped dev this test starts from"
+    env = replace(env, hosted_zone_id=zone, api=replace(env.api, certificate_arn=api_arn),
+                  frontend=replace(env.frontend, certificate_arn=edge_arn))
+    warnings = preflight.certificate_warnings(env)
+    assert len(warnings) == (1 if named else 0)
+    if named:
+        assert f"certificate ARN for {' and '.join(named)}: the first deploy" in warnings[0]
 
 
 def test_cli_prints_the_held_lock_and_the_force_unlock_hint(backend):
