@@ -1,6 +1,7 @@
 # One entry point for humans and CI. `make` installs everything and synthesizes; `make test`
 # runs the whole suite. Terraform tiers use $TF_PROVIDER_MIRROR when set (air-gapped installs).
 SHELL := /bin/bash
+space := $(subst ,, )
 PYTHON ?= python3
 PIPENV := PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 $(PYTHON) -m pipenv
 PIPENV_VERSION := 2026.10.3
@@ -8,9 +9,18 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # No telemetry or version checks: they fail (slowly) on air-gapped machines.
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: all setup synth test lint bench clean docs docs-deps plan deploy-bootstrap deploy destroy preflight local-up local-down
+.PHONY: all node-check setup synth test lint bench clean docs docs-deps plan drift deploy-bootstrap deploy destroy preflight local-up local-down
 
 all: synth
+
+# Node.js majors the whole path (synth, cdktf diff, cdktf deploy) works on; README "Prerequisites"
+# says why. Checked before anything is installed, so an unsupported Node stops here, not half-way.
+SUPPORTED_NODE := 20 22
+node-check:
+	@version=$$(node --version 2>/dev/null) || { echo "make: Node.js not found: install Node.js 20 or 22 (see README, Prerequisites)" >&2; exit 1; }; \
+	major=$${version#v}; major=$${major%%.*}; \
+	case " $(SUPPORTED_NODE) " in *" $$major "*) ;; *) \
+	  echo "make: Node.js $$version is not supported: use Node.js $(subst $(space), or ,$(SUPPORTED_NODE)) (see README, Prerequisites: the cdktf CLI's terminal library has prebuilt binaries only for those)" >&2; exit 1;; esac
 
 .make/pipenv:
 	@mkdir -p .make
@@ -21,11 +31,12 @@ all: synth
 	$(PIPENV) sync --dev
 	@touch $@
 
-.make/node: package-lock.json
+.make/node: package-lock.json | node-check
 	npm ci --no-audit --no-fund --loglevel=error
+	@node -e "require('@cdktf/node-pty-prebuilt-multiarch')" 2>/dev/null || { echo "make: the cdktf CLI's terminal library (node-pty) has no binary for Node.js $$(node --version) on $$(uname -sm): use Node.js 20 there (see README, Prerequisites)" >&2; exit 1; }
 	@touch $@
 
-setup: .make/python .make/node
+setup: node-check .make/python .make/node
 
 synth: setup
 	npx cdktf synth
@@ -60,6 +71,9 @@ require-env = $(if $(ENV),,$(error set ENV, e.g. make $@ ENV=dev))
 
 plan: setup
 	$(require-env)$(INFRA) plan $(ENV)
+
+drift: setup
+	$(require-env)$(INFRA) drift $(ENV)
 
 deploy-bootstrap: setup
 	$(INFRA) deploy-bootstrap

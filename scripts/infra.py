@@ -2,6 +2,7 @@
 
     python scripts/infra.py synth [STACK ...]       # every stack (or the named ones) into cdktf.out/
     python scripts/infra.py plan dev                # what a deploy of dev would change
+    python scripts/infra.py drift dev               # changed behind Terraform's back? exit 0 no, 2 yes, 1 error
     python scripts/infra.py deploy-bootstrap        # once: state bucket, lock table, KMS key
     python scripts/infra.py deploy dev [--yes]      # preflight, plan, confirm, apply that plan
     python scripts/infra.py destroy dev [--yes]     # never for an environment with production = true
@@ -12,7 +13,9 @@ The safety rules live here rather than in people's heads:
 
 - `deploy` runs `scripts/preflight.py` first and stops when any check fails (missing bootstrap
   bucket or table, wrong account, a lock held on the environment's state, ...);
-- what is applied is exactly the plan that was shown (`plan -out`, then `apply <planfile>`);
+- what is applied is exactly the plan that was shown (`plan -out`, then `apply <planfile>`), and
+  afterwards the state is refreshed (`apply -refresh-only`) so that `drift` compares against what
+  was deployed;
 - applying needs a typed confirmation: the environment's name for `production = true`
   environments, `yes` for others; `--yes` skips it (CI, where GitHub environment approval is the
   confirmation);
@@ -45,12 +48,14 @@ if str(ROOT) not in sys.path:
 
 from environments.loader import ConfigError, load_project  # noqa: E402
 from environments.model import EnvironmentConfig, ProjectConfig  # noqa: E402
-from scripts import emulator, preflight  # noqa: E402
+from scripts import emulator, plan_report, preflight  # noqa: E402
 from scripts.terraform_cli_config import MIRROR_VARIABLE, MirrorError, mirror_root, write_cli_config  # noqa: E402
 
 BOOTSTRAP = "bootstrap"
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+# `drift`: the deployed environment differs from its state (any error is EXIT_REFUSED).
+EXIT_DRIFT = 2
 EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
 OUTDIR_VARIABLE = "CDKTF_OUTDIR"
 STACKS_VARIABLE = "INFRA_STACKS"
@@ -78,11 +83,18 @@ class UsageError(Exception):
 
 
 Runner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
+Capturer = Callable[[Sequence[str], Path, Mapping[str, str]], tuple[int, str]]
 
 
 def run_streaming(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
     """Run a command with its output going straight to the terminal; return its exit status."""
     return subprocess.run(list(command), cwd=cwd, env=dict(env), check=False).returncode
+
+
+def run_capturing(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:
+    """Run a command and return its exit status and standard output (stderr still goes to the terminal)."""
+    result = subprocess.run(list(command), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, text=True, check=False)
+    return result.returncode, result.stdout
 
 
 def ask_terminal(prompt: str) -> str:
@@ -97,6 +109,7 @@ class Tools:
     """Everything with a side effect, so the safety rules can be tested without AWS or terraform."""
 
     run: Runner = run_streaming
+    capture: Capturer = run_capturing
     ask: Callable[[str], str] = ask_terminal
     run_preflight: Callable[[ProjectConfig, str | None], preflight.PreflightResult] = preflight.run_preflight
     state_bucket_status: Callable[[ProjectConfig], str] = preflight.state_bucket_status
@@ -106,13 +119,15 @@ class Tools:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     # Where the bootstrap keeps its state (bootstrap/stack.py: LOCAL_STATE_PATH, the repository root).
     bootstrap_state: Path = ROOT / "terraform.bootstrap.tfstate"
+    # Where stacks are synthesized and terraform runs; None: cdktf.out/ under `root`.
+    synth_dir: Path | None = None
 
     def say(self, message: str) -> None:
         print(message, file=self.out, flush=True)
 
     @property
     def outdir(self) -> Path:
-        return self.root / "cdktf.out"
+        return self.synth_dir or self.root / "cdktf.out"
 
 
 # --- configuration and confirmation -------------------------------------------------------------
@@ -206,6 +221,16 @@ class Terraform:
             raise Refused(f"terraform {args[0]} failed (exit {code}) in {self.stack_dir}")
         return code
 
+    def show_json(self, planfile: str) -> dict:
+        """`terraform show -json PLANFILE`: the plan as data (scripts/plan_report.py reads it)."""
+        code, output = self.tools.capture([terraform_binary(), "show", "-json", planfile], self.stack_dir, self.env)
+        if code != 0:
+            raise Refused(f"terraform show failed (exit {code}) in {self.stack_dir}")
+        try:
+            return json.loads(output)
+        except json.JSONDecodeError as error:
+            raise Refused(f"terraform show -json gave no JSON in {self.stack_dir}: {error}") from None
+
 
 def terraform_for(tools: Tools, stack: str, outdir: Path | None = None,
                   env: Mapping[str, str] | None = None) -> Terraform:
@@ -226,8 +251,21 @@ def plan_and_apply(tools: Tools, stack: str, action: str, yes: bool, by_name: bo
         return 0
     confirm(tools, stack, action, yes, by_name)
     terraform("apply", "-input=false", planfile)
+    if not destroy:
+        settle(terraform)
     tools.say(f"{stack}: {action.lower()} complete")
     return 0
+
+
+def settle(terraform: Terraform) -> None:
+    """Record what was just deployed as AWS now reports it (a refresh-only apply, nothing changes in AWS).
+
+    Terraform saves a resource's attributes when it creates or updates it; attributes that other
+    resources change afterwards (a security group's rules, a bucket's versioning, a certificate's
+    status) stay stale in the state until the next refresh, and the daily drift check would
+    report them as changed outside Terraform. Right after the apply, AWS holds what was deployed.
+    """
+    terraform("apply", "-refresh-only", "-auto-approve", "-input=false")
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -242,16 +280,52 @@ def cmd_synth(tools: Tools, args: argparse.Namespace) -> int:
 
 
 def cmd_plan(tools: Tools, args: argparse.Namespace) -> int:
-    load(tools, args.environment)
+    """Plan one environment, then summarize it: counts per action, and every stateful resource lost."""
+    project = load(tools, args.environment)
     synth(tools, [args.environment])
     terraform = terraform_for(tools, args.environment)
     terraform("init", "-input=false")
     options = ["-no-color"] if args.no_color else []
     if args.no_lock:
         options.append("-lock=false")
-    code = terraform("plan", "-input=false", "-detailed-exitcode", *options, allowed=(PLAN_NO_CHANGES, PLAN_CHANGES))
+    planfile = "plan.tfplan"
+    code = terraform("plan", "-input=false", "-detailed-exitcode", f"-out={planfile}", *options,
+                     allowed=(PLAN_NO_CHANGES, PLAN_CHANGES))
+    summary = plan_report.summarize_plan(terraform.show_json(planfile), state_backend_names(project))
+    for line in plan_report.summary_lines(args.environment, summary):
+        tools.say(line)
+    if args.summary:
+        args.summary.write_text(plan_report.summary_markdown(args.environment, summary))
     tools.say(f"{args.environment}: " + ("changes pending" if code == PLAN_CHANGES else "no changes"))
     return 0
+
+
+def state_backend_names(project: ProjectConfig) -> frozenset[str]:
+    """Names of the resources that hold every environment's state: flagged whenever a plan loses them."""
+    return frozenset({project.state.bucket, project.state.lock_table})
+
+
+def cmd_drift(tools: Tools, args: argparse.Namespace) -> int:
+    """Refresh-only plan: does the deployed environment still match its state? Exit 0 no, 2 yes, 1 error.
+
+    Read-only: the plan is never applied and the state lock is not taken (the scheduled workflow
+    runs this with the read-only plan role). Exit status 2 means drift here, so a configuration
+    error is reported as an error (1), never as drift.
+    """
+    try:
+        load(tools, args.environment)
+    except UsageError as error:
+        raise Refused(str(error)) from None
+    synth(tools, [args.environment])
+    terraform = terraform_for(tools, args.environment)
+    terraform("init", "-input=false", *(["-no-color"] if args.no_color else []))
+    planfile = "drift.tfplan"
+    terraform("plan", "-refresh-only", "-input=false", "-lock=false", f"-out={planfile}",
+              *(["-no-color"] if args.no_color else []))
+    drifts = plan_report.drift_of(terraform.show_json(planfile))
+    for line in plan_report.drift_lines(args.environment, drifts):
+        tools.say(line)
+    return EXIT_DRIFT if drifts else 0
 
 
 def refuse_second_bootstrap(tools: Tools, project: ProjectConfig) -> None:
@@ -534,7 +608,14 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--no-color", action="store_true", help="plain text output (for CI comments)")
     plan.add_argument("--no-lock", action="store_true",
                       help="do not take the state lock (read-only credentials, e.g. pull-request plans)")
+    plan.add_argument("--summary", type=Path, metavar="FILE",
+                      help="also write the summary table (Markdown) here (the pull-request comment's start)")
     plan.set_defaults(handler=cmd_plan)
+
+    drift = commands.add_parser("drift", help="refresh-only plan: exit 0 no drift, 2 drift, 1 error (read-only)")
+    drift.add_argument("environment")
+    drift.add_argument("--no-color", action="store_true", help="plain text output (for CI)")
+    drift.set_defaults(handler=cmd_drift)
 
     bootstrap = commands.add_parser("deploy-bootstrap", help="create/update the state bucket, lock table, KMS key")
     bootstrap.add_argument("--yes", action="store_true", help="apply without the typed confirmation")

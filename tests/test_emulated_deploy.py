@@ -27,9 +27,11 @@ scripts/emulator.py, which also holds the workarounds (the same ones `scripts/in
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -44,10 +46,11 @@ import pytest
 from bootstrap.stack import STACK_NAME as BOOTSTRAP_STACK
 from environments.loader import load_project
 from environments.model import ProjectConfig
-from scripts import emulator
-from tests.conftest import ENVIRONMENTS_DIR, read_stacks, synthesize
+from scripts import emulator, infra
+from tests.conftest import ENVIRONMENTS_DIR, ROOT, read_stacks, synthesize
 from tests.moto_server import loopback_moto
 from tests.terraform_tools import run_terraform, terraform_binary, unavailable
+from tests.test_main_cli import copy_product
 
 # One worker runs the whole flow under `pytest -n N --dist loadgroup` (what `make test` uses).
 pytestmark = [pytest.mark.terraform, pytest.mark.emulator, pytest.mark.slow, pytest.mark.xdist_group("emulated-deploy")]
@@ -415,6 +418,65 @@ def test_the_account_baseline_records_delivers_checks_and_notifies(deployment):
     deployment.client("s3").head_object(Bucket=deployment.state.bucket, Key=baseline.state_key)
 
 
+README_CDKTF_MARKER = "<!-- cdktf-cli-commands: tests/test_emulated_deploy.py runs this block -->"
+CDKTF_TIMEOUT_SECONDS = 600
+
+
+def readme_cdktf_commands() -> list[list[str]]:
+    """The README's cdktf CLI lines, each split into words (environment assignments first)."""
+    text = (ROOT / "README.md").read_text()
+    assert README_CDKTF_MARKER in text, "the README lost its cdktf CLI block"
+    block = text.split(README_CDKTF_MARKER, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.splitlines() if line.strip()]
+
+
+def _cdktf_command(words: list[str], environment: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv, variables) of a README line, for `environment` where the line names dev."""
+    swap = (lambda word: word.replace(DEPLOYED_ENVIRONMENT, environment)) if environment else (lambda word: word)
+    words = [swap(word) for word in words]
+    variables = dict(word.split("=", 1) for word in words if re.fullmatch(r"[A-Z_]+=\S*", word))
+    argv = [word for word in words if not re.fullmatch(r"[A-Z_]+=\S*", word)]
+    return argv, variables
+
+
+def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_every_environment_as_the_readme_says(deployment, tmp_path):
+    """`npx cdktf deploy bootstrap` and `npx cdktf diff <env>`, as documented, on a mirror-only machine.
+
+    A copy of the product (the toolchains linked in) holds the bootstrap state the flow created, so
+    the deploy finds the backend it manages, plans no change and succeeds; each diff initialises
+    against the state bucket and plans its environment (dev: deployed; the others: everything to
+    create). Registry access is impossible here (DEAD_PROXY); providers come from the mirror only.
+    """
+    bootstrap_applied(deployment)
+    commands = readme_cdktf_commands()
+    deploys = [words for words in commands if _cdktf_command(words)[0][:4] == ["npx", "cdktf", "deploy", "bootstrap"]]
+    diffs = [words for words in commands if _cdktf_command(words)[0][:3] == ["npx", "cdktf", "diff"]]
+    assert len(deploys) == 1 and len(diffs) == 1, commands
+    repo = copy_product(tmp_path / "repo")
+    for name in ("Pipfile", "Pipfile.lock", "package.json", "package-lock.json"):
+        shutil.copy(ROOT / name, repo / name)
+    for name in (".venv", "node_modules"):
+        (repo / name).symlink_to(ROOT / name)
+    shutil.copy(deployment.outdir.parent / "terraform.bootstrap.tfstate", repo / "terraform.bootstrap.tfstate")
+    env = {**deployment.env, "INFRA_AWS_ENDPOINT": deployment.endpoint,
+           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CI": "1", "FORCE_COLOR": "0"}
+
+    def run(argv: list[str], variables: dict[str, str]) -> str:
+        result = subprocess.run(argv, cwd=repo, env={**env, **variables}, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=CDKTF_TIMEOUT_SECONDS, check=False)
+        assert result.returncode == 0, f"{' '.join(argv)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    argv, variables = _cdktf_command(deploys[0])
+    output = run([*argv, "--auto-approve"], variables)  # no terminal to approve in
+    assert "No changes" in output, output
+    for environment in [env.name for env in deployment.project.environments]:
+        argv, variables = _cdktf_command(diffs[0], environment)
+        assert environment in argv and variables.get("INFRA_STACKS") == environment
+        output = run(argv, variables)
+        assert re.search(r"Plan: \d+ to add, \d+ to change, \d+ to destroy", output), output
+
+
 def test_backend_accepts_the_kms_alias_and_rejects_a_bare_name(deployment):
     """The backend's kms_key_id is an alias name; Terraform checks its form at init, before any request."""
     environment_initialised(deployment)  # init succeeded with kms_key_id = "alias/..."
@@ -491,6 +553,67 @@ def test_second_plan_changes_only_what_moto_reads_back_wrongly(deployment):
     assert changed <= deployment.drifting, f"unexpected changes: {sorted(changed - deployment.drifting)}"
     stale = emulator.gap_types("drifts") - {address.split(".")[-2] for address in changed}
     assert not stale, f"moto now reads these back faithfully; drop them from EMULATOR_GAPS drifts: {stale}"
+
+
+def _drift(deployment: Deployment) -> tuple[int, str]:
+    """`scripts/infra.py drift dev` against the emulator, in the deployment's folder; (exit status, report)."""
+    out, err = io.StringIO(), io.StringIO()
+    tools = infra.Tools(out=out, err=err, synth_dir=deployment.outdir,
+                        environ={**deployment.env, infra.EMULATOR_VARIABLE: deployment.endpoint})
+    code = infra.main(["drift", DEPLOYED_ENVIRONMENT, "--no-color"], tools)
+    assert code != infra.EXIT_REFUSED, f"drift failed: {err.getvalue()}"
+    return code, out.getvalue()
+
+
+def _resource_values(deployment: Deployment, kind: str, logical_prefix: str) -> tuple[str, dict]:
+    """(address, state values) of the one deployed `kind` whose logical id starts with `logical_prefix`."""
+    found = [(r["address"], r["values"]) for r in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
+             if r["type"] == kind and r["name"].startswith(logical_prefix)]
+    assert len(found) == 1, f"expected one {kind} named {logical_prefix}*, found {[a for a, _ in found]}"
+    return found[0]
+
+
+def test_drift_names_a_tag_and_a_rule_changed_behind_terraforms_back_and_clears_after_reapply(deployment):
+    """infra.py drift: exit 2 naming each changed resource and attribute; after re-apply, exit 0.
+
+    The flow applied dev with terraform directly, so first the state is settled as `infra.py deploy`
+    does after every apply (infra.settle: a refresh-only apply). The re-apply targets the drifted
+    resources: a full apply would also churn what moto reads back wrongly (EMULATOR_GAPS drifts).
+    """
+    environment_applied(deployment)
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-refresh-only", "-auto-approve", "-input=false", PARALLELISM)
+    vpc, vpc_values = _resource_values(deployment, "aws_vpc", "network_vpc")
+    rule, rule_values = _resource_values(deployment, "aws_vpc_security_group_ingress_rule", "network_alb-https-in")
+    group = _address_of_id(deployment, "aws_security_group", rule_values["security_group_id"])
+    ec2 = deployment.client("ec2", deployment.environment.region)
+    assert vpc_values["tags_all"]["Owner"] != "someone-else"
+    ec2.create_tags(Resources=[vpc_values["id"]], Tags=[{"Key": "Owner", "Value": "someone-else"}])
+    assert rule_values["cidr_ipv4"] != "203.0.113.0/24"
+    ec2.modify_security_group_rules(GroupId=rule_values["security_group_id"], SecurityGroupRules=[{
+        "SecurityGroupRuleId": rule_values["id"], "SecurityGroupRule": {
+            "IpProtocol": "tcp", "FromPort": rule_values["from_port"], "ToPort": rule_values["to_port"],
+            "CidrIpv4": "203.0.113.0/24"}}])
+
+    code, report = _drift(deployment)
+    assert code == infra.EXIT_DRIFT == 2, report
+    header, *lines = report.splitlines()
+    assert header == f"{DEPLOYED_ENVIRONMENT}: DRIFT: 3 resources differ from the state (changed outside Terraform):"
+    # The rule's security group lists its rules too, so it reports the same change; nothing else differs.
+    assert sorted(lines) == sorted([f"  {vpc}: tags.Owner, tags_all.Owner", f"  {rule}: cidr_ipv4",
+                                    f"  {group}: ingress"]), report
+
+    drifted = _target_flags([vpc, rule, group])
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-auto-approve", "-input=false", *drifted)
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-refresh-only", "-auto-approve", "-input=false", *drifted)
+    code, report = _drift(deployment)
+    assert (code, report) == (0, f"{DEPLOYED_ENVIRONMENT}: no drift: every resource matches its state\n")
+
+
+def _address_of_id(deployment: Deployment, kind: str, resource_id: str) -> str:
+    found = [r["address"] for r in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
+             if r["type"] == kind and r["values"].get("id") == resource_id]
+    assert len(found) == 1, f"expected one {kind} with id {resource_id}, found {found}"
+    return found[0]
 
 
 def test_dev_destroy_removes_every_resource(deployment):

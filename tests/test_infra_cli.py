@@ -70,6 +70,8 @@ class World:
     environ: dict[str, str] = field(default_factory=dict)
     bucket_status: str = "missing"
     on_synth: Callable[[Call], None] | None = None
+    # What `terraform show -json` prints (drift).
+    shown: dict = field(default_factory=dict)
     bootstrap_state: Path = ROOT / "no-such-dir" / "terraform.bootstrap.tfstate"
 
     def run(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
@@ -78,6 +80,9 @@ class World:
         if call.name == "synth" and self.on_synth:
             self.on_synth(call)
         return self.plan_exit if call.name.startswith("plan") else 0
+
+    def capture(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:
+        return self.run(command, cwd, env), json.dumps(self.shown)
 
     def ask(self, prompt: str) -> str:
         self.prompts.append(prompt)
@@ -93,7 +98,7 @@ class World:
         return preflight.PreflightResult(environment or "bootstrap", "123456789012", tuple(checks))
 
     def tools(self) -> infra.Tools:
-        return infra.Tools(run=self.run, ask=self.ask, run_preflight=self.preflight,
+        return infra.Tools(run=self.run, capture=self.capture, ask=self.ask, run_preflight=self.preflight,
                            state_bucket_status=lambda project: self.bucket_status, out=io.StringIO(),
                            err=io.StringIO(), environ=self.environ, bootstrap_state=self.bootstrap_state)
 
@@ -127,7 +132,8 @@ def fake_terraform_binary(monkeypatch):
 
 def deploy_calls(stack: str, action: str = "deploy", destroy: bool = False) -> list[str]:
     plan = f"plan -input=false -detailed-exitcode -out={action}.tfplan" + (" -destroy" if destroy else "")
-    return ["synth", "init -input=false", plan, f"apply -input=false {action}.tfplan"]
+    settle = [] if destroy else ["apply -refresh-only -auto-approve -input=false"]
+    return ["synth", "init -input=false", plan, f"apply -input=false {action}.tfplan", *settle]
 
 
 # --- argument handling -------------------------------------------------------------------------------
@@ -183,6 +189,51 @@ def test_each_command_synthesizes_only_the_stack_it_runs_terraform_in(argv):
     assert {call.cwd.name for call in world.calls if call.name != "synth"} == set(SYNTHESIZED[argv])
 
 
+# --- drift ---------------------------------------------------------------------------------------------
+
+DRIFT_CALLS = ["synth", "init -input=false", "plan -refresh-only -input=false -lock=false -out=drift.tfplan",
+               "show -json drift.tfplan"]
+TAGGED_VPC_DRIFT = {"resource_drift": [
+    {"address": "aws_vpc.vpc", "mode": "managed", "change": {
+        "actions": ["update"], "before": {"id": "vpc-1", "tags": {"Owner": "team"}},
+        "after": {"id": "vpc-1", "tags": {"Owner": "someone"}}}},
+    {"address": "aws_vpc_security_group_ingress_rule.https", "mode": "managed", "change": {
+        "actions": ["delete"], "before": {"id": "sgr-1"}, "after": None}},
+    {"address": "data.aws_region.current", "mode": "data", "change": {
+        "actions": ["update"], "before": {"name": "a"}, "after": {"name": "b"}}},
+]}
+
+
+def test_drift_is_a_read_only_refresh_and_exits_0_when_clean():
+    outcome = run_infra("drift", DEV, world=World(shown={"resource_drift": []}, plan_exit=0))
+    assert outcome.code == 0, outcome.err
+    assert outcome.world.names() == DRIFT_CALLS and outcome.world.calls[0].stacks == (DEV,)
+    assert outcome.out == "dev: no drift: every resource matches its state\n"
+    assert not outcome.world.applied() and outcome.world.preflights == []
+
+
+def test_drift_exits_2_naming_each_drifted_resource_and_attribute():
+    outcome = run_infra("drift", DEV, world=World(shown=TAGGED_VPC_DRIFT, plan_exit=0))
+    assert outcome.code == infra.EXIT_DRIFT == 2
+    assert outcome.out.splitlines() == [
+        "dev: DRIFT: 2 resources differ from the state (changed outside Terraform):",
+        "  aws_vpc.vpc: tags.Owner",
+        "  aws_vpc_security_group_ingress_rule.https: deleted outside Terraform",
+    ]
+
+
+@pytest.mark.parametrize("failure", ["unknown environment", "plan fails", "show gives no JSON"])
+def test_drift_errors_exit_1_never_2(failure):
+    world = World(shown=TAGGED_VPC_DRIFT, plan_exit=0)
+    if failure == "plan fails":
+        world.plan_exit = 1
+    if failure == "show gives no JSON":
+        world.capture = lambda command, cwd, env: (0, "Error: not a plan")
+    outcome = run_infra("drift", "qa" if failure == "unknown environment" else DEV, world=world)
+    assert outcome.code == infra.EXIT_REFUSED, outcome.err
+    assert len(outcome.err.splitlines()) == 1 and "DRIFT" not in outcome.out
+
+
 def test_synthesis_goes_where_terraform_will_run_whatever_cdktf_outdir_says():
     outcome = run_infra("plan", DEV, world=World(environ={infra.OUTDIR_VARIABLE: "/elsewhere"}))
     synth, *terraform = outcome.world.calls
@@ -199,9 +250,10 @@ def test_plan_is_read_only_and_passes_ci_options():
     outcome = run_infra("plan", "staging", "--no-color", "--no-lock")
     assert outcome.code == 0
     assert outcome.world.names() == ["synth", "init -input=false",
-                                     "plan -input=false -detailed-exitcode -no-color -lock=false"]
+                                     "plan -input=false -detailed-exitcode -out=plan.tfplan -no-color -lock=false",
+                                     "show -json plan.tfplan"]
     assert outcome.out.splitlines()[-1] == "staging: changes pending"
-    assert outcome.world.calls[-1].cwd == ROOT / "cdktf.out" / "stacks" / "staging"
+    assert {call.cwd for call in outcome.world.calls[1:]} == {ROOT / "cdktf.out" / "stacks" / "staging"}
     assert outcome.world.preflights == [] and outcome.world.prompts == []
 
 

@@ -24,7 +24,8 @@ from tests.conftest import ROOT
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 PULL_REQUEST = WORKFLOWS_DIR / "pull-request.yml"
 DEPLOY = WORKFLOWS_DIR / "deploy.yml"
-WORKFLOWS = (PULL_REQUEST, DEPLOY)
+DRIFT = WORKFLOWS_DIR / "drift.yml"
+WORKFLOWS = (PULL_REQUEST, DEPLOY, DRIFT)
 USES_RE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)\s*(?:#\s*(?P<comment>.*))?$")
 PINNED_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
 VERSION_COMMENT_RE = re.compile(r"^v\d+(\.\d+)*$")
@@ -179,8 +180,14 @@ def test_pull_request_runs_the_suite_synth_checkov_and_a_plan_per_environment():
     plan = data["jobs"]["plan"]
     assert plan["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
     assert "scripts/infra.py plan" in " ".join(step.get("run", "") for step in plan["steps"])
+    plan_run = " ".join(step.get("run", "") for step in plan["steps"])
+    assert "--summary summary.md" in plan_run
+    upload = next(step for step in plan["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "summary.md" in upload["with"]["path"].split()
     comment = " ".join(step.get("run", "") for step in data["jobs"]["comment"]["steps"])
     assert 'marker="<!-- infra-plan:${ENVIRONMENT} -->"' in comment and "--method PATCH" in comment
+    # The comment starts with the summary table: right after the hidden marker, before the raw plan.
+    assert comment.index('echo "$marker"') < comment.index("cat summary.md") < comment.index("plan.txt")
 
 
 def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environments():
@@ -197,3 +204,27 @@ def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environment
         assert credentials[0]["with"]["role-to-assume"] == f"${{{{ vars.AWS_DEPLOY_ROLE_ARN_{name.upper()} }}}}"
         assert "aws-access-key-id" not in credentials[0]["with"], "no long-lived keys"
         assert steps[-1]["run"] == f".venv/bin/python scripts/infra.py deploy {name} --yes"
+
+
+def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_environment():
+    data = load_workflow(DRIFT)
+    assert set(data["on"]) == {"schedule", "workflow_dispatch"} and len(data["on"]["schedule"]) == 1
+    jobs = data["jobs"]
+    drift, issue = jobs["drift"], jobs["issue"]
+    for job in (drift, issue):
+        assert job["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
+    credentials = [s for s in drift["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
+    assert [c["with"]["role-to-assume"] for c in credentials] == ["${{ vars.AWS_PLAN_ROLE_ARN }}"], "read-only role"
+    assert 'scripts/infra.py drift "$ENVIRONMENT"' in " ".join(step.get("run", "") for step in drift["steps"])
+    # Only the issue job writes, and it never runs the repository's code.
+    assert {name for name, job in jobs.items() if "write" in job["permissions"].values()
+            and set(job["permissions"]) != {"contents", "id-token"}} == {"issue"}
+    assert issue["permissions"] == {"issues": "write"}
+    assert not any("actions/checkout@" in step.get("uses", "") for step in issue["steps"])
+    assert {name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"} == {"drift"}
+    script = " ".join(step.get("run", "") for step in issue["steps"])
+    assert 'marker="<!-- infra-drift:${ENVIRONMENT} -->"' in script
+    for action in ('--method PATCH "repos/${REPOSITORY}/issues/${existing}" -F body=@issue.md',  # update
+                   '--method POST "repos/${REPOSITORY}/issues" -f title=',  # open
+                   "-f state=closed"):  # close when clean
+        assert action in script, action
