@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from environments.model import EnvironmentConfig
 from tests.conftest import only, resources_of
@@ -95,15 +96,94 @@ def role_statements(stack: dict, role_ref: str) -> list[dict]:
     return statements
 
 
+# Actions AWS cannot scope to a resource: the only ones that may use "*".
+UNSCOPABLE_ACTIONS = {
+    "ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"}
+# AWS-managed policies a role may carry, by name: each grants one service only what it needs for its
+# own role (Enhanced Monitoring writes its metrics to CloudWatch Logs). Anything else, such as a
+# `*FullAccess` or AdministratorAccess policy, is a broad grant the inline policies could never show.
+ALLOWED_MANAGED_POLICIES = {"service-role/AmazonRDSEnhancedMonitoringRole"}
+MANAGED_POLICY = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(.+)$")
+
+
+def check_statements_grant_no_wildcards(statements: list[dict]) -> None:
+    for statement in statements:
+        actions = statement["actions"]
+        assert "*" not in actions and not any(a.endswith(":*") for a in actions), statement
+        if "*" in statement.get("resources", []):
+            assert set(actions) <= UNSCOPABLE_ACTIONS, statement
+
+
+def attached_policy_arns(stack: dict) -> list[str]:
+    """Every managed policy attached to a role, however it is attached."""
+    arns = [attachment["policy_arn"] for kind in ("aws_iam_role_policy_attachment", "aws_iam_policy_attachment")
+            for attachment in resources_of(stack, kind).values()]
+    for role in resources_of(stack, "aws_iam_role").values():
+        arns.extend(role.get("managed_policy_arns", []))
+    for exclusive in resources_of(stack, "aws_iam_role_policy_attachments_exclusive").values():
+        arns.extend(exclusive["policy_arns"])
+    return arns
+
+
 def check_no_wildcard_grants(stack: dict) -> None:
-    """No role anywhere may do `*` on `*`, nor any service-wide `svc:*` action."""
+    """No role anywhere may do `*` on `*`, nor any service-wide `svc:*` action, nor hold a broad managed policy.
+
+    Inline role policies and customer-managed policies are read statement by statement; an attached
+    AWS-managed policy cannot be read here, so only the narrow ones named above may be attached.
+    """
     for policy in resources_of(stack, "aws_iam_role_policy").values():
-        for statement in policy_document(stack, policy["policy"])["statement"]:
-            actions = statement["actions"]
-            assert "*" not in actions and not any(a.endswith(":*") for a in actions), statement
-            if "*" in statement.get("resources", []):
-                # Only actions AWS cannot scope to a resource may use "*".
-                assert set(actions) <= {
-                    "ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "ssmmessages:CreateControlChannel",
-                    "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
-                    "ssmmessages:OpenDataChannel"}, statement
+        check_statements_grant_no_wildcards(policy_document(stack, policy["policy"])["statement"])
+    for role in resources_of(stack, "aws_iam_role").values():
+        for inline in role.get("inline_policy", []):
+            check_statements_grant_no_wildcards(policy_document(stack, inline["policy"])["statement"])
+    customer_managed = resources_of(stack, "aws_iam_policy")
+    for policy in customer_managed.values():
+        check_statements_grant_no_wildcards(policy_document(stack, policy["policy"])["statement"])
+    for arn in attached_policy_arns(stack):
+        if arn.startswith("${aws_iam_policy."):
+            assert ref_name(arn, "aws_iam_policy") in customer_managed, arn
+            continue
+        managed = MANAGED_POLICY.match(arn)
+        assert managed, f"{arn} is neither an AWS-managed policy nor one of this stack's policies"
+        assert managed.group(1) in ALLOWED_MANAGED_POLICIES, f"a role carries the broad managed policy {arn}"
+
+
+# SPEC 4.3/4.4: WAF with AWS managed rule groups. .checkov.yaml skips CKV2_AWS_47 because every web ACL
+# carries KnownBadInputs (Log4j); the common rule set is the baseline AWS recommends with it.
+REQUIRED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
+
+
+def check_web_acl(stack: dict, name: str, scope: str) -> None:
+    """The web ACL blocks with the required AWS managed groups (not merely counting) and logs."""
+    acl = resources_of(stack, "aws_wafv2_web_acl")[name]
+    assert acl["scope"] == scope, acl["scope"]
+    groups = {rule["statement"]["managed_rule_group_statement"]["name"]: rule for rule in acl["rule"]
+              if "managed_rule_group_statement" in rule["statement"]}
+    for group in REQUIRED_RULE_GROUPS:
+        assert group in groups, f"{name} lacks {group}"
+        rule = groups[group]
+        assert rule["statement"]["managed_rule_group_statement"]["vendor_name"] == "AWS"
+        assert rule["override_action"] == {"none": {}}, f"{group} only counts in {name}: {rule['override_action']}"
+    logged = {ref_name(config["resource_arn"], "aws_wafv2_web_acl")
+              for config in resources_of(stack, "aws_wafv2_web_acl_logging_configuration").values()}
+    assert name in logged, f"{name} has no logging configuration"
+
+
+def check_waf_protects_the_load_balancer(stack: dict) -> None:
+    """The one association puts the REGIONAL web ACL in front of this stack's own load balancer."""
+    (load_balancer,) = resources_of(stack, "aws_lb")
+    associations = list(resources_of(stack, "aws_wafv2_web_acl_association").values())
+    assert len(associations) == 1, f"expected one web ACL association, found {len(associations)}"
+    (association,) = associations
+    assert association["resource_arn"] == f"${{aws_lb.{load_balancer}.arn}}", association["resource_arn"]
+    check_web_acl(stack, ref_name(association["web_acl_arn"], "aws_wafv2_web_acl"), "REGIONAL")
+
+
+def check_waf_protects_the_distribution(stack: dict) -> None:
+    """The distribution carries the CLOUDFRONT-scope web ACL, created in us-east-1."""
+    distribution = only(stack, "aws_cloudfront_distribution")
+    assert distribution.get("web_acl_id"), "the distribution has no web ACL"
+    name = ref_name(distribution["web_acl_id"], "aws_wafv2_web_acl")
+    assert resources_of(stack, "aws_wafv2_web_acl")[name]["provider"] == "aws.us_east_1"
+    check_web_acl(stack, name, "CLOUDFRONT")

@@ -63,11 +63,16 @@ def check_database_is_private_and_encrypted(stack: dict) -> None:
 
 def check_secrets_use_customer_managed_keys(stack: dict) -> None:
     """Property 3: every secret is encrypted with a CMK of this stack, none with the AWS default key."""
-    for db in resources_of(stack, "aws_rds_cluster").values():
-        ref_name(db["master_user_secret_kms_key_id"], "aws_kms_key")
-    for secret in resources_of(stack, "aws_secretsmanager_secret").values():
-        ref_name(secret["kms_key_id"], "aws_kms_key")
-    for key in resources_of(stack, "aws_kms_key").values():
+    keys = resources_of(stack, "aws_kms_key")
+    clusters = resources_of(stack, "aws_rds_cluster").values()
+    secrets = resources_of(stack, "aws_secretsmanager_secret").values()
+    secret_keys = [db.get("master_user_secret_kms_key_id", "") for db in clusters]
+    secret_keys += [secret.get("kms_key_id", "") for secret in secrets]
+    assert secret_keys, "no secret found: the check would pass on nothing"
+    for key in secret_keys:
+        assert ref_name(key, "aws_kms_key") in keys, key
+    assert keys
+    for key in keys.values():
         assert key["enable_key_rotation"] is True
 
 

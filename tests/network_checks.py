@@ -79,17 +79,48 @@ def routes_of_tier(stack: dict, tier: str) -> list[dict]:
     return routes
 
 
+def vpc_network(stack: dict) -> ipaddress.IPv4Network:
+    (vpc,) = resources_of(stack, "aws_vpc").values()
+    return ipaddress.IPv4Network(vpc["cidr_block"])
+
+
+def reaches_outside(vpc: ipaddress.IPv4Network, rule: dict, ipv4: str, ipv6: str, prefix_list: str) -> bool:
+    """Whether a rule's or route's peer lies (partly) outside the VPC, i.e. on the internet.
+
+    AWS sends everything outside the VPC's own range out of it, so a rule for 0.0.0.0/1 (half the
+    internet), 8.8.8.0/24 or a neighbouring private range opens as surely as 0.0.0.0/0; only a block
+    inside this VPC stays internal. The VPC has no IPv6 range, so any IPv6 block is outside, and so
+    is a prefix list (its entries are not in the synthesized stack).
+    """
+    if rule.get(ipv6) or rule.get(prefix_list):
+        return True
+    cidr = rule.get(ipv4)
+    return cidr is not None and not ipaddress.IPv4Network(cidr, strict=False).subnet_of(vpc)
+
+
 def check_data_tier_is_isolated(stack: dict) -> None:
-    """Property 2: no route from the data subnets to an internet or NAT gateway (or anywhere)."""
+    """Property 2: no route from the data subnets to an internet or NAT gateway, nor to anywhere outside the VPC."""
+    vpc = vpc_network(stack)
     for route in routes_of_tier(stack, "data"):
         assert not route.get("gateway_id") and not route.get("nat_gateway_id"), route
-        assert route.get("destination_cidr_block") != ANYWHERE, route
+        assert not reaches_outside(vpc, route, "destination_cidr_block", "destination_ipv6_cidr_block",
+                                   "destination_prefix_list_id"), route
+
+
+def check_app_tier_leaves_through_nat(stack: dict) -> None:
+    """The application subnets reach the internet, and only through a NAT gateway."""
+    routes = routes_of_tier(stack, "app")
+    assert routes, "the application subnets have no route out"
+    for route in routes:
+        assert route["destination_cidr_block"] == ANYWHERE, route
+        ref_name(route["nat_gateway_id"], "aws_nat_gateway")
     for endpoint in resources_of(stack, "aws_vpc_endpoint").values():
         assert endpoint["vpc_endpoint_type"] in ("Gateway", "Interface")
 
 
 def check_security_groups(stack: dict, container_port: int) -> None:
-    """Property 8: only the ALB group admits 0.0.0.0/0, only on 80/443; Aurora only from the API on 5432."""
+    """Property 8: only the ALB group admits the internet (any source outside the VPC), only on 80/443;
+    Aurora only from the API on 5432."""
     names = security_group_names(stack)
     ingress = list(resources_of(stack, "aws_vpc_security_group_ingress_rule").values())
     for group in resources_of(stack, "aws_security_group").values():
@@ -97,9 +128,10 @@ def check_security_groups(stack: dict, container_port: int) -> None:
     for rule in ingress + list(resources_of(stack, "aws_vpc_security_group_egress_rule").values()):
         assert rule.get("description"), f"undescribed rule {rule}"
         assert rule["ip_protocol"] == "tcp" and rule["from_port"] == rule["to_port"], rule
+    vpc = vpc_network(stack)
     for rule in ingress:
         group = names[ref_name(rule["security_group_id"], "aws_security_group")]
-        if rule.get("cidr_ipv4") == ANYWHERE or rule.get("cidr_ipv6") == "::/0":
+        if reaches_outside(vpc, rule, "cidr_ipv4", "cidr_ipv6", "prefix_list_id"):
             assert group == "alb" and rule["from_port"] in (80, 443), f"{group} admits the internet: {rule}"
     database = [rule for rule in ingress if names[ref_name(rule["security_group_id"], "aws_security_group")]
                 == "database"]

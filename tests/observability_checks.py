@@ -91,20 +91,79 @@ def check_topics(stack: dict, env: EnvironmentConfig) -> None:
     assert emails == {("email", address) for address in env.alarm_emails}
 
 
+# The resource each CloudWatch dimension names, and the attribute whose value it carries. A dimension
+# may name a resource by reference or literally (the database's cluster identifier is a plain string);
+# either way it must be one of this stack's resources, never another environment's.
+DIMENSION_SOURCES = {
+    "LoadBalancer": ("aws_lb", "arn_suffix"),
+    "TargetGroup": ("aws_lb_target_group", "arn_suffix"),
+    "ClusterName": ("aws_ecs_cluster", "name"),
+    "ServiceName": ("aws_ecs_service", "name"),
+    "DBClusterIdentifier": ("aws_rds_cluster", "cluster_identifier"),
+    "DistributionId": ("aws_cloudfront_distribution", "id"),
+}
+# Dimensions that hold a constant: CloudFront publishes its metrics only under Region=Global.
+FIXED_DIMENSIONS = {"Region": "Global"}
+
+
+def check_dimension(stack: dict, dimension: str, value: str) -> None:
+    """`dimension=value` names a resource of this stack (or is the dimension's one constant)."""
+    if dimension in FIXED_DIMENSIONS:
+        assert value == FIXED_DIMENSIONS[dimension], f"{dimension}={value}"
+        return
+    assert dimension in DIMENSION_SOURCES, f"no rule for dimension {dimension}: add it to DIMENSION_SOURCES"
+    resource_type, attribute = DIMENSION_SOURCES[dimension]
+    resources = resources_of(stack, resource_type)
+    if value.startswith("${"):
+        assert value.endswith(f".{attribute}}}"), f"{dimension}={value} is not the {attribute} of a {resource_type}"
+        assert ref_name(value, resource_type) in resources, f"{dimension}={value} is not in this stack"
+    else:
+        own = sorted(str(resource.get(attribute)) for resource in resources.values())
+        assert value in own, f"{dimension}={value!r} is not a {resource_type} of this stack ({own})"
+
+
+def dashboard_dimensions(metric: list) -> list[tuple[str, str]]:
+    """(name, value) pairs of one dashboard metric: [namespace, metric, name, value, ..., options]."""
+    pairs = metric[2:-1]
+    assert len(pairs) % 2 == 0, f"dimension without a value in {metric}"
+    return list(zip(pairs[::2], pairs[1::2], strict=True))
+
+
 def check_dashboards(stack: dict) -> None:
-    """Dashboards exist for api, database and frontend and reference only this stack's resources."""
+    """Dashboards exist for api, database and frontend and show only this stack's resources."""
     dashboards = {d["dashboard_name"].rsplit("-", 1)[-1]: json.loads(d["dashboard_body"])
                   for d in resources_of(stack, "aws_cloudwatch_dashboard").values()}
     assert set(dashboards) == {"api", "database", "frontend"}
     for name, body in dashboards.items():
+        assert body["widgets"], f"the {name} dashboard is empty"
         for widget in body["widgets"]:
             region = widget["properties"]["region"]
             assert (region == "us-east-1") if name == "frontend" else region != ""
+            assert widget["properties"]["metrics"], f"a {name} widget shows nothing"
             for metric in widget["properties"]["metrics"]:
-                for value in metric[2:-1]:
-                    if value.startswith("${"):
-                        resource_type = value[2:].split(".")[0]
-                        assert ref_name(value, resource_type) in resources_of(stack, resource_type)
+                dimensions = dashboard_dimensions(metric)
+                assert dimensions, f"{metric} is not narrowed to any resource"
+                for dimension, value in dimensions:
+                    check_dimension(stack, dimension, value)
+
+
+def check_alarm_dimensions(stack: dict) -> None:
+    """Every alarm watches this stack's resources (SPEC 4.5: alarms of this environment)."""
+    for alarm in resources_of(stack, "aws_cloudwatch_metric_alarm").values():
+        metrics = [alarm] + [query["metric"] for query in alarm.get("metric_query", []) if "metric" in query]
+        for metric in metrics:
+            for dimension, value in metric.get("dimensions", {}).items():
+                check_dimension(stack, dimension, value)
+
+
+def check_deployment_rollback_alarms(stack: dict) -> None:
+    """The service rolls a deployment back on exactly the synthesized p95 latency and 5xx alarms."""
+    alarms = alarms_by_metric(stack)
+    expected = {alarms["TargetResponseTime"]["alarm_name"], alarms["HTTPCode_Target_5XX_Count"]["alarm_name"]}
+    (service,) = resources_of(stack, "aws_ecs_service").values()
+    rollback = service["alarms"]
+    assert rollback["enable"] is True and rollback["rollback"] is True, rollback
+    assert sorted(rollback["alarm_names"]) == sorted(expected), f"{rollback['alarm_names']} != {sorted(expected)}"
 
 
 def check_log_groups(stack: dict, env: EnvironmentConfig) -> None:

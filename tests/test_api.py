@@ -128,10 +128,7 @@ def test_waf_protects_the_load_balancer_when_enabled(env_stack):
     associations = resources_of(stack, "aws_wafv2_web_acl_association")
     assert bool(associations) is env.features.waf
     if env.features.waf:
-        (acl,) = [a for a in resources_of(stack, "aws_wafv2_web_acl").values() if a["scope"] == "REGIONAL"]
-        groups = {rule["statement"]["managed_rule_group_statement"]["name"] for rule in acl["rule"]}
-        assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= groups
-        assert resources_of(stack, "aws_wafv2_web_acl_logging_configuration")
+        checks.check_waf_protects_the_load_balancer(stack)
 
 
 def test_repository_is_immutable_scanned_encrypted_and_pruned(env_stack):

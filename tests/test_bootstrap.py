@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.conftest import only, resources_of
+from tests.iam_checks import check_key_policy_principals
 
 REFERENCE = re.compile(r"^\$\{(?:data\.)?([a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)\}$")
 
@@ -76,10 +77,8 @@ def test_key_alias_is_the_one_the_backends_use(bootstrap, project):
 
 def test_key_policy_delegates_to_named_account_principals_only(bootstrap):
     key = only(bootstrap, "aws_kms_key")
-    policy = json.loads(key["policy"])
-    for statement in policy["Statement"]:
-        principal = statement["Principal"]
-        assert principal != "*" and "*" not in principal.get("AWS", ""), statement
+    check_key_policy_principals(bootstrap, key)
+    for statement in json.loads(key["policy"])["Statement"]:
         assert statement["Effect"] == "Allow"
 
 

@@ -11,6 +11,7 @@ import pytest
 from stacks.environment import EnvironmentStack
 from tests import database_checks as checks
 from tests.conftest import resources_of
+from tests.iam_checks import check_key_policy_principals
 from tests.network_checks import check_security_groups, ref_name, security_group_names, subnets_by_tier
 
 # SPEC section 2, the defaults table: (min ACU, max ACU, readers, backup days, deletion protection).
@@ -78,8 +79,15 @@ def test_data_key_rotates_and_administration_stays_with_the_account(env_stack):
     _, db = checks.cluster(stack)
     key = resources_of(stack, "aws_kms_key")[ref_name(db["kms_key_id"], "aws_kms_key")]
     assert key["enable_key_rotation"] is True
-    for statement in json.loads(key["policy"])["Statement"]:
-        assert statement["Principal"] != "*" and statement["Principal"].get("AWS") != "*"
+    check_key_policy_principals(stack, key)
+
+
+def test_every_key_policy_admits_only_this_account(env_stack):
+    _, stack = env_stack
+    keys = resources_of(stack, "aws_kms_key")
+    assert keys
+    for key in keys.values():
+        check_key_policy_principals(stack, key)
 
 
 def test_enhanced_monitoring_uses_its_own_role(env_stack):

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from modules.frontend import SPA_FUNCTION_CODE
-from tests.api_checks import check_https_only_cloudfront
+from tests.api_checks import check_https_only_cloudfront, check_waf_protects_the_distribution
 from tests.conftest import only, resources_of
 from tests.network_checks import policy_document, ref_name
 
@@ -132,8 +132,7 @@ def test_waf_follows_the_toggle(env_stack):
     distribution = only(stack, "aws_cloudfront_distribution")
     assert bool(distribution.get("web_acl_id")) is env.features.waf
     if env.features.waf:
-        acl = resources_of(stack, "aws_wafv2_web_acl")[ref_name(distribution["web_acl_id"], "aws_wafv2_web_acl")]
-        assert acl["scope"] == "CLOUDFRONT" and acl["provider"] == "aws.us_east_1"
+        check_waf_protects_the_distribution(stack)
 
 
 def test_frontend_outputs(env_stack):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.naming import bounded_name
-from tests.strategies import application_names, environment_names
+from tests.strategies import LOWER_DIGITS, RESERVED_ENVIRONMENT_NAMES, application_names, environment_names
 
 VALID = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 
@@ -35,6 +36,48 @@ def test_every_name_fits_its_limit_and_stays_a_valid_name(prefix, limit):
 def test_different_prefixes_never_share_a_shortened_name(first, second):
     if first != second:
         assert bounded_name(first, "api", 32) != bounded_name(second, "api", 32)
+
+
+@st.composite
+def prefixes_differing_at_the_end(draw) -> tuple[str, str]:
+    """Two `<app>-<env>` prefixes equal but for the environment name's last character.
+
+    Shortening keeps the start of a prefix, so only something derived from the whole prefix (the
+    digest) can keep these two apart once they are cut; a plain truncation gives both one name.
+    """
+    app, env = draw(application_names()), draw(environment_names())
+    other = env[:-1] + draw(st.sampled_from(LOWER_DIGITS).filter(
+        lambda last: last != env[-1] and env[:-1] + last not in RESERVED_ENVIRONMENT_NAMES))
+    return f"{app}-{env}", f"{app}-{other}"
+
+
+# 16 shortens nearly every prefix; 32 and 40 are the load balancer and cache limits.
+SHORTENING_LIMITS = st.sampled_from([16, 32, 40])
+
+
+def assert_names_differ(naming: Callable[[str, str, int], str], pair: tuple[str, str], limit: int) -> None:
+    first, second = (naming(prefix, "api", limit) for prefix in pair)
+    assert len(first) <= limit and len(second) <= limit
+    assert first != second, f"{pair[0]!r} and {pair[1]!r} share the name {first!r}"
+
+
+@given(pair=prefixes_differing_at_the_end(), limit=SHORTENING_LIMITS)
+def test_prefixes_differing_only_at_the_end_keep_distinct_names(pair, limit):
+    assert_names_differ(bounded_name, pair, limit)
+
+
+def test_the_distinctness_property_catches_a_truncation_without_digest():
+    """The property above, run on a naming function that only cuts the prefix off, must fail."""
+    def truncated(prefix: str, component: str, limit: int) -> str:
+        return f"{prefix[:limit - len(component) - 1].rstrip('-')}-{component}"
+
+    @settings(database=None)
+    @given(pair=prefixes_differing_at_the_end(), limit=SHORTENING_LIMITS)
+    def property_on_truncation(pair, limit):
+        assert_names_differ(truncated, pair, limit)
+
+    with pytest.raises(AssertionError, match="share the name"):
+        property_on_truncation()
 
 
 def test_environments_sharing_a_long_prefix_get_distinct_names():

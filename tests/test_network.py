@@ -27,9 +27,7 @@ def test_data_subnets_have_no_route_to_the_internet(env_stack):
 
 
 def test_application_subnets_leave_through_a_nat_gateway(env_stack):
-    for route in checks.routes_of_tier(env_stack[1], "app"):
-        assert route["destination_cidr_block"] == "0.0.0.0/0"
-        checks.ref_name(route["nat_gateway_id"], "aws_nat_gateway")
+    checks.check_app_tier_leaves_through_nat(env_stack[1])
 
 
 def test_public_subnets_route_to_the_internet_gateway(env_stack):

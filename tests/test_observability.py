@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from modules.observability import api_alarm_names
 from tests import observability_checks as checks
-from tests.conftest import only, resources_of
+from tests.conftest import resources_of
 from tests.network_checks import policy_document
 
 
@@ -50,9 +49,8 @@ def test_spec_outputs_exist(env_stack):
 
 
 def test_api_alarms_roll_back_a_bad_deployment(env_stack):
-    env, stack = env_stack
-    service = only(stack, "aws_ecs_service")
-    prefix = f"{env.application}-{env.name}"
-    assert service["alarms"] == {"alarm_names": list(api_alarm_names(prefix)), "enable": True, "rollback": True}
-    names = {alarm["alarm_name"] for alarm in resources_of(stack, "aws_cloudwatch_metric_alarm").values()}
-    assert set(api_alarm_names(prefix)) <= names
+    checks.check_deployment_rollback_alarms(env_stack[1])
+
+
+def test_alarms_watch_only_this_environments_resources(env_stack):
+    checks.check_alarm_dimensions(env_stack[1])

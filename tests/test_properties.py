@@ -23,6 +23,7 @@ from reachability.topology import read_topology
 from stacks.environment import EnvironmentStack
 from tests import api_checks, database_checks, network_checks, observability_checks, tag_checks
 from tests.conftest import resources_of
+from tests.iam_checks import check_key_policy_principals
 from tests.strategies import config_directory, configurations, to_toml
 from tests.terraform_tools import ValidationBatch
 
@@ -110,6 +111,21 @@ def check_environment(env: EnvironmentConfig, stack: dict) -> None:
     observability_checks.check_outputs(stack)
     for once_per_account in ("aws_config_configuration_recorder", "aws_cloudtrail"):  # account baseline only
         assert not resources_of(stack, once_per_account), f"{env.name} holds {once_per_account}"
+    check_audited_blind_spots(env, stack)
+
+
+def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
+    """The checks the test audit asked for (tests/test_checks_bite.py shows each one fail)."""
+    api_checks.check_no_wildcard_grants(stack)
+    observability_checks.check_dashboards(stack)
+    observability_checks.check_alarm_dimensions(stack)
+    observability_checks.check_deployment_rollback_alarms(stack)
+    network_checks.check_app_tier_leaves_through_nat(stack)
+    for key in resources_of(stack, "aws_kms_key").values():
+        check_key_policy_principals(stack, key)
+    if env.features.waf:
+        api_checks.check_waf_protects_the_load_balancer(stack)
+        api_checks.check_waf_protects_the_distribution(stack)
 
 
 EXAMPLES_PER_SHARD = 50

@@ -1,0 +1,242 @@
+"""Each check the test audit found blind (REVIEWS.md, "Test audit") bites: the real synthesized stack
+passes it, and a copy broken in memory in exactly the way the audit describes fails it, for the
+reason the check gives. The tier tests run the same check functions on the shipped stacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from tests import api_checks, database_checks, network_checks, observability_checks
+from tests.conftest import only, resources_of
+from tests.iam_checks import check_key_policy_principals
+from tests.test_shipped_features import check_cloudtrail, check_interface_endpoints, check_waf
+
+FOREIGN_ROOT = "arn:aws:iam::111122223333:root"
+OTHER_LOAD_BALANCER = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/webapp-staging-alb/0a1b"
+
+
+@dataclass(frozen=True)
+class Case:
+    stack: str  # which synthesized stack the check runs on
+    check: Callable[[dict], None]
+    mutate: Callable[[dict], None]  # breaks a deep copy of that stack in place
+    reason: str  # what the check's failure message must say (a regular expression)
+
+
+def named(stack: dict, resource_type: str, predicate: Callable[[dict], bool]) -> dict:
+    """The one resource of a type that satisfies `predicate`."""
+    (found,) = [body for body in resources_of(stack, resource_type).values() if predicate(body)]
+    return found
+
+
+def web_acl(stack: dict, scope: str) -> dict:
+    return named(stack, "aws_wafv2_web_acl", lambda acl: acl["scope"] == scope)
+
+
+def managed_rule(acl: dict, group: str) -> dict:
+    (rule,) = [rule for rule in acl["rule"]
+               if rule["statement"].get("managed_rule_group_statement", {}).get("name") == group]
+    return rule
+
+
+# --- the mutations --------------------------------------------------------------------------------
+
+def cloudfront_known_bad_inputs_only_counts(stack: dict) -> None:
+    managed_rule(web_acl(stack, "CLOUDFRONT"), "AWSManagedRulesKnownBadInputsRuleSet")["override_action"] = {
+        "count": {}}
+
+
+def cloudfront_known_bad_inputs_removed(stack: dict) -> None:
+    acl = web_acl(stack, "CLOUDFRONT")
+    acl["rule"].remove(managed_rule(acl, "AWSManagedRulesKnownBadInputsRuleSet"))
+
+
+def association_targets_another_load_balancer(stack: dict) -> None:
+    only(stack, "aws_wafv2_web_acl_association")["resource_arn"] = OTHER_LOAD_BALANCER
+
+
+def waf_switched_off(stack: dict) -> None:
+    """What synthesis gives with waf = false: no web ACLs, no association, no ACL on the distribution."""
+    for kind in ("aws_wafv2_web_acl", "aws_wafv2_web_acl_association", "aws_wafv2_web_acl_logging_configuration"):
+        stack["resource"].pop(kind)
+    del only(stack, "aws_cloudfront_distribution")["web_acl_id"]
+
+
+def cloudtrail_switched_off(stack: dict) -> None:
+    stack["resource"].pop("aws_cloudtrail")
+
+
+def kms_endpoint_removed(stack: dict) -> None:
+    endpoints = stack["resource"]["aws_vpc_endpoint"]
+    (name,) = [name for name, endpoint in endpoints.items() if endpoint["service_name"].endswith(".kms")]
+    del endpoints[name]
+
+
+def database_dashboard_shows_another_cluster(stack: dict) -> None:
+    dashboard = named(stack, "aws_cloudwatch_dashboard", lambda d: d["dashboard_name"].endswith("-database"))
+    _, cluster = database_checks.cluster(stack)
+    own = cluster["cluster_identifier"]
+    assert own in dashboard["dashboard_body"]
+    dashboard["dashboard_body"] = dashboard["dashboard_body"].replace(own, "webapp-production-db")
+
+
+def acu_alarm_watches_another_cluster(stack: dict) -> None:
+    alarm = observability_checks.alarms_by_metric(stack)["ACUUtilization"]
+    alarm["dimensions"]["DBClusterIdentifier"] = "webapp-production-db"
+
+
+def rollback_on_the_running_tasks_alarm(stack: dict) -> None:
+    """The service rolls back on an alarm that is not the latency alarm (the names still exist)."""
+    alarms = observability_checks.alarms_by_metric(stack)
+    only(stack, "aws_ecs_service")["alarms"]["alarm_names"] = [
+        alarms["RunningTaskCount"]["alarm_name"], alarms["HTTPCode_Target_5XX_Count"]["alarm_name"]]
+
+
+def latency_alarm_renamed(stack: dict) -> None:
+    observability_checks.alarms_by_metric(stack)["TargetResponseTime"]["alarm_name"] += "-old"
+
+
+def task_role_gets_administrator_access(stack: dict) -> None:
+    task = only(stack, "aws_ecs_task_definition")
+    role = network_checks.ref_name(task["task_role_arn"], "aws_iam_role")
+    stack["resource"]["aws_iam_role_policy_attachment"]["admin"] = {
+        "role": f"${{aws_iam_role.{role}.name}}", "policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"}
+
+
+def execution_role_gets_s3_full_access(stack: dict) -> None:
+    task = only(stack, "aws_ecs_task_definition")
+    role = resources_of(stack, "aws_iam_role")[network_checks.ref_name(task["execution_role_arn"], "aws_iam_role")]
+    role["managed_policy_arns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]
+
+
+def half_the_internet_on_ssh(stack: dict) -> None:
+    """An ALB rule for 0.0.0.0/1 on port 22: not the literal 0.0.0.0/0, but half the internet."""
+    https = named(stack, "aws_vpc_security_group_ingress_rule", lambda rule: rule.get("from_port") == 443)
+    stack["resource"]["aws_vpc_security_group_ingress_rule"]["ssh"] = {
+        **https, "cidr_ipv4": "0.0.0.0/1", "from_port": 22, "to_port": 22, "description": "ssh"}
+
+
+def database_admits_a_public_range(stack: dict) -> None:
+    rule = named(stack, "aws_vpc_security_group_ingress_rule", lambda rule: rule.get("from_port") == 5432)
+    stack["resource"]["aws_vpc_security_group_ingress_rule"]["public-db"] = {
+        key: value for key, value in rule.items() if key != "referenced_security_group_id"} | {
+        "cidr_ipv4": "198.51.100.0/24", "description": "public"}
+
+
+def data_tier_routes_half_the_internet(stack: dict) -> None:
+    """A route from the data subnets to 128.0.0.0/1 through a transit gateway (not an IGW or NAT)."""
+    (table,) = [name for name in resources_of(stack, "aws_route_table") if "data" in name]
+    stack["resource"]["aws_route"]["leak"] = {
+        "route_table_id": f"${{aws_route_table.{table}.id}}", "destination_cidr_block": "128.0.0.0/1",
+        "transit_gateway_id": "tgw-0123456789abcdef0"}
+
+
+def app_routes_deleted(stack: dict) -> None:
+    stack["resource"].pop("aws_route")
+    for table in resources_of(stack, "aws_route_table").values():
+        table.pop("route", None)
+
+
+def data_key_trusts_a_foreign_account(stack: dict) -> None:
+    _, cluster = database_checks.cluster(stack)
+    key = resources_of(stack, "aws_kms_key")[network_checks.ref_name(cluster["kms_key_id"], "aws_kms_key")]
+    policy = json.loads(key["policy"])
+    policy["Statement"].append({"Sid": "Vendor", "Effect": "Allow", "Principal": {"AWS": FOREIGN_ROOT},
+                                "Action": "kms:*", "Resource": "*"})
+    key["policy"] = json.dumps(policy)
+
+
+def state_key_administered_by_a_foreign_account(stack: dict) -> None:
+    key = only(stack, "aws_kms_key")
+    policy = json.loads(key["policy"])
+    policy["Statement"][0]["Principal"] = {"AWS": [FOREIGN_ROOT]}
+    key["policy"] = json.dumps(policy)
+
+
+def master_secret_uses_the_default_key(stack: dict) -> None:
+    _, cluster = database_checks.cluster(stack)
+    del cluster["master_user_secret_kms_key_id"]
+
+
+def data_key_check(stack: dict) -> None:
+    _, cluster = database_checks.cluster(stack)
+    check_key_policy_principals(
+        stack, resources_of(stack, "aws_kms_key")[network_checks.ref_name(cluster["kms_key_id"], "aws_kms_key")])
+
+
+def state_key_check(stack: dict) -> None:
+    check_key_policy_principals(stack, only(stack, "aws_kms_key"))
+
+
+def security_groups_check(stack: dict) -> None:
+    network_checks.check_security_groups(stack, only_container_port(stack))
+
+
+def only_container_port(stack: dict) -> int:
+    (mapping,) = api_checks.container(stack)["portMappings"]
+    return mapping["containerPort"]
+
+
+CASES = {
+    "cloudfront ACL counts instead of blocking KnownBadInputs": Case(
+        "production", api_checks.check_waf_protects_the_distribution, cloudfront_known_bad_inputs_only_counts,
+        "only counts"),
+    "cloudfront ACL without KnownBadInputs": Case(
+        "production", api_checks.check_waf_protects_the_distribution, cloudfront_known_bad_inputs_removed,
+        "lacks AWSManagedRulesKnownBadInputsRuleSet"),
+    "WAF association on another load balancer": Case(
+        "production", api_checks.check_waf_protects_the_load_balancer, association_targets_another_load_balancer,
+        "webapp-staging-alb"),
+    "production WAF switched off": Case("production", check_waf, waf_switched_off, "expected one web ACL association"),
+    "production CloudTrail switched off": Case("production", check_cloudtrail, cloudtrail_switched_off,
+                                               "must keep its trail"),
+    "production without the KMS endpoint": Case("production", check_interface_endpoints, kms_endpoint_removed,
+                                                "secretsmanager"),
+    "database dashboard on another environment's cluster": Case(
+        "dev", observability_checks.check_dashboards, database_dashboard_shows_another_cluster,
+        "DBClusterIdentifier='webapp-production-db' is not a aws_rds_cluster of this stack"),
+    "ACU alarm on another environment's cluster": Case(
+        "staging", observability_checks.check_alarm_dimensions, acu_alarm_watches_another_cluster,
+        "webapp-production-db"),
+    "rollback on the running-tasks alarm": Case(
+        "dev", observability_checks.check_deployment_rollback_alarms, rollback_on_the_running_tasks_alarm,
+        "running-tasks"),
+    "rollback on a latency alarm name that no longer exists": Case(
+        "dev", observability_checks.check_deployment_rollback_alarms, latency_alarm_renamed, "latency-p95-old"),
+    "task role with AdministratorAccess attached": Case(
+        "dev", api_checks.check_no_wildcard_grants, task_role_gets_administrator_access,
+        "broad managed policy .*AdministratorAccess"),
+    "execution role with AmazonS3FullAccess in managed_policy_arns": Case(
+        "production", api_checks.check_no_wildcard_grants, execution_role_gets_s3_full_access,
+        "broad managed policy .*AmazonS3FullAccess"),
+    "ALB admits 0.0.0.0/1 on port 22": Case("dev", security_groups_check, half_the_internet_on_ssh,
+                                            "alb admits the internet"),
+    "database admits a public /24": Case("staging", security_groups_check, database_admits_a_public_range,
+                                         "database admits the internet"),
+    "data tier routes 128.0.0.0/1 out": Case("production", network_checks.check_data_tier_is_isolated,
+                                             data_tier_routes_half_the_internet, "128.0.0.0/1"),
+    "application subnets without any route": Case("dev", network_checks.check_app_tier_leaves_through_nat,
+                                                  app_routes_deleted, "no route out"),
+    "data key trusts a foreign account root": Case("dev", data_key_check, data_key_trusts_a_foreign_account,
+                                                   "111122223333"),
+    "state key administered by a foreign account root": Case(
+        "bootstrap", state_key_check, state_key_administered_by_a_foreign_account, "111122223333"),
+    "master secret on the AWS-managed key": Case(
+        "dev", database_checks.check_secrets_use_customer_managed_keys, master_secret_uses_the_default_key,
+        "is not a aws_kms_key reference"),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_check_passes_on_the_synthesized_stack_and_fails_on_the_broken_copy(stacks, case: Case):
+    case.check(stacks[case.stack])
+    broken = copy.deepcopy(stacks[case.stack])
+    case.mutate(broken)
+    with pytest.raises(AssertionError, match=case.reason):
+        case.check(broken)
