@@ -133,6 +133,8 @@ def check_security_groups(stack: dict, container_port: int) -> None:
         group = names[ref_name(rule["security_group_id"], "aws_security_group")]
         if reaches_outside(vpc, rule, "cidr_ipv4", "cidr_ipv6", "prefix_list_id"):
             assert group == "alb" and rule["from_port"] in (80, 443), f"{group} admits the internet: {rule}"
+        if group == "alb":  # .checkov.yaml CKV_AWS_231: nothing admits 3389 (or any other port) here
+            assert rule["from_port"] in (80, 443), f"the load balancer admits port {rule['from_port']}: {rule}"
     database = [rule for rule in ingress if names[ref_name(rule["security_group_id"], "aws_security_group")]
                 == "database"]
     assert database, "the database group must admit the API"

@@ -58,3 +58,11 @@ def test_every_skipped_check_has_a_reason():
     for line in lines:
         reason = line.partition("# reason:")[2].strip()
         assert len(reason) > 30, f"skip without a real reason: {line.strip()}"
+
+
+def test_every_test_a_skip_reason_names_exists():
+    """A reason that leans on a test must name one that is there (renaming it would orphan the reason)."""
+    named = set(re.findall(r"tests/[a-z_]+\.py", CONFIG.read_text()))
+    assert named, "the reasons name no test at all"
+    missing = sorted(path for path in named if not (ROOT / path).is_file())
+    assert not missing, f".checkov.yaml reasons name tests that do not exist: {missing}"

@@ -15,15 +15,18 @@ import pytest
 from tests import api_checks, database_checks, network_checks, observability_checks
 from tests.conftest import only, resources_of
 from tests.iam_checks import check_key_policy_principals
-from tests.test_shipped_features import check_cloudtrail, check_interface_endpoints, check_waf
+from tests.test_shipped_features import account_baselines, check_cloudtrail, check_interface_endpoints, check_waf
 
 FOREIGN_ROOT = "arn:aws:iam::111122223333:root"
 OTHER_LOAD_BALANCER = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/webapp-staging-alb/0a1b"
 
 
+PRODUCTION_BASELINE = "production's account baseline"
+
+
 @dataclass(frozen=True)
 class Case:
-    stack: str  # which synthesized stack the check runs on
+    stack: str  # which synthesized stack the check runs on (a stack name, or PRODUCTION_BASELINE)
     check: Callable[[dict], None]
     mutate: Callable[[dict], None]  # breaks a deep copy of that stack in place
     reason: str  # what the check's failure message must say (a regular expression)
@@ -72,6 +75,10 @@ def cloudtrail_switched_off(stack: dict) -> None:
     stack["resource"].pop("aws_cloudtrail")
 
 
+def trail_check(stack: dict) -> None:
+    check_cloudtrail([stack])
+
+
 def kms_endpoint_removed(stack: dict) -> None:
     endpoints = stack["resource"]["aws_vpc_endpoint"]
     (name,) = [name for name, endpoint in endpoints.items() if endpoint["service_name"].endswith(".kms")]
@@ -115,11 +122,25 @@ def execution_role_gets_s3_full_access(stack: dict) -> None:
     role["managed_policy_arns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]
 
 
+def public_https_rule(stack: dict) -> dict:
+    """The load balancer's rule admitting HTTPS from the internet."""
+    return named(stack, "aws_vpc_security_group_ingress_rule",
+                 lambda rule: rule.get("from_port") == 443 and rule.get("cidr_ipv4") == "0.0.0.0/0")
+
+
 def half_the_internet_on_ssh(stack: dict) -> None:
     """An ALB rule for 0.0.0.0/1 on port 22: not the literal 0.0.0.0/0, but half the internet."""
-    https = named(stack, "aws_vpc_security_group_ingress_rule", lambda rule: rule.get("from_port") == 443)
+    https = public_https_rule(stack)
     stack["resource"]["aws_vpc_security_group_ingress_rule"]["ssh"] = {
         **https, "cidr_ipv4": "0.0.0.0/1", "from_port": 22, "to_port": 22, "description": "ssh"}
+
+
+def load_balancer_admits_rdp_from_the_vpc(stack: dict) -> None:
+    """RDP from inside the VPC: no internet source, but CKV_AWS_231's skip says nothing admits 3389."""
+    https = public_https_rule(stack)
+    (vpc,) = resources_of(stack, "aws_vpc").values()
+    stack["resource"]["aws_vpc_security_group_ingress_rule"]["rdp"] = {
+        **https, "cidr_ipv4": vpc["cidr_block"], "from_port": 3389, "to_port": 3389, "description": "rdp"}
 
 
 def database_admits_a_public_range(stack: dict) -> None:
@@ -194,8 +215,8 @@ CASES = {
         "production", api_checks.check_waf_protects_the_load_balancer, association_targets_another_load_balancer,
         "webapp-staging-alb"),
     "production WAF switched off": Case("production", check_waf, waf_switched_off, "expected one web ACL association"),
-    "production CloudTrail switched off": Case("production", check_cloudtrail, cloudtrail_switched_off,
-                                               "must keep its trail"),
+    "production's CloudTrail switched off": Case(PRODUCTION_BASELINE, trail_check, cloudtrail_switched_off,
+                                                 "must keep its trail"),
     "production without the KMS endpoint": Case("production", check_interface_endpoints, kms_endpoint_removed,
                                                 "secretsmanager"),
     "database dashboard on another environment's cluster": Case(
@@ -217,6 +238,8 @@ CASES = {
         "broad managed policy .*AmazonS3FullAccess"),
     "ALB admits 0.0.0.0/1 on port 22": Case("dev", security_groups_check, half_the_internet_on_ssh,
                                             "alb admits the internet"),
+    "ALB admits 3389 from inside the VPC": Case("production", security_groups_check,
+                                                load_balancer_admits_rdp_from_the_vpc, "admits port 3389"),
     "database admits a public /24": Case("staging", security_groups_check, database_admits_a_public_range,
                                          "database admits the internet"),
     "data tier routes 128.0.0.0/1 out": Case("production", network_checks.check_data_tier_is_isolated,
@@ -233,10 +256,18 @@ CASES = {
 }
 
 
+def stack_named(stacks: dict[str, dict], project, name: str) -> dict:
+    if name == PRODUCTION_BASELINE:
+        (baseline,) = account_baselines(stacks, project, "production")
+        return baseline
+    return stacks[name]
+
+
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_check_passes_on_the_synthesized_stack_and_fails_on_the_broken_copy(stacks, case: Case):
-    case.check(stacks[case.stack])
-    broken = copy.deepcopy(stacks[case.stack])
+def test_check_passes_on_the_synthesized_stack_and_fails_on_the_broken_copy(stacks, project, case: Case):
+    real = stack_named(stacks, project, case.stack)
+    case.check(real)
+    broken = copy.deepcopy(real)
     case.mutate(broken)
     with pytest.raises(AssertionError, match=case.reason):
         case.check(broken)

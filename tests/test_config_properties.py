@@ -244,7 +244,8 @@ def wrong_type(draw, config: RawConfig) -> Broken:
     doc = config.documents()[file]
     name = draw(st.sampled_from(fields_in(file, doc)))
     set_field(doc, name, draw(WRONG_TYPES[fields_of(file)[name]]))
-    return Broken(config, file, name, "must be")
+    # The type check says "must be <kind>, got <type> <value>"; range and pattern checks say "(got ...)".
+    return Broken(config, file, name, ", got ")
 
 
 @st.composite
@@ -344,10 +345,11 @@ def malformed_string(draw, config: RawConfig) -> Broken:
     if isinstance(value, list):
         index = draw(st.integers(0, len(value) - 1))
         value[index] += suffix
-        name = f"{name}[{index}]"
+        malformed, name = value[index], f"{name}[{index}]"
     else:
-        set_field(doc, name, value + suffix)
-    return Broken(config, file, name, "must")
+        malformed = value + suffix
+        set_field(doc, name, malformed)
+    return Broken(config, file, name, f"(got {malformed!r})")  # the field's pattern rule, quoting this value
 
 
 @st.composite
@@ -459,7 +461,7 @@ def malformed_toml(draw, config: RawConfig) -> Broken:
     line = draw(st.sampled_from(BROKEN_LINES))
     lines.insert(index, line)
     raw = ("\n".join(lines) + "\n").encode("utf-8", errors="surrogateescape")
-    rule = "not UTF-8" if line == NOT_UTF8_LINE else f"line {index + 1}"
+    rule = "not UTF-8" if line == NOT_UTF8_LINE else f"(at line {index + 1}, column "  # not line 12 for line 1
     return Broken(config, file, "", rule, raw={file: raw})
 
 

@@ -23,11 +23,18 @@ def check_waf(stack: dict) -> None:
     api_checks.check_waf_protects_the_distribution(stack)
 
 
-def check_cloudtrail(stack: dict) -> None:
+def check_cloudtrail(baselines: list[dict]) -> None:
     """SPEC 4.5: secret access is audited through CloudTrail (seed 000, requirement 5: "SHALL audit
-    secret access through CloudTrail"); .checkov.yaml's CKV2_AWS_62 reason relies on it too."""
-    trails = resources_of(stack, "aws_cloudtrail").values()
-    assert [trail["is_multi_region_trail"] for trail in trails] == [True], "production must keep its trail"
+    secret access through CloudTrail"); .checkov.yaml's CKV2_AWS_62 reason relies on it too. Since
+    issue 17 the one trail of an account lives in that account's baseline stack."""
+    trails = [trail for stack in baselines for trail in resources_of(stack, "aws_cloudtrail").values()]
+    assert [trail["is_multi_region_trail"] for trail in trails] == [True], "production's account must keep its trail"
+
+
+def account_baselines(stacks: dict[str, dict], project, name: str) -> list[dict]:
+    """The baseline stacks of the account an environment is deployed to."""
+    account = project.environment(name).account_id
+    return [stacks[baseline.stack_name] for baseline in project.baselines if baseline.account_id == account]
 
 
 def check_interface_endpoints(stack: dict) -> None:
@@ -41,7 +48,7 @@ def check_interface_endpoints(stack: dict) -> None:
 
 
 PROMISED = {
-    "production": (check_waf, check_cloudtrail, check_interface_endpoints),
+    "production": (check_waf, check_interface_endpoints),
 }
 
 
@@ -49,3 +56,7 @@ PROMISED = {
                          ids=lambda value: getattr(value, "__name__", value))
 def test_shipped_environment_keeps_its_promised_protections(stacks, name, check):
     check(stacks[name])
+
+
+def test_production_account_keeps_its_trail(stacks, project):
+    check_cloudtrail(account_baselines(stacks, project, "production"))
