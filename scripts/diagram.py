@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python scripts/diagram.py`
     sys.path.insert(0, str(ROOT))
 
+from environments.loader import load_project  # noqa: E402
 from environments.model import BASELINE_STACK_PREFIX  # noqa: E402
 
 EXIT_USAGE = 2  # the same status main.py uses for a usage/configuration problem
@@ -763,13 +764,24 @@ def _parser() -> argparse.ArgumentParser:
                         help="cdktf output folder holding manifest.json (default: cdktf.out)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where to write the diagrams (default: docs)")
     parser.add_argument("--no-svg", action="store_true", help="write .dot only, even when Graphviz is installed")
+    parser.add_argument("--environments-dir", type=Path, default=ROOT / "environments", help=argparse.SUPPRESS)
     return parser
+
+
+def require_every_stack(stacks: dict[str, dict], synth_dir: Path, environments_dir: Path) -> None:
+    """Refuse a partial synthesis (`python main.py dev`): drawing from it would delete the others' diagrams."""
+    missing = [name for name in load_project(environments_dir).stack_names if name not in stacks]
+    if missing:
+        raise DiagramError(f"{synth_dir} lacks {', '.join(missing)} (a partial synthesis): synthesize every "
+                           "stack first (python main.py), or their diagrams would be removed as stale")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        texts = generate(read_stacks(args.synth_dir))
+        stacks = read_stacks(args.synth_dir)
+        require_every_stack(stacks, args.synth_dir, args.environments_dir)
+        texts = generate(stacks)
     except DiagramError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -9,7 +9,9 @@ what the generator writes now.
 from __future__ import annotations
 
 import copy
+import json
 import re
+import shutil
 
 import pytest
 
@@ -301,3 +303,19 @@ def test_no_diagram_mentions_a_path_of_this_machine(synth_dir, dot_texts):
     """The files are compared byte for byte in every checkout, so nothing local may leak in."""
     for name, text in dot_texts.items():
         assert str(synth_dir) not in text and str(ROOT) not in text, name
+
+
+def test_the_cli_refuses_a_partial_synthesis_and_removes_nothing(synth_dir, tmp_path, capsys):
+    """After `python main.py dev` the other environments' diagrams must survive a `diagram.py` run."""
+    partial = tmp_path / "cdktf.out"
+    shutil.copytree(synth_dir, partial)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    manifest["stacks"] = {name: entry for name, entry in manifest["stacks"].items() if name == "dev"}
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "architecture-staging.dot").write_text("kept")
+    assert main(["--synth-dir", str(partial), "--out", str(out), "--no-svg"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {partial} lacks ") and "synthesize every stack first" in error, error
+    assert [path.name for path in out.iterdir()] == ["architecture-staging.dot"]
