@@ -23,6 +23,7 @@ from environments.model import (
     BOOTSTRAP_STACK,
     ApiConfig,
     BaselineConfig,
+    CostConfig,
     DatabaseConfig,
     EmulatorConfig,
     EnvironmentConfig,
@@ -293,6 +294,15 @@ def _features(section: _Section) -> FeatureToggles:
     return result
 
 
+def _cost(section: _Section) -> CostConfig:
+    result = CostConfig(
+        budget_monthly_usd=section.integer("budget_monthly_usd", 1, 100_000),
+        anomaly_threshold_usd=section.integer("anomaly_threshold_usd", 1, 100_000),
+    )
+    section.done()
+    return result
+
+
 def _tag_fields(section: _Section) -> tuple[str, str, str, str | None]:
     return (
         section.string("application", APPLICATION_RE,
@@ -331,6 +341,7 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
         database=_database(section.table("database")),
         api=_api(section.table("api")),
         features=_features(section.table("features")),
+        cost=_cost(section.table("cost")),
         hosted_zone_id=section.string("hosted_zone_id", HOSTED_ZONE_RE, "must be a Route 53 hosted zone id",
                                       optional=True),
         frontend=_frontend(section.table("frontend", optional=True)),

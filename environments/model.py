@@ -65,6 +65,14 @@ class FeatureToggles:
 
 
 @dataclass(frozen=True)
+class CostConfig:
+    """Cost guardrails: a monthly budget and anomaly alerts, both scoped by the Environment tag."""
+
+    budget_monthly_usd: int
+    anomaly_threshold_usd: int
+
+
+@dataclass(frozen=True)
 class FrontendConfig:
     # An existing ACM certificate for <domain> in us-east-1 (CloudFront's region); None creates one.
     certificate_arn: str | None = None
@@ -91,6 +99,7 @@ class EnvironmentConfig:
     database: DatabaseConfig
     api: ApiConfig
     features: FeatureToggles
+    cost: CostConfig
     # Route 53 zone of `domain`: certificates are DNS-validated and alias records created in it.
     hosted_zone_id: str | None = None
     frontend: FrontendConfig = field(default_factory=FrontendConfig)

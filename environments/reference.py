@@ -148,6 +148,14 @@ ENVIRONMENT: dict[str, FieldDoc] = {
     "api.certificate_arn": FieldDoc("Existing ACM certificate for `api.<domain>`; unset: one is requested.",
                                     "an ACM certificate ARN in the environment's region",
                                     pattern=loader.CERTIFICATE_RE),
+    "cost": FieldDoc("Cost guardrails, scoped to the environment by its `Environment` cost-allocation tag "
+                     "(activate it first: docs/deployment.md)."),
+    "cost.budget_monthly_usd": FieldDoc("Monthly AWS Budgets cost budget (USD): alerts at 80% actual and 100% "
+                                        "forecast spend to the warning topic and `alarm_emails`.",
+                                        minimum=1, maximum=100_000),
+    "cost.anomaly_threshold_usd": FieldDoc("Cost Anomaly Detection alerts (to the warning topic) on anomalies "
+                                           "with a total impact of at least this many USD.",
+                                           minimum=1, maximum=100_000),
     "features": FieldDoc("Optional parts of the stack."),
     "features.waf": FieldDoc("WAF web ACLs (AWS managed rule groups) on CloudFront and the load balancer."),
     "features.vpc_interface_endpoints": FieldDoc("Interface endpoints for ECR, CloudWatch Logs, Secrets Manager and "

@@ -24,6 +24,8 @@ from core.iam import condition, document, principal, statement
 from modules.dashboards import Graph, Metric, dashboard_body
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 
+# Services that publish cost alerts (AWS Budgets, Cost Anomaly Detection) to the warning topic.
+COST_ALERT_SERVICES = ("budgets.amazonaws.com", "costalerts.amazonaws.com")
 LATENCY_SECONDS = 2
 ERROR_RATE_PERCENT = 5
 CONNECTION_FAILURES = 10
@@ -67,7 +69,7 @@ class Observability(Construct):
     def __init__(self, scope: Construct, id: str, props: ObservabilityProps):
         super().__init__(scope, id)
         self.props = props
-        self.warning_topic_arn: str = self._topic("warning", props.region, None)
+        self.warning_topic_arn: str = self._topic("warning", props.region, None, COST_ALERT_SERVICES)
         self.critical_topic_arn: str | None = (
             self._topic("critical", props.region, None) if props.critical_topic else None)
         self.edge_topic_arn: str = self._topic("edge-warning", "us-east-1", props.us_east_1)
@@ -80,15 +82,18 @@ class Observability(Construct):
 
     # -- topics ---------------------------------------------------------------------------------
 
-    def _topic(self, name: str, region: str, provider: Any) -> str:
-        """An encrypted topic only CloudWatch alarms (and the account) may publish to; returns its ARN."""
+    def _topic(self, name: str, region: str, provider: Any, account_services: tuple[str, ...] = ()) -> str:
+        """An encrypted topic only CloudWatch alarms, `account_services` on behalf of this account (and the
+        account itself) may publish to; returns its ARN."""
         prefix = self.props.name_prefix
+        publish_actions = ("kms:Decrypt", "kms:GenerateDataKey*")
         key = KmsKey(self, f"{name}-key", KmsKeyProps(
             account=self.props.account,
             alias=f"alias/{prefix}-alarms-{name}", description=f"Encrypts the {prefix} {name} alarm topic",
             provider=provider,
-            service_grants=(ServiceGrant(service="cloudwatch.amazonaws.com",
-                                         actions=("kms:Decrypt", "kms:GenerateDataKey*"), conditions=()),)))
+            service_grants=(ServiceGrant(service="cloudwatch.amazonaws.com", actions=publish_actions, conditions=()),
+                            *(ServiceGrant(service=service, actions=publish_actions)
+                              for service in account_services))))
         topic = aws.sns_topic.SnsTopic(self, f"{name}-topic", name=f"{prefix}-{name}", kms_master_key_id=key.arn,
                                        provider=provider)
         topic_arn, account_id = topic.arn, self.props.account.id
@@ -97,6 +102,10 @@ class Observability(Construct):
                       principals=[principal("Service", "cloudwatch.amazonaws.com")],
                       conditions=[condition("ArnLike", "aws:SourceArn",
                                             f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*")]),
+            *(statement(f"{service.split('.')[0].title()}Publish", ["sns:Publish"], [topic_arn],
+                        principals=[principal("Service", service)],
+                        conditions=[condition("StringEquals", "aws:SourceAccount", account_id)])
+              for service in account_services),
             statement("AccountManagesTopic", ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe",
                                               "sns:ListSubscriptionsByTopic", "sns:Publish"], [topic_arn],
                       principals=[principal("AWS", f"arn:aws:iam::{account_id}:root")]),

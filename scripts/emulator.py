@@ -117,6 +117,17 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "bucket again whenever DeleteBucket answers BucketNotEmpty. A stack whose buckets lack "
         "force_destroy cannot be destroyed on the emulator. Delivery timing is not proven."
     ),
+    "budgets-tags": Gap(
+        "moto's Budgets has CreateBudget and notifications but no tagging API (ListTagsForResource, "
+        "TagResource), which the provider calls for every budget (default tags), so the budget is not "
+        "deployed; its amount, filter and notifications are covered by synthesis tests and `terraform validate`.",
+        not_creatable=("aws_budgets_budget",),
+    ),
+    "cost-anomaly-detection": Gap(
+        "moto's Cost Explorer has cost categories only, no anomaly monitors or subscriptions, so neither is "
+        "deployed; their scope, threshold and subscriber are covered by synthesis tests and `terraform validate`.",
+        not_creatable=("aws_ce_anomaly_monitor", "aws_ce_anomaly_subscription"),
+    ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
         "moto evaluates neither IAM nor KMS key policies (any signed request is allowed), so least "

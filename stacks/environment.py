@@ -12,6 +12,7 @@ from core.aws import aws
 from core.provider import aws_provider
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
+from modules.cost import CostGuardrails, CostProps
 from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
 from modules.frontend import Frontend, FrontendProps
 from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
@@ -58,6 +59,10 @@ class EnvironmentStack(EnvironmentStackBase):
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
         self.frontend = self._frontend(env)
         self.observability = self._observability(env)
+        CostGuardrails(self, "cost", CostProps(
+            name_prefix=self.name_prefix, environment=env.name, budget_monthly_usd=env.cost.budget_monthly_usd,
+            anomaly_threshold_usd=env.cost.anomaly_threshold_usd, topic_arn=self.observability.warning_topic_arn,
+            emails=env.alarm_emails))
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:

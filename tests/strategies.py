@@ -63,6 +63,9 @@ SECRET_ROTATION_DAYS = (1, 365)
 TASK_COUNT = (1, 100)
 CONTAINER_PORTS = (1024, 65535)
 NONCURRENT_VERSION_DAYS = (1, 3650)
+# Project limits: a monthly budget and an anomaly-impact threshold, in whole US dollars.
+BUDGET_USD = (1, 100_000)
+ANOMALY_THRESHOLD_USD = (1, 100_000)
 REGIONS = ("eu-west-1", "eu-west-2", "eu-central-1", "eu-north-1", "us-east-1", "us-east-2", "us-west-2",
            "ap-southeast-2", "ap-northeast-1", "ca-central-1", "sa-east-1", "us-gov-west-1")
 # project.toml is the shared file and "bootstrap" is the state stack: no environment may use them.
@@ -84,6 +87,7 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "database.secret_rotation_days": INTEGER,
     "api": TABLE, "api.cpu": INTEGER, "api.memory": INTEGER, "api.min_tasks": INTEGER, "api.max_tasks": INTEGER,
     "api.fargate_spot": BOOLEAN, "api.container_image": STRING, "api.container_port": INTEGER,
+    "cost": TABLE, "cost.budget_monthly_usd": INTEGER, "cost.anomaly_threshold_usd": INTEGER,
     "features": TABLE, "features.waf": BOOLEAN,
     "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN,
 }
@@ -297,6 +301,12 @@ def feature_tables(draw) -> dict[str, bool]:
     return {name: draw(st.booleans()) for name in ("waf", "vpc_interface_endpoints", "cache")}
 
 
+@st.composite
+def cost_tables(draw) -> dict[str, int]:
+    return {"budget_monthly_usd": draw(st.integers(*BUDGET_USD)),
+            "anomaly_threshold_usd": draw(st.integers(*ANOMALY_THRESHOLD_USD))}
+
+
 # --- Documents ------------------------------------------------------------------------------------
 
 
@@ -331,6 +341,7 @@ def environment_documents(
         "database": draw(database_tables(production)),
         "api": draw(api_tables(production)),
         "features": draw(feature_tables()),
+        "cost": draw(cost_tables()),
     })
     return document
 

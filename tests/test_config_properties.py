@@ -25,6 +25,7 @@ from environments.loader import ConfigError, load_project
 from environments.model import (
     ApiConfig,
     BaselineConfig,
+    CostConfig,
     DatabaseConfig,
     EmulatorConfig,
     EnvironmentConfig,
@@ -103,6 +104,7 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
         ),
         api=ApiConfig(**api),
         features=FeatureToggles(**doc["features"]),
+        cost=CostConfig(**doc["cost"]),
     )
 
 

@@ -98,7 +98,7 @@ def test_emulated_services_cover_every_resource_type_in_every_stack(stacks):
         "ecr": "ecr", "ecs": "ecs", "lb": "elbv2", "alb": "elbv2", "appautoscaling": "appautoscaling",
         "acm": "acm", "cloudfront": "cloudfront", "route53": "route53", "sns": "sns", "wafv2": "wafv2",
         "cloudtrail": "cloudtrail", "elasticache": "elasticache", "ssm": "ssm", "lambda": "lambda",
-        "config": "configservice",
+        "config": "configservice", "budgets": "budgets", "ce": "ce",
     }
     for name, stack in stacks.items():
         for resource_type in stack.get("resource", {}):
