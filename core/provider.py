@@ -20,7 +20,7 @@ EMULATED_SERVICES = (
     "acm", "appautoscaling", "budgets", "ce", "cloudfront", "cloudtrail", "cloudwatch", "configservice",
     "dynamodb", "ec2", "ecr",
     "ecs", "elasticache", "elbv2", "events", "iam", "kms", "logs", "rds", "resourcegroups",
-    "route53", "s3", "secretsmanager", "servicediscovery", "sns", "ssm", "sts", "wafv2",
+    "route53", "s3", "secretsmanager", "servicediscovery", "sns", "ssm", "sts", "wafv2", "xray",
 )
 
 

@@ -33,6 +33,7 @@ from environments.model import (
     NetworkConfig,
     ProjectConfig,
     StateBackendConfig,
+    TracingConfig,
 )
 
 PROJECT_FILE = "project.toml"
@@ -134,9 +135,11 @@ class _Section:
             raise self.fail(key, f"must be between {low} and {high} (got {value})")
         return value
 
-    def number(self, key: str, low: float, high: float, step: float) -> float:
-        value = float(self._get(key, (int, float), "a number"))
-        if not low <= value <= high or (value / step) != int(value / step):
+    def number(self, key: str, low: float, high: float, step: float, default: float | None = None) -> float:
+        found = self._get(key, (int, float), "a number", optional=default is not None)
+        value = float(default if found is None else found)
+        # round(): 0.07 / 0.01 is 7.000000000000001 in binary floating point.
+        if not low <= value <= high or abs(value / step - round(value / step)) > 1e-9:
             raise self.fail(key, f"must be between {low:g} and {high:g} in steps of {step:g} "
                                  f"(got {value:g})")
         return value
@@ -289,7 +292,15 @@ def _features(section: _Section) -> FeatureToggles:
         waf=section.boolean("waf"),
         vpc_interface_endpoints=section.boolean("vpc_interface_endpoints"),
         cache=section.boolean("cache"),
+        tracing=section.boolean("tracing", default=False),
     )
+    section.done()
+    return result
+
+
+def _tracing(section: _Section) -> TracingConfig:
+    result = TracingConfig(
+        sampling_rate=section.number("sampling_rate", 0, 1, 0.01, default=TracingConfig.sampling_rate))
     section.done()
     return result
 
@@ -345,6 +356,7 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
         hosted_zone_id=section.string("hosted_zone_id", HOSTED_ZONE_RE, "must be a Route 53 hosted zone id",
                                       optional=True),
         frontend=_frontend(section.table("frontend", optional=True)),
+        tracing=_tracing(section.table("tracing", optional=True)),
     )
     section.done()
     _check_production_rules(env, section)
@@ -391,11 +403,12 @@ def _baseline(section: _Section) -> BaselineConfig:
         cloudtrail=section.boolean("cloudtrail"),
         alarm_emails=section.string_list("alarm_emails", EMAIL_RE, "must be an e-mail address"),
         log_retention_days=section.choice("log_retention_days", LOG_RETENTION_DAYS),
+        xray_encryption=section.boolean("xray_encryption", default=False),
     )
     section.done()
-    if not (result.config or result.cloudtrail):
-        raise section.fail("config", "must be true when cloudtrail = false: a baseline with neither has nothing "
-                                     "to deploy (remove it instead)")
+    if not (result.config or result.cloudtrail or result.xray_encryption):
+        raise section.fail("config", "must be true when cloudtrail and xray_encryption are false: the baseline "
+                                     "would have nothing to deploy (remove it instead)")
     return result
 
 

@@ -62,6 +62,15 @@ class FeatureToggles:
     waf: bool
     vpc_interface_endpoints: bool
     cache: bool
+    tracing: bool = False
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """X-Ray sampling of the API's OpenTelemetry traces (used when `features.tracing` is on)."""
+
+    # Share of requests traced beyond the first each second (the X-Ray sampling rule's fixed rate).
+    sampling_rate: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class EnvironmentConfig:
     # Route 53 zone of `domain`: certificates are DNS-validated and alias records created in it.
     hosted_zone_id: str | None = None
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
 
     @property
     def state_key(self) -> str:
@@ -152,6 +162,8 @@ class BaselineConfig:
     cloudtrail: bool
     alarm_emails: tuple[str, ...]
     log_retention_days: int
+    # X-Ray encrypts traces of the whole account and region with one key: a CMK made here.
+    xray_encryption: bool = False
     # Global resource types (IAM) are recorded in one region per account only, or every region
     # would record them again: the first baseline of the account with config = true.
     record_global_resources: bool = False

@@ -160,6 +160,13 @@ ENVIRONMENT: dict[str, FieldDoc] = {
     "features.waf": FieldDoc("WAF web ACLs (AWS managed rule groups) on CloudFront and the load balancer."),
     "features.vpc_interface_endpoints": FieldDoc("Interface endpoints for ECR, CloudWatch Logs, Secrets Manager and "
                                                  "KMS (the S3 gateway endpoint is always there)."),
+    "features.tracing": FieldDoc(
+        "OpenTelemetry traces of the API to AWS X-Ray: an ADOT collector sidecar, an X-Ray sampling rule "
+        "(`tracing.sampling_rate`) and a trace widget on the API dashboard. Traces are encrypted with the CMK "
+        "of the account baseline's `xray_encryption`."),
+    "tracing": FieldDoc("X-Ray sampling of the API's traces (used when `features.tracing = true`)."),
+    "tracing.sampling_rate": FieldDoc("Share of requests traced after the first one each second (the sampling "
+                                      "rule's fixed rate).", minimum=0, maximum=1, step=0.01),
     "features.cache": FieldDoc("An ElastiCache Redis replication group in the data subnets, reachable from the API."),
     "hosted_zone_id": FieldDoc("Route 53 zone of `domain`: certificates are DNS-validated and alias records "
                                "created in it; unset: add the records yourself.", "a hosted zone id (`Z...`)",
@@ -187,6 +194,8 @@ BASELINE: dict[str, FieldDoc] = {
                              "at least one, no repeats, each an e-mail address", pattern=loader.EMAIL_RE),
     "log_retention_days": FieldDoc("Retention of the trail's log group.", "a retention CloudWatch Logs accepts",
                                    choices=loader.LOG_RETENTION_DAYS),
+    "xray_encryption": FieldDoc("Encrypt every X-Ray trace of this account and region with a customer-managed "
+                                "key made here (X-Ray's encryption setting exists once per account and region)."),
     "record_global_resources": FieldDoc(
         "Whether this region's recorder also records global resource types (IAM).",
         origin="set by the loader: true for the first baseline of each account with `config = true`, so "
@@ -214,5 +223,6 @@ CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
      "one multi-region trail covers the account"),
     (BASELINE_SCOPE, ("account_id",), "`account_id` on every baseline or on none: an unnamed account may be a "
      "named one"),
-    (BASELINE_SCOPE, ("config", "cloudtrail"), "a baseline turns on `config`, `cloudtrail` or both"),
+    (BASELINE_SCOPE, ("config", "cloudtrail", "xray_encryption"),
+     "a baseline turns on at least one of `config`, `cloudtrail` and `xray_encryption`"),
 )

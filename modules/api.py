@@ -28,6 +28,7 @@ from core.naming import bounded_name
 from modules.kms_key import KmsKey, KmsKeyProps
 from modules.log_group import LogGroup, LogGroupProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
+from modules.tracing import Tracing
 from modules.waf import WafProps, WebAcl
 
 CONTAINER_NAME = "api"
@@ -77,6 +78,8 @@ class ApiProps:
     # The optional Redis cache: its endpoint and the secret holding its AUTH token.
     cache_endpoint: str | None = None
     cache_secret_arn: str | None = None
+    # Distributed tracing, when on: its collector sidecar, the app's OTEL_* variables and X-Ray permissions.
+    tracing: Tracing | None = None
 
 
 class Api(Construct):
@@ -176,7 +179,8 @@ class Api(Construct):
                                            "ecr:BatchGetImage"], [self.repository.arn]),
                 statement("DecryptApiImage", ["kms:Decrypt"], [self.key.arn]),
                 statement("WriteApiLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                          [f"{self.log_group.arn}:*"]),
+                          [f"{self.log_group.arn}:*",
+                           *([f"{props.tracing.log_group_arn}:*"] if props.tracing else [])]),
                 *self._secret_read([props.database_secret_arn, *self._cache_secret()]),
             ],
         ).arn
@@ -211,6 +215,7 @@ class Api(Construct):
                 statement("EcsExecEncryption", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),
                 # Re-read the rotated database credentials (see the module docstring).
                 *self._secret_read([props.database_secret_arn]),
+                *(props.tracing.task_role_statements if props.tracing else []),
             ],
         ).arn
 
@@ -234,6 +239,8 @@ class Api(Construct):
             environment += [{"name": "REDIS_HOST", "value": props.cache_endpoint},
                             {"name": "REDIS_TLS", "value": "true"}]
             secrets.append({"name": "REDIS_AUTH_TOKEN", "valueFrom": props.cache_secret_arn})
+        if props.tracing:
+            environment += props.tracing.app_environment
         return {
             "name": CONTAINER_NAME,
             "image": props.container_image,
@@ -260,7 +267,8 @@ class Api(Construct):
             runtime_platform=tasks.EcsTaskDefinitionRuntimePlatform(
                 operating_system_family="LINUX", cpu_architecture="X86_64"),
             volume=[tasks.EcsTaskDefinitionVolume(name="tmp")],
-            container_definitions=json.dumps([self._container()]),
+            container_definitions=json.dumps(
+                [self._container(), *([props.tracing.container] if props.tracing else [])]),
         )
 
     # -- load balancer --------------------------------------------------------------------------

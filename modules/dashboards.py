@@ -35,21 +35,35 @@ class Graph:
     period: int = 60
 
 
-def dashboard_body(graphs: list[Graph]) -> str:
+@dataclass(frozen=True)
+class Text:
+    """A Markdown widget: for what CloudWatch cannot graph, such as a link to the X-Ray traces."""
+
+    markdown: str
+
+
+def _properties(widget: Graph | Text) -> tuple[str, dict]:
+    if isinstance(widget, Text):
+        return "text", {"markdown": widget.markdown}
+    return "metric", {
+        "title": widget.title,
+        "region": widget.region,
+        "view": "timeSeries",
+        "period": widget.period,
+        "metrics": [metric.render() for metric in widget.metrics],
+    }
+
+
+def dashboard_body(graphs: list[Graph | Text]) -> str:
     widgets = []
     for index, graph in enumerate(graphs):
+        kind, properties = _properties(graph)
         widgets.append({
-            "type": "metric",
+            "type": kind,
             "x": (index % COLUMNS) * WIDTH,
             "y": (index // COLUMNS) * HEIGHT,
             "width": WIDTH,
             "height": HEIGHT,
-            "properties": {
-                "title": graph.title,
-                "region": graph.region,
-                "view": "timeSeries",
-                "period": graph.period,
-                "metrics": [metric.render() for metric in graph.metrics],
-            },
+            "properties": properties,
         })
     return json.dumps({"widgets": widgets})

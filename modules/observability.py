@@ -21,7 +21,7 @@ from constructs import Construct
 from core.account import Account
 from core.aws import aws
 from core.iam import condition, document, principal, statement
-from modules.dashboards import Graph, Metric, dashboard_body
+from modules.dashboards import Graph, Metric, Text, dashboard_body
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 
 # Services that publish cost alerts (AWS Budgets, Cost Anomaly Detection) to the warning topic.
@@ -61,6 +61,8 @@ class ObservabilityProps:
     critical_topic: bool
     watched: Watched
     us_east_1: Any  # aliased provider: CloudFront metrics exist only in us-east-1
+    # The X-Ray service name of the API when tracing is on: the API dashboard links to its traces.
+    traced_service: str | None = None
 
 
 class Observability(Construct):
@@ -231,6 +233,19 @@ class Observability(Construct):
                                              Metric(cloudfront, "BytesUploaded", cdn, "Sum")), period=300),
             ],
         }
+        if self.props.traced_service:
+            boards["api"].append(self._traces_widget(region, self.props.traced_service))
         for name, graphs in boards.items():
             aws.cloudwatch_dashboard.CloudwatchDashboard(
                 self, f"{name}-dashboard", dashboard_name=f"{prefix}-{name}", dashboard_body=dashboard_body(graphs))
+
+    @staticmethod
+    def _traces_widget(region: str, service: str) -> Text:
+        """CloudWatch cannot graph X-Ray traces, so the widget links to them, filtered to the API's service."""
+        console = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        return Text(
+            f"### Traces and latency (X-Ray)\n"
+            f"OpenTelemetry traces of `{service}`, sampled by the X-Ray sampling rule of this environment.\n\n"
+            f"* [Trace map]({console}#xray:service-map/map) and [traces]({console}#xray:traces/query): "
+            f"filter `service(\"{service}\")`, sort by response time for the slowest requests\n"
+            f"* Load balancer latency percentiles: the Latency graph")

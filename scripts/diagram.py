@@ -516,7 +516,35 @@ class _Builder:
         for name, dashboard in self.stack.resources("aws_cloudwatch_dashboard"):
             cluster.nodes.append(Node(address("aws_cloudwatch_dashboard", name),
                                       f"dashboard\n{dashboard.get('dashboard_name', name)}", "dashboard"))
+        self._cost_nodes(cluster)
+        self._tracing_nodes(cluster)
         return cluster
+
+    def _cost_nodes(self, cluster: Cluster) -> None:
+        """The budget and the anomaly subscription, and the topics they notify."""
+        for name, budget in self.stack.resources("aws_budgets_budget"):
+            node_id = address("aws_budgets_budget", name)
+            alerts = ", ".join(f"{n.get('threshold')}% {n.get('notification_type', '').lower()}"
+                               for n in budget.get("notification", []))
+            label = f"budget\n{budget.get('name', name)}\n{budget.get('limit_amount')} USD/month ({alerts})"
+            cluster.nodes.append(Node(node_id, label, "budget"))
+            for topic in referenced(budget.get("notification"), "aws_sns_topic"):
+                self.edge(node_id, address("aws_sns_topic", topic), "notifies", "notifies")
+        for name, subscription in self.stack.resources("aws_ce_anomaly_subscription"):
+            node_id = address("aws_ce_anomaly_subscription", name)
+            cluster.nodes.append(Node(node_id, f"cost anomaly alerts\n{subscription.get('name', name)}", "budget"))
+            for topic in referenced(subscription.get("subscriber"), "aws_sns_topic"):
+                self.edge(node_id, address("aws_sns_topic", topic), "notifies", "notifies")
+
+    def _tracing_nodes(self, cluster: Cluster) -> None:
+        """X-Ray, fed by the API's collector sidecar, sampled by the environment's rule."""
+        for name, rule in self.stack.resources("aws_xray_sampling_rule"):
+            node_id = address("aws_xray_sampling_rule", name)
+            label = (f"X-Ray (OpenTelemetry traces)\nsampling rule {rule.get('rule_name', name)}\n"
+                     f"{rule.get('reservoir_size')}/s + {float(rule.get('fixed_rate', 0)):.0%}")
+            cluster.nodes.append(Node(node_id, label, "xray"))
+            for service, _ in self.stack.resources("aws_ecs_service"):
+                self.edge(address("aws_ecs_service", service), node_id, "traces via ADOT sidecar", "delivers")
 
     def audit_cluster(self) -> Cluster | None:
         trails = self.stack.resources("aws_cloudtrail")
@@ -576,10 +604,23 @@ class _Builder:
         return cluster
 
 
+    def xray_encryption_cluster(self) -> Cluster | None:
+        settings = self.stack.resources("aws_xray_encryption_config")
+        if not settings:
+            return None
+        cluster = Cluster("xray_encryption", "X-Ray encryption (every trace of the account and region)")
+        for name, setting in settings:
+            key = self.stack.first_reference(setting.get("key_id"), "aws_kms_key")
+            label = f"X-Ray encryption\n{setting.get('type')}" + (f"\n{key[1].get('description', '')}" if key else "")
+            cluster.nodes.append(Node(address("aws_xray_encryption_config", name), label, "xray"))
+        return cluster
+
+
 def build_baseline_diagram(name: str, body: dict) -> Diagram:
     """The diagram of one account baseline stack: the once-per-account resources."""
     builder = _Builder(Stack(name, body))
-    clusters = [cluster for cluster in (builder.compliance_cluster(), builder.audit_cluster()) if cluster]
+    clusters = [cluster for cluster in (builder.compliance_cluster(), builder.audit_cluster(),
+                                        builder.xray_encryption_cluster()) if cluster]
     title = f"{name}: account baseline drawn from cdktf.out/stacks/{name}/cdk.tf.json"
     return Diagram(name=name, title=title, nodes=[], clusters=clusters, edges=_ordered(builder.edges))
 
@@ -632,6 +673,8 @@ NODE_STYLES = {
     "trail_bucket": (("fillcolor", "#fff3cd"),),
     "trail_logs": (("fillcolor", "#f5f5f5"),),
     "recorder": (("fillcolor", "#e8eaf6"),),
+    "budget": (("fillcolor", "#e8f5e9"), ("fontsize", "9")),
+    "xray": (("fillcolor", "#e8eaf6"),),
     "rules": (("fillcolor", "#f5f5f5"), ("fontsize", "8")),
     "event_rule": (("fillcolor", "#fde2e1"),),
 }
@@ -652,6 +695,7 @@ CLUSTER_STYLES = {
     "observability": (("style", "rounded,filled"), ("fillcolor", "#fafafa"), ("color", "#9e9e9e")),
     "audit": (("style", "rounded,filled"), ("fillcolor", "#fafafa"), ("color", "#9e9e9e")),
     "compliance": (("style", "rounded,filled"), ("fillcolor", "#fafafa"), ("color", "#9e9e9e")),
+    "xray_encryption": (("style", "rounded,filled"), ("fillcolor", "#fafafa"), ("color", "#9e9e9e")),
 }
 
 

@@ -128,6 +128,12 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "deployed; their scope, threshold and subscriber are covered by synthesis tests and `terraform validate`.",
         not_creatable=("aws_ce_anomaly_monitor", "aws_ce_anomaly_subscription"),
     ),
+    "xray-configuration": Gap(
+        "moto's X-Ray accepts trace segments and telemetry but has no sampling-rule or encryption-config API, "
+        "so neither the sampling rules (staging, production) nor the account baseline's X-Ray CMK setting is "
+        "deployed; rates and the key are covered by synthesis tests and `terraform validate`.",
+        not_creatable=("aws_xray_sampling_rule", "aws_xray_encryption_config"),
+    ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
         "moto evaluates neither IAM nor KMS key policies (any signed request is allowed), so least "

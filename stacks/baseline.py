@@ -1,10 +1,11 @@
 """The account baseline: what exists once per account and region, whichever environments share it.
 
-AWS Config allows one configuration recorder per account and region, and one multi-region
-CloudTrail covers the whole account. Environments may share an account (the shipped ones do),
-so neither can belong to an environment stack: two environments would deploy two recorders
-(AWS refuses the second) or two trails (paying twice for the same events). One baseline stack
-per `[[baseline]]` in project.toml owns them, with its own state key, and the loader rejects two
+AWS Config allows one configuration recorder per account and region, one multi-region CloudTrail
+covers the whole account, and X-Ray has one encryption setting per account and region.
+Environments may share an account (the shipped ones do), so none of these can belong to an
+environment stack: two environments would deploy two recorders (AWS refuses the second), two
+trails (paying twice for the same events) or fight over X-Ray's key. One baseline stack per
+`[[baseline]]` in project.toml owns them, with its own state key, and the loader rejects two
 baselines for one account and region or two trails in one account.
 """
 
@@ -14,6 +15,7 @@ from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
 from core.account import look_up_account
+from core.aws import aws
 from core.provider import aws_provider, required_tags, s3_backend
 from core.tagging import RequiredTags
 from environments.model import BaselineConfig, ProjectConfig
@@ -46,6 +48,8 @@ class BaselineStack(TerraformStack):
             self._config(access_logs)
         if baseline.cloudtrail:
             self._trail(access_logs)
+        if baseline.xray_encryption:
+            self._xray_encryption()
 
     def _access_log_sink(self) -> SecureBucket:
         """S3 delivers server access logs only to an SSE-S3 bucket, hence no CMK here."""
@@ -74,6 +78,17 @@ class BaselineStack(TerraformStack):
                         description="Configuration history and snapshots")
         TerraformOutput(self, "ComplianceTopicArn", value=topic.arn,
                         description="Warnings: a Config rule turned NON_COMPLIANT")
+
+    def _xray_encryption(self) -> None:
+        """X-Ray has one encryption setting per account and region: every trace here uses this CMK."""
+        baseline = self.baseline
+        key = KmsKey(self, "xray-key", KmsKeyProps(
+            account=self.account, alias=f"alias/{self.name_prefix}-xray",
+            description=f"Encrypts the X-Ray traces of {baseline.account_label} in {baseline.region}",
+            service_grants=(ServiceGrant(service="xray.amazonaws.com",
+                                         actions=("kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey")),)))
+        aws.xray_encryption_config.XrayEncryptionConfig(self, "xray-encryption", type="KMS", key_id=key.arn)
+        TerraformOutput(self, "XRayKeyArn", value=key.arn, description="CMK encrypting this account's X-Ray traces")
 
     def _trail(self, access_logs: SecureBucket) -> None:
         baseline = self.baseline

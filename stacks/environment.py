@@ -18,6 +18,7 @@ from modules.frontend import Frontend, FrontendProps
 from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
 from modules.network import Network, NetworkProps
 from modules.observability import Observability, ObservabilityProps, Watched, api_alarm_names
+from modules.tracing import Tracing, TracingProps
 from stacks.base import EnvironmentStackBase
 
 # Load balancer and CloudFront access logs are kept this long (days).
@@ -53,6 +54,10 @@ class EnvironmentStack(EnvironmentStackBase):
         ))
         self._output("VpcId", self.network.vpc_id, "The environment's VPC")
         self.database = self._database(env)
+        self.tracing = Tracing(self, "tracing", TracingProps(
+            name_prefix=self.name_prefix, environment=env.name, region=env.region,
+            sampling_rate=env.tracing.sampling_rate, log_retention_days=env.log_retention_days,
+            logs_kms_key_arn=self.logs_key.arn)) if env.features.tracing else None
         self.api = self._api(env)
         self.us_east_1 = aws_provider(self, region="us-east-1", account_id=env.account_id, tags=self.tags,
                                       emulator=project.emulator, alias="us_east_1")
@@ -124,6 +129,7 @@ class EnvironmentStack(EnvironmentStackBase):
             deployment_alarm_names=api_alarm_names(self.name_prefix),
             cache_endpoint=self.database.cache_endpoint,
             cache_secret_arn=self.database.cache_secret_arn,
+            tracing=self.tracing,
         ))
         self._output("ApiEndpoint", service.endpoint, "Public HTTPS URL of the API")
         self._output("ApiLoadBalancerDnsName", service.load_balancer_dns_name,
@@ -139,6 +145,7 @@ class EnvironmentStack(EnvironmentStackBase):
             region=env.region,
             alarm_emails=env.alarm_emails,
             critical_topic=env.production,
+            traced_service=self.tracing.service_name if self.tracing else None,
             us_east_1=self.us_east_1,
             watched=Watched(
                 load_balancer_arn_suffix=self.api.load_balancer_arn_suffix,

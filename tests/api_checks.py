@@ -83,7 +83,9 @@ def check_scaling_policies(stack: dict) -> None:
 
 
 def container(stack: dict) -> dict:
-    (definition,) = json.loads(only(stack, "aws_ecs_task_definition")["container_definitions"])
+    """The API's own container (a tracing sidecar may run next to it)."""
+    (definition,) = [c for c in json.loads(only(stack, "aws_ecs_task_definition")["container_definitions"])
+                     if c["name"] == "api"]
     return definition
 
 
@@ -99,7 +101,10 @@ def role_statements(stack: dict, role_ref: str) -> list[dict]:
 # Actions AWS cannot scope to a resource: the only ones that may use "*".
 UNSCOPABLE_ACTIONS = {
     "ecr:GetAuthorizationToken", "logs:DescribeLogGroups", "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"}
+    "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+    # X-Ray defines no resource types for its write actions (tracing).
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries"}
 # AWS-managed policies a role may carry, by name: each grants one service only what it needs for its
 # own role (Enhanced Monitoring writes its metrics to CloudWatch Logs). Anything else, such as a
 # `*FullAccess` or AdministratorAccess policy, is a broad grant the inline policies could never show.

@@ -89,14 +89,15 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "api.fargate_spot": BOOLEAN, "api.container_image": STRING, "api.container_port": INTEGER,
     "cost": TABLE, "cost.budget_monthly_usd": INTEGER, "cost.anomaly_threshold_usd": INTEGER,
     "features": TABLE, "features.waf": BOOLEAN,
-    "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN,
+    "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN, "features.tracing": BOOLEAN,
+    "tracing": TABLE, "tracing.sampling_rate": NUMBER,
 }
 PROJECT_FIELDS: dict[str, str] = {
     "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING, "baseline": TABLE_LIST,
     "state": TABLE, "state.region": STRING, "state.bucket": STRING, "state.lock_table": STRING,
     "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER,
 }
-OPTIONAL_FIELDS = frozenset({"account_id", "baseline"})
+OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate"})
 
 
 def fields_of(file_name: str) -> dict[str, str]:
@@ -298,7 +299,13 @@ def api_tables(draw, production: bool = False) -> dict[str, Any]:
 
 @st.composite
 def feature_tables(draw) -> dict[str, bool]:
-    return {name: draw(st.booleans()) for name in ("waf", "vpc_interface_endpoints", "cache")}
+    return {name: draw(st.booleans()) for name in ("waf", "vpc_interface_endpoints", "cache", "tracing")}
+
+
+@st.composite
+def tracing_tables(draw) -> dict[str, float]:
+    """X-Ray's fixed rate: 0 to 1 in hundredths (written 0.07, or 0 / 1 as integers)."""
+    return {"sampling_rate": draw(st.integers(0, 100).flatmap(lambda hundredths: toml_numbers(hundredths / 100)))}
 
 
 @st.composite
@@ -342,6 +349,7 @@ def environment_documents(
         "api": draw(api_tables(production)),
         "features": draw(feature_tables()),
         "cost": draw(cost_tables()),
+        "tracing": draw(tracing_tables()),
     })
     return document
 
@@ -355,6 +363,7 @@ def baseline_tables(draw, region: str, account_id: str | None, cloudtrail: bool)
     table.update({
         "config": True if not cloudtrail else draw(st.booleans()),
         "cloudtrail": cloudtrail,
+        "xray_encryption": draw(st.booleans()),
         "alarm_emails": draw(st.lists(emails(), min_size=1, max_size=2, unique=True)),
         "log_retention_days": draw(st.sampled_from(LOG_RETENTION_DAYS)),
     })

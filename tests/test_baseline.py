@@ -85,7 +85,8 @@ CLASHES = {
     "named and unnamed accounts mixed": (
         [{"account_id": "111111111111"}, {"region": "us-east-1", "cloudtrail": False}], "baseline[1].account_id",
         "is required when another baseline names its account"),
-    "nothing to deploy": ([{"config": False, "cloudtrail": False}], "baseline[0].config", "must be true when"),
+    "nothing to deploy": ([{"config": False, "cloudtrail": False, "xray_encryption": False}], "baseline[0].config",
+                          "must be true when cloudtrail and xray_encryption are false"),
 }
 
 

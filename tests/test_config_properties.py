@@ -34,6 +34,7 @@ from environments.model import (
     NetworkConfig,
     ProjectConfig,
     StateBackendConfig,
+    TracingConfig,
 )
 from tests.conftest import synthesize
 from tests.strategies import (
@@ -105,6 +106,7 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
         api=ApiConfig(**api),
         features=FeatureToggles(**doc["features"]),
         cost=CostConfig(**doc["cost"]),
+        tracing=TracingConfig(sampling_rate=float(doc["tracing"]["sampling_rate"])),
     )
 
 
@@ -118,7 +120,8 @@ def expected_baselines(tables: list[dict[str, Any]]) -> tuple[BaselineConfig, ..
         baselines.append(BaselineConfig(
             region=table["region"], account_id=table.get("account_id"), config=table["config"],
             cloudtrail=table["cloudtrail"], alarm_emails=tuple(table["alarm_emails"]),
-            log_retention_days=table["log_retention_days"], record_global_resources=first))
+            log_retention_days=table["log_retention_days"], xray_encryption=table["xray_encryption"],
+            record_global_resources=first))
     return tuple(baselines)
 
 

@@ -236,6 +236,28 @@ def test_the_compliance_cluster_shows_recorder_delivery_rules_and_notification(p
         assert [node.id for node in diagram.nodes_of("topic")] == topics != []
 
 
+def test_budget_anomaly_alerts_and_tracing_are_drawn(project, stacks, diagrams):
+    for env in project.environments:
+        diagram, stack = diagrams[env.name], stacks[env.name]
+        budgets = diagram.nodes_of("budget")
+        assert len(budgets) == len(resources_of(stack, "aws_budgets_budget")) + len(
+            resources_of(stack, "aws_ce_anomaly_subscription")) == 2
+        warning = next(node.id for node in diagram.nodes_of("topic")
+                       if node.label.endswith(env.resource_name("warning")))
+        for node in budgets:
+            assert [edge.target for edge in diagram.edges_from(node.id, "notifies")] == [warning]
+        budget = next(node for node in budgets if node.id.startswith("aws_budgets_budget."))
+        assert f"{env.cost.budget_monthly_usd} USD/month" in budget.label
+        xray = diagram.nodes_of("xray")
+        assert len(xray) == int(env.features.tracing)
+        for node in xray:
+            assert f"{env.tracing.sampling_rate:.0%}" in node.label
+            service = one(diagram.nodes_of("ecs_service"), "ECS service")
+            assert [edge.target for edge in diagram.edges_from(service.id, "delivers")] == [node.id]
+    for baseline in project.baselines:
+        assert len(diagrams[baseline.stack_name].nodes_of("xray")) == int(baseline.xray_encryption)
+
+
 def test_an_optional_cache_is_drawn_in_the_data_tier_behind_the_api(stacks):
     """No shipped environment enables the cache, so add one to a copy of dev the way modules/database.py and
     modules/network.py write it: a subnet group on the data subnets and a group admitting the API's group."""
