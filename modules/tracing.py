@@ -28,7 +28,7 @@ from core.naming import bounded_name
 from modules.log_group import LogGroup, LogGroupProps
 
 # Pinned: a collector upgrade is a reviewed change, like any other image.
-COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
+COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1"
 COLLECTOR_NAME = "otel-collector"
 COLLECTOR_USER = "10001:10001"  # the image's own unprivileged user
 OTLP_GRPC_PORT, OTLP_HTTP_PORT, SAMPLING_PROXY_PORT = 4317, 4318, 2000
