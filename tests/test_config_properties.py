@@ -13,6 +13,7 @@ import ipaddress
 import string
 import tempfile
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -528,6 +529,13 @@ def test_every_valid_configuration_synthesizes_one_stack_per_environment(config:
     published = stacks["bootstrap"]["output"]["backend_settings"]["value"]["keys"]
     assert published == keys | baselines
     assert not set(baselines.values()) & set(keys.values()), "a baseline would share an environment's state"
+    recorders = Counter()
+    for baseline in project.baselines:
+        recorders[baseline.account_id, baseline.region] += len(
+            stacks[baseline.stack_name].get("resource", {}).get("aws_config_configuration_recorder", {}))
+    assert all(count <= 1 for count in recorders.values()), f"two recorders in one account and region: {recorders}"
+    for name in names:
+        assert not stacks[name].get("resource", {}).get("aws_config_configuration_recorder"), name
 
 
 @settings(max_examples=20, deadline=None)
