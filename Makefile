@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # No telemetry or version checks: they fail (slowly) on air-gapped machines.
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: all node-check setup synth test lint bench clean docs docs-deps plan drift deploy-bootstrap deploy destroy preflight local-up local-down
+.PHONY: all node-check setup synth test test-deps lint bench clean docs docs-deps plan drift deploy-bootstrap deploy destroy preflight local-up local-down
 
 all: synth
 
@@ -42,8 +42,18 @@ synth: setup
 	npx cdktf synth
 
 # Two workers (the machines have two cores); `loadgroup` keeps module-wide scenarios on one worker.
-test: setup
+test: setup test-deps
 	$(PIPENV) run pytest -n 2 --dist loadgroup
+
+# The database bootstrap SQL is tested against a real PostgreSQL server (Debian's `postgresql`,
+# binaries under /usr/lib/postgresql/*/bin). Without it those tests skip, or fail in CI
+# (INFRA_REQUIRE_TOOLS=1).
+test-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo -n ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo -n ) apt-get install -y -qq --no-install-recommends postgresql; } || \
+	  echo "note: PostgreSQL server not installed; the database bootstrap SQL tests cannot run"
 
 lint: setup
 	$(PIPENV) run ruff check .

@@ -221,6 +221,7 @@ def _network(section: _Section) -> NetworkConfig:
 
 
 def _database(section: _Section) -> DatabaseConfig:
+    image = section.string("bootstrap_image", IMAGE_RE, "must be an image reference without spaces", optional=True)
     result = DatabaseConfig(
         min_acu=section.number("min_acu", 0.5, 256, 0.5),
         max_acu=section.number("max_acu", 1, 256, 0.5),
@@ -228,6 +229,7 @@ def _database(section: _Section) -> DatabaseConfig:
         backup_retention_days=section.integer("backup_retention_days", 7, 35),
         deletion_protection=section.boolean("deletion_protection"),
         secret_rotation_days=section.integer("secret_rotation_days", 1, 365),
+        **({"bootstrap_image": image} if image else {}),
     )
     if result.min_acu > result.max_acu:
         raise section.fail("min_acu", f"must be <= {section.path('max_acu')} "
@@ -236,7 +238,7 @@ def _database(section: _Section) -> DatabaseConfig:
     return result
 
 
-def _api(section: _Section) -> ApiConfig:
+def _api(section: _Section, production: bool) -> ApiConfig:
     cpu = section.choice("cpu", tuple(FARGATE_MEMORY))
     memory = section.integer("memory", 512, 122880)
     if memory not in FARGATE_MEMORY[cpu]:
@@ -252,6 +254,8 @@ def _api(section: _Section) -> ApiConfig:
         container_image=section.string("container_image", IMAGE_RE, "must be an image reference without spaces"),
         container_port=section.integer("container_port", 1024, 65535),
         certificate_arn=_certificate(section, "certificate_arn", None),
+        # An interactive shell in production is an exception someone turns on, not a default.
+        exec_enabled=section.boolean("exec_enabled", default=not production),
     )
     if result.min_tasks > result.max_tasks:
         raise section.fail("min_tasks", f"must be <= {section.path('max_tasks')} "
@@ -350,7 +354,7 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
         log_retention_days=section.choice("log_retention_days", LOG_RETENTION_DAYS),
         network=_network(section.table("network")),
         database=_database(section.table("database")),
-        api=_api(section.table("api")),
+        api=_api(section.table("api"), production),
         features=_features(section.table("features")),
         cost=_cost(section.table("cost")),
         hosted_zone_id=section.string("hosted_zone_id", HOSTED_ZONE_RE, "must be a Route 53 hosted zone id",

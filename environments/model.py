@@ -42,6 +42,8 @@ class DatabaseConfig:
     backup_retention_days: int
     deletion_protection: bool
     secret_rotation_days: int
+    # The image of the one-off bootstrap task that creates the application's database role (needs psql).
+    bootstrap_image: str = "public.ecr.aws/docker/library/postgres:16-alpine"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class ApiConfig:
     fargate_spot: bool
     container_image: str
     container_port: int
+    # ECS Exec (an audited shell in running tasks); the loader defaults it to off in production.
+    exec_enabled: bool = False
     # An existing ACM certificate for api.<domain> in the environment's region; None creates one.
     certificate_arn: str | None = None
 

@@ -133,6 +133,10 @@ ENVIRONMENT: dict[str, FieldDoc] = {
         "(`<app>-<env>-db-final`) when the cluster is deleted.", "must be true when `production = true`"),
     "database.secret_rotation_days": FieldDoc("Rotation period of the RDS-managed master secret.",
                                               minimum=1, maximum=365),
+    "database.bootstrap_image": FieldDoc(
+        "Image of the one-off database bootstrap task, which creates the API's database role `app` with the "
+        "master credentials (it runs `psql`); unset: `public.ecr.aws/docker/library/postgres:16-alpine`.",
+        "an image reference without spaces", pattern=loader.IMAGE_RE),
     "api": FieldDoc("The containerised API on ECS Fargate."),
     "api.cpu": FieldDoc("Task CPU units.", choices=tuple(loader.FARGATE_MEMORY)),
     "api.memory": FieldDoc("Task memory (MiB).", "a Fargate memory size for the chosen `api.cpu` (table below)"),
@@ -145,6 +149,9 @@ ENVIRONMENT: dict[str, FieldDoc] = {
                                     "an image reference without spaces", pattern=loader.IMAGE_RE),
     "api.container_port": FieldDoc("Port the container listens on (target group, security groups, NACLs).",
                                    minimum=1024, maximum=65535),
+    "api.exec_enabled": FieldDoc(
+        "ECS Exec: an audited shell in running tasks (and its permissions in the task role). "
+        "Unset: off where `production = true`, on elsewhere."),
     "api.certificate_arn": FieldDoc("Existing ACM certificate for `api.<domain>`; unset: one is requested.",
                                     "an ACM certificate ARN in the environment's region",
                                     pattern=loader.CERTIFICATE_RE),

@@ -6,11 +6,11 @@ immutable digest into the next environment's repository rather than by sharing o
 across accounts.
 
 Two roles, never one: the execution role is what ECS itself uses before the container starts
-(pull the image, create log streams, read exactly the secrets it injects); the task role is what
-the application code gets: the ECS Exec channel, and read access to exactly the database secret
-(named in DB_SECRET_ARN). ECS injects credentials only when a task starts, so after each
-scheduled rotation the application must re-read the secret when a login fails; without that
-permission every rotation would break new connections until the next deployment.
+(pull the image, create log streams, read exactly the secrets it injects: the cache's AUTH token
+when there is a cache); the task role is what the application code gets: `rds-db:connect` as its
+own database user on exactly this cluster (IAM database authentication, so the application holds
+no database password and never sees the master secret, which only the one-off bootstrap task in
+modules/database_bootstrap.py reads), and the audited ECS Exec channel when `exec_enabled`.
 """
 
 from __future__ import annotations
@@ -67,11 +67,13 @@ class ApiProps:
     waf: bool
     log_retention_days: int
     logs_kms_key_arn: str
-    database_secret_arn: str
-    database_kms_key_arn: str
+    database_kms_key_arn: str  # also encrypts the cache's AUTH token secret
     database_host: str
     database_port: str
     database_name: str
+    database_user: str  # the application's own role, logging in with IAM tokens
+    database_cluster_resource_id: str  # `cluster-...`: what rds-db:connect ARNs name
+    exec_enabled: bool  # ECS Exec: an audited shell in running tasks
     access_log_days: int
     # CloudWatch alarms that, when in ALARM during a deployment, make ECS roll it back.
     deployment_alarm_names: tuple[str, ...] = ()
@@ -116,6 +118,7 @@ class Api(Construct):
         self.load_balancer_arn_suffix: str = load_balancer.arn_suffix
         self.target_group_arn_suffix: str = target_group.arn_suffix
         self.cluster_name: str = self.cluster.name
+        self.cluster_arn: str = self.cluster.arn
         self.service_name: str = self.service.name
         self.repository_url: str = self.repository.repository_url
         self.log_group_name: str = self.log_group.name
@@ -181,7 +184,7 @@ class Api(Construct):
                 statement("WriteApiLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                           [f"{self.log_group.arn}:*",
                            *([f"{props.tracing.log_group_arn}:*"] if props.tracing else [])]),
-                *self._secret_read([props.database_secret_arn, *self._cache_secret()]),
+                *self._secret_read(self._cache_secret()),
             ],
         ).arn
 
@@ -189,8 +192,10 @@ class Api(Construct):
         return [self.props.cache_secret_arn] if self.props.cache_secret_arn else []
 
     def _secret_read(self, secret_arns: list[str]) -> list:
-        """GetSecretValue on exactly these secrets, and their key only through Secrets Manager."""
+        """GetSecretValue on exactly these secrets (none: no statement), their key only through Secrets Manager."""
         props = self.props
+        if not secret_arns:
+            return []
         return [
             statement("ReadSecrets", ["secretsmanager:GetSecretValue"], secret_arns),
             statement("DecryptSecrets", ["kms:Decrypt"], [props.database_kms_key_arn],
@@ -200,48 +205,55 @@ class Api(Construct):
 
     def _task_role(self) -> str:
         props = self.props
+        account = props.account
+        database_user = (f"arn:{account.partition}:rds-db:{props.region}:{account.id}:dbuser:"
+                         f"{props.database_cluster_resource_id}/{props.database_user}")
         return service_role(
             self, "task-role", name=f"{props.name_prefix}-api-task",
-            service="ecs-tasks.amazonaws.com", account_id=props.account.id,
-            description="The API application's own permissions: only the audited ECS Exec channel",
+            service="ecs-tasks.amazonaws.com", account_id=account.id,
+            description="The API application's own permissions: its database login"
+                        + (" and the audited ECS Exec channel" if props.exec_enabled else ""),
             policy_statements=[
-                # The SSM session channel actions cannot be scoped to a resource.
-                statement("EcsExecChannel", ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                                             "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
-                          ["*"]),
-                statement("EcsExecAuditLog", ["logs:CreateLogStream", "logs:PutLogEvents",
-                                              "logs:DescribeLogStreams"], [f"{self.exec_log_group.arn}:*"]),
-                statement("EcsExecLogGroups", ["logs:DescribeLogGroups"], ["*"]),
-                statement("EcsExecEncryption", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),
-                # Re-read the rotated database credentials (see the module docstring).
-                *self._secret_read([props.database_secret_arn]),
+                statement("ConnectAsAppUser", ["rds-db:connect"], [database_user]),
+                *(self._exec_statements() if props.exec_enabled else []),
                 *(props.tracing.task_role_statements if props.tracing else []),
             ],
         ).arn
 
+    def _exec_statements(self) -> list:
+        """What the ECS Exec agent in the task needs: the session channel, its audit log and key."""
+        return [
+            # The SSM session channel actions cannot be scoped to a resource.
+            statement("EcsExecChannel", ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                                         "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
+                      ["*"]),
+            statement("EcsExecAuditLog", ["logs:CreateLogStream", "logs:PutLogEvents",
+                                          "logs:DescribeLogStreams"], [f"{self.exec_log_group.arn}:*"]),
+            statement("EcsExecLogGroups", ["logs:DescribeLogGroups"], ["*"]),
+            statement("EcsExecEncryption", ["kms:Decrypt", "kms:GenerateDataKey"], [self.key.arn]),
+        ]
+
     def _container(self) -> dict:
         """The container definition (ECS's own JSON format, camelCase, as AWS documents it)."""
         props = self.props
-        secret = props.database_secret_arn
+        # No database password: the app signs an IAM token for DB_USER (README, "The application's database login").
         environment = [
             {"name": "DB_HOST", "value": props.database_host},
             {"name": "DB_PORT", "value": props.database_port},
             {"name": "DB_NAME", "value": props.database_name},
-            {"name": "DB_SECRET_ARN", "value": secret},  # where to re-read rotated credentials
+            {"name": "DB_USER", "value": props.database_user},
+            {"name": "DB_REGION", "value": props.region},
             {"name": "PORT", "value": str(props.container_port)},
         ]
         # Injected by ECS from Secrets Manager at start: never in the task definition itself.
-        secrets = [
-            {"name": "DB_USERNAME", "valueFrom": f"{secret}:username::"},
-            {"name": "DB_PASSWORD", "valueFrom": f"{secret}:password::"},
-        ]
+        secrets: list[dict] = []
         if props.cache_endpoint and props.cache_secret_arn:
             environment += [{"name": "REDIS_HOST", "value": props.cache_endpoint},
                             {"name": "REDIS_TLS", "value": "true"}]
             secrets.append({"name": "REDIS_AUTH_TOKEN", "valueFrom": props.cache_secret_arn})
         if props.tracing:
             environment += props.tracing.app_environment
-        return {
+        definition = {
             "name": CONTAINER_NAME,
             "image": props.container_image,
             "essential": True,
@@ -249,13 +261,16 @@ class Api(Construct):
             "readonlyRootFilesystem": True,
             "portMappings": [{"containerPort": props.container_port, "protocol": "tcp"}],
             "environment": environment,
-            "secrets": secrets,
             "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
-            "linuxParameters": {"initProcessEnabled": True},  # required by ECS Exec
+            # An init process reaps ECS Exec's session processes (and any other orphans).
+            "linuxParameters": {"initProcessEnabled": True},
             "logConfiguration": {"logDriver": "awslogs", "options": {
                 "awslogs-group": self.log_group.name, "awslogs-region": props.region,
                 "awslogs-stream-prefix": CONTAINER_NAME}},
         }
+        if secrets:  # ECS drops an empty list, which would show as a change on every plan
+            definition["secrets"] = secrets
+        return definition
 
     def _task_definition(self):
         props = self.props
@@ -378,7 +393,7 @@ class Api(Construct):
             deployment_minimum_healthy_percent=props.minimum_healthy_percent,
             deployment_maximum_percent=200,
             health_check_grace_period_seconds=60,
-            enable_execute_command=True,
+            enable_execute_command=props.exec_enabled,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             # Autoscaling owns the task count after the first apply.

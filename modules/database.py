@@ -76,8 +76,8 @@ class DatabaseProps:
 
 
 class Database(Construct):
-    """Exposes `secret_arn`, `cluster_identifier`, `endpoint`, `port`, `kms_key_arn` (and `cache_endpoint`,
-    `cache_secret_arn`)."""
+    """Exposes `secret_arn`, `cluster_identifier`, `cluster_resource_id`, `endpoint`, `port`, `kms_key_arn` (and
+    `cache_endpoint`, `cache_secret_arn`)."""
 
     def __init__(self, scope: Construct, id: str, props: DatabaseProps):
         super().__init__(scope, id)
@@ -106,6 +106,7 @@ class Database(Construct):
         self.endpoint: str = self.cluster.endpoint
         self.reader_endpoint: str = self.cluster.reader_endpoint
         self.port: int = self.cluster.port
+        self.cluster_resource_id: str = self.cluster.cluster_resource_id
         self.cache_secret_arn: str | None = None
         self.cache_endpoint = self._cache(props.cache) if props.cache else None
 

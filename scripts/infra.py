@@ -4,7 +4,8 @@
     python scripts/infra.py plan dev                # what a deploy of dev would change
     python scripts/infra.py drift dev               # changed behind Terraform's back? exit 0 no, 2 yes, 1 error
     python scripts/infra.py deploy-bootstrap        # once: state bucket, lock table, KMS key
-    python scripts/infra.py deploy dev [--yes]      # preflight, plan, confirm, apply that plan
+    python scripts/infra.py deploy dev [--yes]      # preflight, plan, confirm, apply that plan, database bootstrap
+    python scripts/infra.py database-bootstrap dev  # run the database bootstrap task again
     python scripts/infra.py destroy dev [--yes]     # never for an environment with production = true
     python scripts/infra.py local-up                # moto on 127.0.0.1, bootstrap + dev applied to it
     python scripts/infra.py local-down              # stop the emulator, remove .local/
@@ -19,7 +20,12 @@ The safety rules live here rather than in people's heads:
 - applying needs a typed confirmation: the environment's name for `production = true`
   environments, `yes` for others; `--yes` skips it (CI, where GitHub environment approval is the
   confirmation);
-- `destroy` refuses production environments outright, and asks for the environment's name.
+- `destroy` refuses production environments outright, and asks for the environment's name;
+- after an apply, `deploy` runs the one-off database bootstrap task (modules/database_bootstrap.py)
+  when it has not run for this Aurora cluster with this SQL, and says so either way. What has run
+  is recorded in an SSM parameter, `/<app>/<env>/database-bootstrap`, holding "<cluster resource
+  id> <SQL digest>": a new cluster (restore, replacement) or changed grants run it again, nothing
+  else does. `database-bootstrap ENV` runs it on demand (docs/runbooks.md).
 
 Terraform is called directly (not `cdktf deploy`), so nothing here needs the network beyond AWS
 itself; `local-up` needs none at all when `TF_PROVIDER_MIRROR` names a provider mirror.
@@ -40,7 +46,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Protocol, TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -97,6 +103,108 @@ def run_capturing(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> 
     return result.returncode, result.stdout
 
 
+# --- the database bootstrap task ------------------------------------------------------------------
+
+BOOTSTRAP_OUTPUT = "DatabaseBootstrap"  # stacks/environment.py: how to run the task
+BOOTSTRAP_TASK_MINUTES = 15
+
+
+@dataclass(frozen=True)
+class BootstrapRun:
+    """One run of an environment's database bootstrap task, from its stack output."""
+
+    environment: str
+    record_name: str  # the SSM parameter saying what has run
+    cluster: str
+    task_definition: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    log_group: str
+    database_cluster: str  # the Aurora cluster's resource id
+    sql_digest: str
+
+    @classmethod
+    def from_output(cls, env: EnvironmentConfig, value: Mapping[str, Any]) -> BootstrapRun:
+        return cls(
+            environment=env.name, record_name=f"/{env.application}/{env.name}/database-bootstrap",
+            cluster=value["cluster"], task_definition=value["task_definition"], subnets=tuple(value["subnets"]),
+            security_groups=tuple(value["security_groups"]), log_group=value["log_group"],
+            database_cluster=value["database_cluster_resource_id"], sql_digest=value["sql_digest"])
+
+    @property
+    def fingerprint(self) -> str:
+        """What the record holds once this run succeeded."""
+        return f"{self.database_cluster} {self.sql_digest}"
+
+    def why_run(self, recorded: str | None) -> str | None:
+        """Why the task must run now, or None when this cluster already ran this SQL."""
+        if recorded == self.fingerprint:
+            return None
+        if recorded is None or recorded.split(" ")[0] != self.database_cluster:
+            return f"it has not run for database cluster {self.database_cluster} yet"
+        return "its SQL changed since it last ran"
+
+
+class DatabaseBootstrapper(Protocol):
+    """The AWS side of a bootstrap run (ECS and SSM); tests pass a fake."""
+
+    def recorded(self, run: BootstrapRun) -> str | None:
+        """The record's value, or None when there is none."""
+
+    def run_task(self, run: BootstrapRun) -> str | None:
+        """Run the task to its end: None when it exited 0, else why it did not."""
+
+    def record(self, run: BootstrapRun) -> None:
+        """Remember that this run succeeded."""
+
+
+@dataclass
+class AwsDatabaseBootstrapper:
+    """ECS RunTask in the app subnets, waiting for the task to stop; the record in SSM Parameter Store."""
+
+    region: str
+    endpoint: str | None = None
+
+    def _client(self, service: str):
+        import boto3
+
+        return boto3.session.Session().client(service, region_name=self.region, endpoint_url=self.endpoint)
+
+    def recorded(self, run: BootstrapRun) -> str | None:
+        ssm = self._client("ssm")
+        try:
+            return ssm.get_parameter(Name=run.record_name)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            return None
+
+    def run_task(self, run: BootstrapRun) -> str | None:
+        ecs = self._client("ecs")
+        started = ecs.run_task(
+            cluster=run.cluster, taskDefinition=run.task_definition, launchType="FARGATE", count=1,
+            networkConfiguration={"awsvpcConfiguration": {
+                "subnets": list(run.subnets), "securityGroups": list(run.security_groups),
+                "assignPublicIp": "DISABLED"}})
+        if not started.get("tasks"):
+            return f"ECS did not start it: {started.get('failures')}"
+        task_arn = started["tasks"][0]["taskArn"]
+        ecs.get_waiter("tasks_stopped").wait(cluster=run.cluster, tasks=[task_arn],
+                                             WaiterConfig={"Delay": 10, "MaxAttempts": BOOTSTRAP_TASK_MINUTES * 6})
+        (task,) = ecs.describe_tasks(cluster=run.cluster, tasks=[task_arn])["tasks"]
+        codes = [container.get("exitCode") for container in task.get("containers", [])]
+        if codes == [0]:
+            return None
+        return f"task {task_arn} stopped ({task.get('stoppedReason', 'no reason given')}), exit codes {codes}"
+
+    def record(self, run: BootstrapRun) -> None:
+        self._client("ssm").put_parameter(
+            Name=run.record_name, Value=run.fingerprint, Type="String", Overwrite=True,
+            Description="What the database bootstrap task last ran: <cluster resource id> <SQL digest> (infra.py)")
+
+
+def aws_database_bootstrapper(project: ProjectConfig, env: EnvironmentConfig) -> DatabaseBootstrapper:
+    return AwsDatabaseBootstrapper(env.region, project.emulator.endpoint if project.emulator else None)
+
+
 def ask_terminal(prompt: str) -> str:
     """Read one answer from the terminal; EOFError when there is nobody to ask (CI, a pipe)."""
     if not sys.stdin.isatty():
@@ -113,6 +221,8 @@ class Tools:
     ask: Callable[[str], str] = ask_terminal
     run_preflight: Callable[[ProjectConfig, str | None], preflight.PreflightResult] = preflight.run_preflight
     state_bucket_status: Callable[[ProjectConfig], str] = preflight.state_bucket_status
+    database_bootstrapper: Callable[[ProjectConfig, EnvironmentConfig], DatabaseBootstrapper] = (
+        aws_database_bootstrapper)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     root: Path = ROOT
@@ -230,6 +340,14 @@ class Terraform:
             return json.loads(output)
         except json.JSONDecodeError as error:
             raise Refused(f"terraform show -json gave no JSON in {self.stack_dir}: {error}") from None
+
+
+    def output(self, name: str) -> Any:
+        """One output of the applied stack, decoded from `terraform output -json NAME`."""
+        code, text = self.tools.capture([terraform_binary(), "output", "-json", name], self.stack_dir, self.env)
+        if code != 0:
+            raise Refused(f"terraform output {name} failed (exit {code}) in {self.stack_dir}")
+        return json.loads(text)
 
 
 def terraform_for(tools: Tools, stack: str, outdir: Path | None = None,
@@ -358,12 +476,46 @@ def cmd_deploy_bootstrap(tools: Tools, args: argparse.Namespace) -> int:
     return plan_and_apply(tools, BOOTSTRAP, "Deploy", args.yes, by_name=True)
 
 
+def bootstrap_database(tools: Tools, project: ProjectConfig, env: EnvironmentConfig, force: bool = False) -> None:
+    """Run the database bootstrap task unless this cluster already ran this SQL (or `force`); say which."""
+    run = BootstrapRun.from_output(env, terraform_for(tools, env.name).output(BOOTSTRAP_OUTPUT))
+    aws_side = tools.database_bootstrapper(project, env)
+    try:
+        reason = "asked to run it again" if force else run.why_run(aws_side.recorded(run))
+        if reason is None:
+            tools.say(f"{env.name}: database bootstrap already ran for cluster {run.database_cluster} with this SQL "
+                      f"({run.record_name}); not running it")
+            return
+        tools.say(f"{env.name}: running the database bootstrap task: {reason}")
+        failure = aws_side.run_task(run)
+        if failure:
+            raise Refused(f"{env.name}: the database bootstrap task failed: {failure}; its log is in "
+                          f"{run.log_group}; fix it and run: python scripts/infra.py database-bootstrap {env.name}")
+        aws_side.record(run)
+    except preflight.AWS_ERRORS as error:
+        raise Refused(f"{env.name}: database bootstrap: {preflight.describe_error(error)}") from None
+    tools.say(f"{env.name}: database bootstrap done; recorded in SSM parameter {run.record_name}")
+
+
 def cmd_deploy(tools: Tools, args: argparse.Namespace) -> int:
     project = load(tools, args.environment)
     env = project.environment(args.environment)
     require_preflight(tools, project, env.name)
     synth(tools, [env.name])
-    return plan_and_apply(tools, env.name, "Deploy", args.yes, by_name=env.production)
+    plan_and_apply(tools, env.name, "Deploy", args.yes, by_name=env.production)
+    bootstrap_database(tools, project, env)
+    return 0
+
+
+def cmd_database_bootstrap(tools: Tools, args: argparse.Namespace) -> int:
+    """Run the bootstrap task of an applied environment again, whatever the record says."""
+    project = load(tools, args.environment)
+    env = project.environment(args.environment)
+    require_preflight(tools, project, env.name)
+    synth(tools, [env.name])
+    terraform_for(tools, env.name)("init", "-input=false")
+    bootstrap_database(tools, project, env, force=True)
+    return 0
 
 
 def cmd_destroy(tools: Tools, args: argparse.Namespace) -> int:
@@ -625,6 +777,11 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("environment")
     deploy.add_argument("--yes", action="store_true", help="apply without the typed confirmation (CI)")
     deploy.set_defaults(handler=cmd_deploy)
+
+    database = commands.add_parser("database-bootstrap",
+                                   help="run an applied environment's database bootstrap task again")
+    database.add_argument("environment")
+    database.set_defaults(handler=cmd_database_bootstrap)
 
     destroy = commands.add_parser("destroy", help="destroy one non-production environment")
     destroy.add_argument("environment")

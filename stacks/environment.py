@@ -14,6 +14,7 @@ from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
 from modules.cost import CostGuardrails, CostProps
 from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
+from modules.database_bootstrap import APP_USER, DatabaseBootstrap, DatabaseBootstrapProps
 from modules.frontend import Frontend, FrontendProps
 from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
 from modules.network import Network, NetworkProps
@@ -59,6 +60,7 @@ class EnvironmentStack(EnvironmentStackBase):
             sampling_rate=env.tracing.sampling_rate, log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn)) if env.features.tracing else None
         self.api = self._api(env)
+        self.database_bootstrap = self._database_bootstrap(env)
         self.us_east_1 = aws_provider(self, region="us-east-1", account_id=env.account_id, tags=self.tags,
                                       emulator=project.emulator, alias="us_east_1")
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
@@ -120,11 +122,13 @@ class EnvironmentStack(EnvironmentStackBase):
             waf=env.features.waf,
             log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn,
-            database_secret_arn=self.database.secret_arn,
             database_kms_key_arn=self.database.kms_key_arn,
             database_host=self.database.endpoint,
             database_port=str(POSTGRES_PORT),
             database_name=DATABASE_NAME,
+            database_user=APP_USER,
+            database_cluster_resource_id=self.database.cluster_resource_id,
+            exec_enabled=api.exec_enabled,
             access_log_days=ACCESS_LOG_DAYS,
             deployment_alarm_names=api_alarm_names(self.name_prefix),
             cache_endpoint=self.database.cache_endpoint,
@@ -137,6 +141,31 @@ class EnvironmentStack(EnvironmentStackBase):
         self._output("EcsClusterName", service.cluster_name, "ECS cluster of the API")
         self._output("EcrRepositoryUrl", service.repository_url, "Push API images here (immutable tags)")
         return service
+
+    def _database_bootstrap(self, env: EnvironmentConfig) -> DatabaseBootstrap:
+        """The one-off task that creates the API's database role; infra.py deploy runs it (see its output)."""
+        bootstrap = DatabaseBootstrap(self, "database-bootstrap", DatabaseBootstrapProps(
+            name_prefix=self.name_prefix,
+            environment=env.name,
+            region=env.region,
+            account=self.account,
+            image=env.database.bootstrap_image,
+            cluster_arn=self.api.cluster_arn,
+            subnet_ids=tuple(self.network.subnet_ids["app"]),
+            # The API's group: the database admits it on 5432, so no new path into the data tier.
+            security_group_id=self.network.api_security_group_id,
+            database_host=self.database.endpoint,
+            database_port=str(POSTGRES_PORT),
+            database_name=DATABASE_NAME,
+            database_cluster_resource_id=self.database.cluster_resource_id,
+            master_secret_arn=self.database.secret_arn,
+            database_kms_key_arn=self.database.kms_key_arn,
+            log_retention_days=env.log_retention_days,
+            logs_kms_key_arn=self.logs_key.arn,
+        ))
+        self._output("DatabaseBootstrap", bootstrap.run_settings,
+                     "How infra.py deploy runs the one-off database bootstrap task (docs/runbooks.md)")
+        return bootstrap
 
     def _observability(self, env: EnvironmentConfig) -> Observability:
         watch = Observability(self, "observability", ObservabilityProps(

@@ -9,6 +9,11 @@ from environments.model import EnvironmentConfig
 from tests.conftest import only, resources_of
 from tests.network_checks import policy_document, ref_name
 
+# Issue 14: the API's own database role, and what only the bootstrap task may read.
+APP_DATABASE_USER = "app"
+BOOTSTRAP_EXECUTION_ROLE_SUFFIX = "-db-bootstrap-execution"
+EXEC_ACTIONS = {"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"}
 # SPEC 4.3
 HEALTH_CHECK = {"path": "/health", "interval": 30, "timeout": 5, "healthy_threshold": 2, "unhealthy_threshold": 3}
 CPU_TARGET, MEMORY_TARGET = 70, 80
@@ -68,7 +73,7 @@ def check_service_follows_configuration(stack: dict, env: EnvironmentConfig) -> 
     assert service["network_configuration"]["assign_public_ip"] is False
     target = only(stack, "aws_appautoscaling_target")
     assert (target["min_capacity"], target["max_capacity"]) == (api.min_tasks, api.max_tasks)
-    task = only(stack, "aws_ecs_task_definition")
+    task = api_task_definition(stack)
     assert (task["cpu"], task["memory"]) == (str(api.cpu), str(api.memory))
 
 
@@ -82,11 +87,84 @@ def check_scaling_policies(stack: dict) -> None:
                        "ECSServiceAverageMemoryUtilization": MEMORY_TARGET}
 
 
+def task_definition(stack: dict, family_suffix: str) -> dict:
+    (found,) = [d for d in resources_of(stack, "aws_ecs_task_definition").values()
+                if d["family"].endswith(family_suffix)]
+    return found
+
+
+def api_task_definition(stack: dict) -> dict:
+    return task_definition(stack, "-api")
+
+
 def container(stack: dict) -> dict:
     """The API's own container (a tracing sidecar may run next to it)."""
-    (definition,) = [c for c in json.loads(only(stack, "aws_ecs_task_definition")["container_definitions"])
+    (definition,) = [c for c in json.loads(api_task_definition(stack)["container_definitions"])
                      if c["name"] == "api"]
     return definition
+
+
+def master_secret_ref(stack: dict) -> str:
+    """`${aws_rds_cluster.X.master_user_secret[0].secret_arn}`: the RDS-managed master secret."""
+    (name,) = resources_of(stack, "aws_rds_cluster")
+    return f"${{aws_rds_cluster.{name}.master_user_secret[0].secret_arn}}"
+
+
+def role_names(stack: dict) -> dict[str, str]:
+    """Logical id -> the role's IAM name."""
+    return {logical: role["name"] for logical, role in resources_of(stack, "aws_iam_role").items()}
+
+
+def check_master_secret_only_for_the_bootstrap_task(stack: dict) -> None:
+    """Property 3 (issue 14): the master secret is read by the bootstrap task's execution role, no other role.
+
+    Both ways in are checked: IAM statements that name it, and container definitions that inject it.
+    """
+    secret = master_secret_ref(stack)
+    names = role_names(stack)
+    readers = set()
+    for policy in resources_of(stack, "aws_iam_role_policy").values():
+        for statement in policy_document(stack, policy["policy"])["statement"]:
+            reads = any(a.startswith("secretsmanager:") or a == "*" for a in statement["actions"])
+            if reads and ({secret, "*"} & set(statement.get("resources", []))):
+                readers.add(names[ref_name(policy["role"], "aws_iam_role")])
+    (reader,) = readers
+    assert reader.endswith(BOOTSTRAP_EXECUTION_ROLE_SUFFIX), readers
+    injecting = {}
+    for definition in resources_of(stack, "aws_ecs_task_definition").values():
+        if secret in definition["container_definitions"]:
+            injecting[definition["family"]] = names[ref_name(definition["execution_role_arn"], "aws_iam_role")]
+            assert not definition.get("task_role_arn"), "the bootstrap container must get no AWS credentials"
+    assert list(injecting.values()) == [reader], injecting
+
+
+def check_database_login(stack: dict, env: EnvironmentConfig) -> None:
+    """The API connects as its own user with IAM tokens: rds-db:connect on exactly that user of this cluster."""
+    (cluster,) = resources_of(stack, "aws_rds_cluster")
+    task = api_task_definition(stack)
+    connect = [s for s in role_statements(stack, task["task_role_arn"])
+               if any(a.startswith("rds-db:") for a in s["actions"])]
+    expected = (f"arn:${{data.aws_partition.partition.partition}}:rds-db:{env.region}:"
+                f"${{data.aws_caller_identity.caller.account_id}}:dbuser:"
+                f"${{aws_rds_cluster.{cluster}.cluster_resource_id}}/{APP_DATABASE_USER}")
+    assert [(s["actions"], s["resources"]) for s in connect] == [(["rds-db:connect"], [expected])]
+    variables = {v["name"]: v["value"] for v in container(stack)["environment"]}
+    assert variables["DB_USER"] == APP_DATABASE_USER
+    assert variables["DB_HOST"] == f"${{aws_rds_cluster.{cluster}.endpoint}}"
+    assert {"DB_PORT", "DB_NAME"} <= set(variables)
+    assert "secrets" not in container(stack) or all(
+        not s["name"].startswith("DB_") for s in container(stack)["secrets"])
+
+
+def check_exec_follows_configuration(stack: dict, env: EnvironmentConfig) -> None:
+    """ECS Exec only where configured; where off, no role in the stack holds the session channel."""
+    service = only(stack, "aws_ecs_service")
+    assert service["enable_execute_command"] is env.api.exec_enabled
+    granted = set()
+    for policy in resources_of(stack, "aws_iam_role_policy").values():
+        for statement in policy_document(stack, policy["policy"])["statement"]:
+            granted |= set(statement["actions"]) & EXEC_ACTIONS
+    assert granted == (EXEC_ACTIONS if env.api.exec_enabled else set()), granted
 
 
 def role_statements(stack: dict, role_ref: str) -> list[dict]:

@@ -84,10 +84,11 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "network": TABLE, "network.cidr": STRING, "network.az_count": INTEGER, "network.nat_gateways": STRING,
     "database": TABLE, "database.min_acu": NUMBER, "database.max_acu": NUMBER, "database.reader_count": INTEGER,
     "database.backup_retention_days": INTEGER, "database.deletion_protection": BOOLEAN,
-    "database.secret_rotation_days": INTEGER,
+    "database.secret_rotation_days": INTEGER, "database.bootstrap_image": STRING,
     "api": TABLE, "api.cpu": INTEGER, "api.memory": INTEGER, "api.min_tasks": INTEGER, "api.max_tasks": INTEGER,
     "api.fargate_spot": BOOLEAN, "api.container_image": STRING, "api.container_port": INTEGER,
     "cost": TABLE, "cost.budget_monthly_usd": INTEGER, "cost.anomaly_threshold_usd": INTEGER,
+    "api.exec_enabled": BOOLEAN,
     "features": TABLE, "features.waf": BOOLEAN,
     "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN, "features.tracing": BOOLEAN,
     "tracing": TABLE, "tracing.sampling_rate": NUMBER,
@@ -97,7 +98,8 @@ PROJECT_FIELDS: dict[str, str] = {
     "state": TABLE, "state.region": STRING, "state.bucket": STRING, "state.lock_table": STRING,
     "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER,
 }
-OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate"})
+OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate",
+                             "api.exec_enabled", "database.bootstrap_image"})
 
 
 def fields_of(file_name: str) -> dict[str, str]:
@@ -256,6 +258,12 @@ def disjoint_cidrs(draw, count: int, min_prefix: int = VPC_PREFIXES[0],
 # --- Tables ---------------------------------------------------------------------------------------
 
 
+def optional(draw, key: str, values: st.SearchStrategy) -> dict[str, Any]:
+    """`{key: value}` or `{}`: an optional setting is as often left out as written."""
+    value = draw(st.none() | values)
+    return {} if value is None else {key: value}
+
+
 @st.composite
 def network_tables(draw, cidr: str | None = None) -> dict[str, Any]:
     return {
@@ -278,6 +286,7 @@ def database_tables(draw, production: bool = False) -> dict[str, Any]:
         "backup_retention_days": draw(st.integers(*BACKUP_RETENTION_DAYS)),
         "deletion_protection": True if production else draw(st.booleans()),
         "secret_rotation_days": draw(st.integers(*SECRET_ROTATION_DAYS)),
+        **optional(draw, "bootstrap_image", container_images()),
     }
 
 
@@ -294,6 +303,8 @@ def api_tables(draw, production: bool = False) -> dict[str, Any]:
         "fargate_spot": False if production else draw(st.booleans()),
         "container_image": draw(container_images()),
         "container_port": draw(st.integers(*CONTAINER_PORTS)),
+        # Unset (the loader's default: off in production), on or off.
+        **optional(draw, "exec_enabled", st.booleans()),
     }
 
 

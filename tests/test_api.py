@@ -19,7 +19,7 @@ SPEC_API = {
 
 def test_shipped_environments_get_the_spec_sizes(stacks):
     for name, (cpu, memory, low, high, spot) in SPEC_API.items():
-        task = only(stacks[name], "aws_ecs_task_definition")
+        task = checks.api_task_definition(stacks[name])
         assert (task["cpu"], task["memory"]) == (str(cpu), str(memory))
         target = only(stacks[name], "aws_appautoscaling_target")
         assert (target["min_capacity"], target["max_capacity"]) == (low, high)
@@ -59,7 +59,6 @@ def test_service_runs_privately_with_the_api_group(env_stack):
     assert {subnets[ref_name(s, "aws_subnet")]["tags"]["Tier"] for s in network["subnets"]} == {"app"}
     names = security_group_names(env_stack[1])
     assert [names[ref_name(g, "aws_security_group")] for g in network["security_groups"]] == ["api"]
-    assert service["enable_execute_command"] is True
     assert service["health_check_grace_period_seconds"] > 0
 
 
@@ -77,33 +76,41 @@ def test_container_is_read_only_non_root_and_logs_to_its_group(env_stack):
     assert groups[f"/aws/ecs/api-{env.name}"]["retention_in_days"] == env.log_retention_days
 
 
-def test_database_secret_is_injected_never_written_into_the_task(env_stack):
+def test_no_database_credential_reaches_the_api_container(env_stack):
+    """The API logs in with IAM tokens: no password, no master secret, not even its ARN."""
     _, stack = env_stack
     definition = checks.container(stack)
-    secret_arn = stack["output"]["DatabaseSecretArn"]["value"]
-    assert {s["name"]: s["valueFrom"] for s in definition["secrets"]} == {
-        "DB_USERNAME": f"{secret_arn}:username::", "DB_PASSWORD": f"{secret_arn}:password::"}
-    text = only(stack, "aws_ecs_task_definition")["container_definitions"].lower()
+    assert "secrets" not in definition  # the shipped environments have no cache, so nothing to inject
+    text = checks.api_task_definition(stack)["container_definitions"]
+    assert "master_user_secret" not in text
     for variable in definition["environment"]:
-        assert "password" not in variable["name"].lower() and "token" not in variable["name"].lower()
-        if "secret" in variable["name"].lower():
-            assert variable["value"] == secret_arn, "only the secret's ARN may appear, never its value"
-    assert "master_password" not in text and "random_password" not in text
+        assert not any(word in variable["name"].lower() for word in ("password", "token", "secret"))
 
 
-def test_roles_read_exactly_the_database_secret(env_stack):
-    """Execution role: to inject it at start. Task role: to re-read it after a rotation."""
+def test_the_api_connects_as_its_own_database_user(env_stack):
+    env, stack = env_stack
+    checks.check_database_login(stack, env)
+
+
+def test_only_the_bootstrap_task_reads_the_master_secret(env_stack):
+    checks.check_master_secret_only_for_the_bootstrap_task(env_stack[1])
+
+
+def test_the_api_roles_read_no_secret(env_stack):
+    """Without a cache there is nothing for the execution role to inject and nothing for the task to read."""
     _, stack = env_stack
-    task = only(stack, "aws_ecs_task_definition")
+    task = checks.api_task_definition(stack)
     assert task["execution_role_arn"] != task["task_role_arn"]
-    secret_arn = stack["output"]["DatabaseSecretArn"]["value"]
     for role in (task["execution_role_arn"], task["task_role_arn"]):
-        statements = {s["sid"]: s for s in checks.role_statements(stack, role)}
-        assert statements["ReadSecrets"]["resources"] == [secret_arn]
-        assert statements["ReadSecrets"]["actions"] == ["secretsmanager:GetSecretValue"]
-        assert statements["DecryptSecrets"]["condition"][0]["variable"] == "kms:ViaService"
-    variables = {v["name"]: v["value"] for v in checks.container(stack)["environment"]}
-    assert variables["DB_SECRET_ARN"] == secret_arn
+        actions = {a for s in checks.role_statements(stack, role) for a in s["actions"]}
+        assert not any(a.startswith("secretsmanager:") for a in actions), role
+
+
+def test_exec_is_off_in_production_and_on_elsewhere_as_shipped(stacks, project):
+    """The loader's default: ECS Exec off where `production = true`, on otherwise (no file sets it)."""
+    for env in project.environments:
+        assert env.api.exec_enabled is (not env.production)
+        checks.check_exec_follows_configuration(stacks[env.name], env)
 
 
 def test_no_role_grants_wildcards(env_stack):

@@ -78,6 +78,9 @@ from tests.strategies import (
 
 # --- (a) valid configurations load and round-trip ---------------------------------------------
 
+# docs/configuration.md: the bootstrap task's image when `database.bootstrap_image` is not set.
+DEFAULT_BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/postgres:16-alpine"
+
 
 def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
     """What SPEC section 2 says a document means, built independently of the loader."""
@@ -103,8 +106,10 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
             backup_retention_days=database["backup_retention_days"],
             deletion_protection=database["deletion_protection"],
             secret_rotation_days=database["secret_rotation_days"],
+            bootstrap_image=database.get("bootstrap_image", DEFAULT_BOOTSTRAP_IMAGE),
         ),
-        api=ApiConfig(**api),
+        # Issue 14: ECS Exec, when not written, is off in production and on elsewhere.
+        api=ApiConfig(**{"exec_enabled": not doc["production"], **api}),
         features=FeatureToggles(**doc["features"]),
         cost=CostConfig(**doc["cost"]),
         tracing=TracingConfig(sampling_rate=float(doc["tracing"]["sampling_rate"])),

@@ -9,6 +9,7 @@ import cdktf
 import pytest
 
 from stacks.environment import EnvironmentStack
+from tests import api_checks
 from tests import database_checks as checks
 from tests.conftest import resources_of
 from tests.iam_checks import check_key_policy_principals
@@ -135,11 +136,10 @@ def test_cache_is_reachable_only_from_the_api(cached):
 
 
 def test_cache_endpoint_and_token_reach_the_api_without_the_value(cached):
-    (task,) = resources_of(cached, "aws_ecs_task_definition").values()
-    (container,) = json.loads(task["container_definitions"])
+    container = api_checks.container(cached)
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     (secret_name,) = resources_of(cached, "aws_secretsmanager_secret")
     assert secrets["REDIS_AUTH_TOKEN"] == f"${{aws_secretsmanager_secret.{secret_name}.arn}}"
     variables = {v["name"]: v["value"] for v in container["environment"]}
     assert variables["REDIS_HOST"].startswith("${aws_elasticache_replication_group.")
-    assert "random_password" not in task["container_definitions"]
+    assert "random_password" not in api_checks.api_task_definition(cached)["container_definitions"]

@@ -73,6 +73,10 @@ class World:
     # What `terraform show -json` prints (drift).
     shown: dict = field(default_factory=dict)
     bootstrap_state: Path = ROOT / "no-such-dir" / "terraform.bootstrap.tfstate"
+    # The database bootstrap: what the SSM record holds, how a task run ends, which runs happened.
+    database_record: str | None = None
+    database_failure: str | None = None
+    database_runs: list[infra.BootstrapRun] = field(default_factory=list)
 
     def run(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
         call = Call(tuple(command), cwd, dict(env))
@@ -82,7 +86,13 @@ class World:
         return self.plan_exit if call.name.startswith("plan") else 0
 
     def capture(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:
-        return self.run(command, cwd, env), json.dumps(self.shown)
+        """`terraform show -json` answers `shown`; `terraform output -json DatabaseBootstrap` what an applied
+        environment stack reports."""
+        code = self.run(command, cwd, env)
+        if tuple(command[1:3]) == ("output", "-json"):
+            assert tuple(command[3:]) == (infra.BOOTSTRAP_OUTPUT,), command
+            return code, json.dumps(BOOTSTRAP_SETTINGS)
+        return code, json.dumps(self.shown)
 
     def ask(self, prompt: str) -> str:
         self.prompts.append(prompt)
@@ -100,13 +110,41 @@ class World:
     def tools(self) -> infra.Tools:
         return infra.Tools(run=self.run, capture=self.capture, ask=self.ask, run_preflight=self.preflight,
                            state_bucket_status=lambda project: self.bucket_status, out=io.StringIO(),
-                           err=io.StringIO(), environ=self.environ, bootstrap_state=self.bootstrap_state)
+                           err=io.StringIO(), environ=self.environ, bootstrap_state=self.bootstrap_state,
+                           database_bootstrapper=lambda project, env: FakeDatabase(self))
 
     def names(self) -> list[str]:
         return [call.name for call in self.calls]
 
     def applied(self) -> bool:
         return any(name.startswith("apply") for name in self.names())
+
+
+CLUSTER_RESOURCE_ID = "cluster-ABCDEFGHIJKLMNOPQRSTUVWXY0"
+BOOTSTRAP_SETTINGS = {
+    "cluster": "arn:aws:ecs:eu-west-1:123456789012:cluster/webapp-dev-cluster",
+    "task_definition": "arn:aws:ecs:eu-west-1:123456789012:task-definition/webapp-dev-db-bootstrap:1",
+    "subnets": ["subnet-1", "subnet-2"], "security_groups": ["sg-1"], "log_group": "/aws/ecs/db-bootstrap-dev",
+    "database_cluster_resource_id": CLUSTER_RESOURCE_ID, "sql_digest": "0123456789abcdef",
+}
+DONE = f"{CLUSTER_RESOURCE_ID} 0123456789abcdef"  # the record after a successful run of that SQL
+
+
+@dataclass
+class FakeDatabase:
+    """The ECS/SSM side of the database bootstrap, answering from the World."""
+
+    world: World
+
+    def recorded(self, run: infra.BootstrapRun) -> str | None:
+        return self.world.database_record
+
+    def run_task(self, run: infra.BootstrapRun) -> str | None:
+        self.world.database_runs.append(run)
+        return self.world.database_failure
+
+    def record(self, run: infra.BootstrapRun) -> None:
+        self.world.database_record = run.fingerprint
 
 
 @dataclass(frozen=True)
@@ -133,7 +171,10 @@ def fake_terraform_binary(monkeypatch):
 def deploy_calls(stack: str, action: str = "deploy", destroy: bool = False) -> list[str]:
     plan = f"plan -input=false -detailed-exitcode -out={action}.tfplan" + (" -destroy" if destroy else "")
     settle = [] if destroy else ["apply -refresh-only -auto-approve -input=false"]
-    return ["synth", "init -input=false", plan, f"apply -input=false {action}.tfplan", *settle]
+    calls = ["synth", "init -input=false", plan, f"apply -input=false {action}.tfplan", *settle]
+    if action == "deploy" and stack != "bootstrap":  # then the database bootstrap's settings are read
+        calls.append(f"output -json {infra.BOOTSTRAP_OUTPUT}")
+    return calls
 
 
 # --- argument handling -------------------------------------------------------------------------------
@@ -378,6 +419,83 @@ def test_destroying_dev_needs_its_name_and_applies_a_destroy_plan():
     assert accepted.world.names() == deploy_calls(DEV, "destroy", destroy=True)
 
 
+# --- the database bootstrap task after a deploy --------------------------------------------------------
+
+RECORD = "/webapp/dev/database-bootstrap"
+
+
+def test_first_deploy_runs_the_database_bootstrap_and_records_it():
+    outcome = run_infra("deploy", DEV, "--yes")
+    assert outcome.code == 0, outcome.err
+    (run,) = outcome.world.database_runs
+    assert (run.record_name, run.task_definition, run.subnets, run.security_groups) == (
+        RECORD, BOOTSTRAP_SETTINGS["task_definition"], ("subnet-1", "subnet-2"), ("sg-1",))
+    assert outcome.world.database_record == DONE
+    assert (f"dev: running the database bootstrap task: it has not run for database cluster "
+            f"{CLUSTER_RESOURCE_ID} yet") in outcome.out
+    assert outcome.out.splitlines()[-1] == f"dev: database bootstrap done; recorded in SSM parameter {RECORD}"
+
+
+def test_a_later_deploy_of_the_same_cluster_and_sql_does_not_run_it_again():
+    for plan_exit in (infra.PLAN_CHANGES, infra.PLAN_NO_CHANGES):
+        outcome = run_infra("deploy", DEV, "--yes", world=World(database_record=DONE, plan_exit=plan_exit))
+        assert outcome.code == 0 and outcome.world.database_runs == []
+        assert outcome.out.splitlines()[-1] == (
+            f"dev: database bootstrap already ran for cluster {CLUSTER_RESOURCE_ID} with this SQL ({RECORD}); "
+            "not running it")
+
+
+@pytest.mark.parametrize(("record", "reason"), [
+    ("cluster-OLDCLUSTERFROMBEFOREARESTORE 0123456789abcdef",
+     f"it has not run for database cluster {CLUSTER_RESOURCE_ID} yet"),
+    (f"{CLUSTER_RESOURCE_ID} fedcba9876543210", "its SQL changed since it last ran"),
+])
+def test_a_new_cluster_or_changed_sql_runs_it_again(record, reason):
+    outcome = run_infra("deploy", DEV, "--yes", world=World(database_record=record, plan_exit=infra.PLAN_NO_CHANGES))
+    assert outcome.code == 0 and len(outcome.world.database_runs) == 1
+    assert f"dev: running the database bootstrap task: {reason}" in outcome.out
+    assert outcome.world.database_record == DONE
+
+
+def test_a_failed_bootstrap_task_is_one_line_exit_1_and_not_recorded():
+    world = World(database_failure="task t-1 stopped (Essential container in task exited), exit codes [2]")
+    outcome = run_infra("deploy", DEV, "--yes", world=world)
+    assert outcome.code == infra.EXIT_REFUSED and world.database_record is None
+    assert outcome.err == ("infra: dev: the database bootstrap task failed: task t-1 stopped (Essential container in "
+                           "task exited), exit codes [2]; its log is in /aws/ecs/db-bootstrap-dev; fix it and run: "
+                           "python scripts/infra.py database-bootstrap dev\n")
+
+
+def test_a_refused_apply_runs_no_bootstrap():
+    outcome = run_infra("deploy", DEV, world=World(answers=["no"]))
+    assert outcome.code == infra.EXIT_REFUSED and outcome.world.database_runs == []
+    assert f"output -json {infra.BOOTSTRAP_OUTPUT}" not in outcome.world.names()
+
+
+def test_database_bootstrap_command_runs_it_whatever_the_record_says():
+    outcome = run_infra("database-bootstrap", DEV, world=World(database_record=DONE))
+    assert outcome.code == 0, outcome.err
+    assert outcome.world.preflights == [DEV]
+    assert outcome.world.names() == ["synth", "init -input=false", f"output -json {infra.BOOTSTRAP_OUTPUT}"]
+    assert len(outcome.world.database_runs) == 1
+    assert "dev: running the database bootstrap task: asked to run it again" in outcome.out
+
+
+def test_an_aws_error_in_the_bootstrap_is_one_line():
+    from botocore.exceptions import ClientError
+
+    class Denied(FakeDatabase):
+        def recorded(self, run):
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no ssm:GetParameter"}},
+                              "GetParameter")
+
+    world = World()
+    tools = replace(world.tools(), database_bootstrapper=lambda project, env: Denied(world))
+    code = infra.main(["deploy", DEV, "--yes"], tools)
+    assert code == infra.EXIT_REFUSED
+    assert tools.err.getvalue() == "infra: dev: database bootstrap: AccessDeniedException: no ssm:GetParameter\n"
+
+
 # --- preflight gates the deploy ---------------------------------------------------------------------
 
 def test_failed_preflight_stops_the_deploy_before_synthesis():
@@ -442,7 +560,8 @@ def test_real_preflight_passes_once_the_backend_exists(mocked_aws):
                           KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
                           AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}])
     world = World()
-    tools = infra.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={})
+    tools = infra.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={},
+                        capture=world.capture, database_bootstrapper=lambda project, env: FakeDatabase(world))
     assert infra.main(["deploy", DEV, "--yes"], tools) == 0, tools.err.getvalue()
     assert world.names() == deploy_calls(DEV)
 
@@ -640,3 +759,15 @@ def test_emulator_refuses_to_listen_beyond_loopback(host, capsys):
     """moto accepts any credentials: it must never be reachable from another machine."""
     assert emulator.main(["--host", host, "--port", "0"]) == emulator.EXIT_USAGE
     assert f"--host {host} is not a loopback address" in capsys.readouterr().err
+
+
+def test_the_bootstrap_record_is_an_ssm_parameter(mocked_aws):
+    """The real AWS side's record (moto): absent before the first run, the fingerprint after it."""
+    env = infra.load(infra.Tools(environ={})).environment(DEV)
+    run = infra.BootstrapRun.from_output(env, BOOTSTRAP_SETTINGS)
+    aws_side = infra.AwsDatabaseBootstrapper(env.region)
+    assert aws_side.recorded(run) is None
+    aws_side.record(run)
+    assert aws_side.recorded(run) == DONE
+    stored = boto3.client("ssm", region_name=env.region).get_parameter(Name=RECORD)["Parameter"]
+    assert (stored["Value"], stored["Type"]) == (DONE, "String")

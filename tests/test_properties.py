@@ -93,6 +93,9 @@ def check_environment(env: EnvironmentConfig, stack: dict) -> None:
     network_checks.check_data_tier_is_isolated(stack)  # 2
     database_checks.check_secrets_use_customer_managed_keys(stack)  # 3
     check_secret_access(stack)  # 3
+    api_checks.check_master_secret_only_for_the_bootstrap_task(stack)  # 3: the master secret
+    api_checks.check_database_login(stack, env)
+    api_checks.check_exec_follows_configuration(stack, env)
     tags = required_tags(environment=env.name, application=env.application, owner=env.owner,
                          cost_center=env.cost_center)
     tag_checks.check_required_tags(stack, tags)  # 4
