@@ -56,6 +56,8 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}[a-z0-9]$")
 TABLE_RE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 KMS_ALIAS_RE = re.compile(r"^alias/(?!aws/)[A-Za-z0-9/_-]{1,250}$")
 IMAGE_RE = re.compile(r"^\S{1,255}$")
+# An image pinned by content: `<repository>[:<tag>]@sha256:<64 hex>` (the tag, if any, is ignored by the runtime).
+DIGEST_PINNED_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 HOSTED_ZONE_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
 CERTIFICATE_RE = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-f-]{36}$")
 CSP_RE = re.compile(r"^(?=.*default-src )[ -~]{10,4096}$")
@@ -70,6 +72,11 @@ PRIVATE_RANGES = tuple(ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", 
 RESERVED_NAMES = (BOOTSTRAP_STACK,)
 # Names end up in RDS identifiers, which AWS rejects with "--" or a trailing hyphen.
 NAME_ENDING = ", ending with a letter or digit, with no two hyphens in a row"
+
+# Requests per client IP in any 5-minute window before WAF blocks it (AWS accepts 10 to 2e9; below 100
+# a single page load with its assets could trip it).
+WAF_RATE_LIMITS = (100, 2_000_000_000)
+DEFAULT_WAF_RATE_LIMIT = 2000
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
@@ -129,8 +136,10 @@ class _Section:
             raise self.fail(key, f"{rule} (got {value!r})")
         return value
 
-    def integer(self, key: str, low: int, high: int) -> int:
-        value = self._get(key, int, "an integer")
+    def integer(self, key: str, low: int, high: int, default: int | None = None) -> int:
+        value = self._get(key, int, "an integer", optional=default is not None)
+        if value is None:
+            return default
         if not low <= value <= high:
             raise self.fail(key, f"must be between {low} and {high} (got {value})")
         return value
@@ -294,6 +303,7 @@ def _features(section: _Section) -> FeatureToggles:
                                     f"{PROJECT_FILE} (environments may share an account)")
     result = FeatureToggles(
         waf=section.boolean("waf"),
+        waf_rate_limit=section.integer("waf_rate_limit", *WAF_RATE_LIMITS, default=DEFAULT_WAF_RATE_LIMIT),
         vpc_interface_endpoints=section.boolean("vpc_interface_endpoints"),
         cache=section.boolean("cache"),
         tracing=section.boolean("tracing", default=False),
@@ -376,13 +386,22 @@ def _check_api_certificate_region(env: EnvironmentConfig, section: _Section) -> 
 
 
 def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:
-    """Production must survive a bad day: no Spot interruptions, no accidental deletion."""
+    """Production must survive a bad day: no Spot interruptions, no accidental deletion.
+
+    And it runs exactly the bytes that were tested: a tag can be moved to other content (public tags are
+    moved all the time), a digest cannot.
+    """
     if not env.production:
         return
     if env.api.fargate_spot:
         raise section.fail("api.fargate_spot", "must be false when production = true")
     if not env.database.deletion_protection:
         raise section.fail("database.deletion_protection", "must be true when production = true")
+    for field, image in (("api.container_image", env.api.container_image),
+                         ("database.bootstrap_image", env.database.bootstrap_image)):
+        if not DIGEST_PINNED_RE.fullmatch(image):
+            raise section.fail(field, f"must be pinned by digest (<repository>@sha256:<64 hex digits>) when "
+                                      f"production = true (got {image!r})")
 
 
 def _state(section: _Section) -> StateBackendConfig:

@@ -67,6 +67,8 @@ class FeatureToggles:
     vpc_interface_endpoints: bool
     cache: bool
     tracing: bool = False
+    # With `waf`: requests one client IP may send in 5 minutes before it is blocked (both web ACLs).
+    waf_rate_limit: int = 2000
 
 
 @dataclass(frozen=True)

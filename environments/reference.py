@@ -136,7 +136,7 @@ ENVIRONMENT: dict[str, FieldDoc] = {
     "database.bootstrap_image": FieldDoc(
         "Image of the one-off database bootstrap task, which creates the API's database role `app` with the "
         "master credentials (it runs `psql`); unset: `public.ecr.aws/docker/library/postgres:16-alpine`.",
-        "an image reference without spaces", pattern=loader.IMAGE_RE),
+        "an image reference without spaces; pinned by digest when `production = true`", pattern=loader.IMAGE_RE),
     "api": FieldDoc("The containerised API on ECS Fargate."),
     "api.cpu": FieldDoc("Task CPU units.", choices=tuple(loader.FARGATE_MEMORY)),
     "api.memory": FieldDoc("Task memory (MiB).", "a Fargate memory size for the chosen `api.cpu` (table below)"),
@@ -145,8 +145,10 @@ ENVIRONMENT: dict[str, FieldDoc] = {
     "api.max_tasks": FieldDoc("Maximum running tasks (autoscaling ceiling).", minimum=1, maximum=100),
     "api.fargate_spot": FieldDoc("Run tasks beyond the first on Fargate Spot.",
                                  "must be false when `production = true`"),
-    "api.container_image": FieldDoc("Image to run; promote by digest (`...@sha256:...`).",
-                                    "an image reference without spaces", pattern=loader.IMAGE_RE),
+    "api.container_image": FieldDoc("Image to run; promote by digest (`...@sha256:...`) into the environment's "
+                                    "ECR repository (README, \"Promoting an image\").",
+                                    "an image reference without spaces; pinned by digest when `production = true`",
+                                    pattern=loader.IMAGE_RE),
     "api.container_port": FieldDoc("Port the container listens on (target group, security groups, NACLs).",
                                    minimum=1024, maximum=65535),
     "api.exec_enabled": FieldDoc(
@@ -164,7 +166,12 @@ ENVIRONMENT: dict[str, FieldDoc] = {
                                            "with a total impact of at least this many USD.",
                                            minimum=1, maximum=100_000),
     "features": FieldDoc("Optional parts of the stack."),
-    "features.waf": FieldDoc("WAF web ACLs (AWS managed rule groups) on CloudFront and the load balancer."),
+    "features.waf": FieldDoc("WAF web ACLs on CloudFront and the load balancer: a per-IP rate limit, AWS managed "
+                             "rule groups (SQL injection too on the load balancer's), logs with `authorization` "
+                             "and `cookie` redacted."),
+    "features.waf_rate_limit": FieldDoc("With `features.waf`: requests one client IP may send in any 5 minutes "
+                                        "before both web ACLs block it; unset: 2000.",
+                                        minimum=loader.WAF_RATE_LIMITS[0], maximum=loader.WAF_RATE_LIMITS[1]),
     "features.vpc_interface_endpoints": FieldDoc("Interface endpoints for ECR, CloudWatch Logs, Secrets Manager and "
                                                  "KMS (the S3 gateway endpoint is always there)."),
     "features.tracing": FieldDoc(
@@ -220,6 +227,10 @@ CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (ENVIRONMENT_SCOPE, ("production", "api.fargate_spot"), "`production = true` requires `api.fargate_spot = false`"),
     (ENVIRONMENT_SCOPE, ("production", "database.deletion_protection"),
      "`production = true` requires `database.deletion_protection = true`"),
+    (ENVIRONMENT_SCOPE, ("production", "api.container_image"),
+     "`production = true` requires `api.container_image` pinned by digest (`<repository>@sha256:<64 hex>`)"),
+    (ENVIRONMENT_SCOPE, ("production", "database.bootstrap_image"),
+     "`production = true` requires `database.bootstrap_image` set and pinned by digest"),
     (ENVIRONMENT_SCOPE, ("api.certificate_arn", "region"), "`api.certificate_arn` is a certificate in `region`"),
     (ENVIRONMENT_SCOPE, ("application",), "every environment's `application` equals `project.toml`'s"),
     (ENVIRONMENT_SCOPE, ("domain",), "no two environments share a `domain`"),

@@ -65,6 +65,7 @@ class ApiProps:
     minimum_healthy_percent: int
     deletion_protection: bool
     waf: bool
+    waf_rate_limit: int  # requests per client IP in 5 minutes
     log_retention_days: int
     logs_kms_key_arn: str
     database_kms_key_arn: str  # also encrypts the cache's AUTH token secret
@@ -110,7 +111,8 @@ class Api(Construct):
         if props.waf:
             acl = WebAcl(self, "waf", WafProps(
                 name=f"{props.name_prefix}-api", scope="REGIONAL", log_retention_days=props.log_retention_days,
-                logs_kms_key_arn=props.logs_kms_key_arn))
+                logs_kms_key_arn=props.logs_kms_key_arn, rate_limit=props.waf_rate_limit,
+                sql_injection=True))  # the API talks to PostgreSQL
             aws.wafv2_web_acl_association.Wafv2WebAclAssociation(
                 self, "waf-association", resource_arn=load_balancer.arn, web_acl_arn=acl.arn)
         self.endpoint = f"https://{props.domain}"
@@ -297,8 +299,12 @@ class Api(Construct):
         delivery = [
             statement("AlbLogDeliveryLegacyRegions", ["s3:PutObject"], [objects],
                       principals=[principal("AWS", elb_account.arn)]),
+            # The service principal (newer regions) acts for a load balancer of this account only; the legacy
+            # regions' ELB account above is an account principal, which carries no source keys: for both, the
+            # object path (AWSLogs/<this account>/) is what ELB writes for this account's load balancers.
             statement("AlbLogDelivery", ["s3:PutObject"], [objects],
-                      principals=[principal("Service", "logdelivery.elasticloadbalancing.amazonaws.com")]),
+                      principals=[principal("Service", "logdelivery.elasticloadbalancing.amazonaws.com")],
+                      conditions=[condition("StringEquals", "aws:SourceAccount", props.account.id)]),
         ]
         return SecureBucket(self, "access-logs", SecureBucketProps(
             name=bucket_name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,

@@ -59,6 +59,7 @@ class FrontendProps:
     certificate_arn: str | None
     content_security_policy: str
     waf: bool
+    waf_rate_limit: int  # requests per client IP in 5 minutes
     log_retention_days: int
     access_log_days: int
     us_east_1: Any  # aliased provider for CloudFront-scoped resources
@@ -74,6 +75,7 @@ class Frontend(Construct):
         self.props = props
         # Known before the bucket exists: the distribution's origin and the bucket policy need each other.
         self.site_bucket_name = f"{props.name_prefix}-site-{props.account.id}"
+        self._log_source_name = f"{props.name_prefix}-cloudfront"
         self.logs = self._log_bucket()
         self.distribution = self._distribution()
         self.site = self._site_bucket()
@@ -91,10 +93,15 @@ class Frontend(Construct):
         """Sink for the site bucket's S3 access logs and CloudFront's access logs (SSE-S3, as both require)."""
         props = self.props
         name = f"{props.name_prefix}-web-logs-{props.account.id}"
+        account = props.account
+        # Only this distribution's delivery source (_access_logs) may write, named by ARN: the source
+        # itself is created after the bucket.
+        source = f"arn:{account.partition}:logs:us-east-1:{account.id}:delivery-source:{self._log_source_name}"
         delivery = statement(
             "CloudFrontLogDelivery", ["s3:PutObject"], [f"arn:aws:s3:::{name}/cloudfront/*"],
             principals=[principal("Service", "delivery.logs.amazonaws.com")],
-            conditions=[condition("StringEquals", "aws:SourceAccount", props.account.id)])
+            conditions=[condition("StringEquals", "aws:SourceAccount", account.id),
+                        condition("ArnLike", "aws:SourceArn", source)])
         return SecureBucket(self, "logs", SecureBucketProps(
             name=name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,
             expiration_days=props.access_log_days, s3_access_logs_from_account=props.account.id,
@@ -104,11 +111,14 @@ class Frontend(Construct):
     def _site_bucket(self) -> SecureBucket:
         """Private origin: only this distribution may read it, signed through Origin Access Control."""
         props = self.props
+        # CloudFront may decrypt for this distribution only. No cycle: the distribution names its origin
+        # by the bucket's (known) name, never by the bucket or this key.
         key = KmsKey(self, "key", KmsKeyProps(
             account=props.account,
             alias=f"alias/{props.name_prefix}-frontend",
-            description=f"Encrypts the {props.name_prefix} site bucket; CloudFront decrypts for this account",
-            service_grants=(ServiceGrant(service="cloudfront.amazonaws.com", actions=("kms:Decrypt",)),)))
+            description=f"Encrypts the {props.name_prefix} site bucket; CloudFront decrypts for its distribution",
+            service_grants=(ServiceGrant(service="cloudfront.amazonaws.com", actions=("kms:Decrypt",),
+                                         conditions=(("StringEquals", "aws:SourceArn", self.distribution.arn),)),)))
         read = statement(
             "OnlyThisDistributionReads", ["s3:GetObject"], [f"arn:aws:s3:::{self.site_bucket_name}/*"],
             principals=[principal("Service", "cloudfront.amazonaws.com")],
@@ -191,7 +201,8 @@ class Frontend(Construct):
         if props.waf:
             web_acl = WebAcl(self, "waf", WafProps(
                 name=f"{props.name_prefix}-web", scope="CLOUDFRONT", log_retention_days=props.log_retention_days,
-                logs_kms_key_arn=props.us_east_1_logs_kms_key_arn, provider=props.us_east_1)).arn
+                logs_kms_key_arn=props.us_east_1_logs_kms_key_arn, rate_limit=props.waf_rate_limit,
+                provider=props.us_east_1)).arn
 
         def behavior(pattern: str, policy: str):
             return cdn.CloudfrontDistributionOrderedCacheBehavior(
@@ -225,7 +236,7 @@ class Frontend(Construct):
         """CloudFront v2 access logs to the log bucket; the delivery objects live in us-east-1."""
         props = self.props
         source = aws.cloudwatch_log_delivery_source.CloudwatchLogDeliverySource(
-            self, "log-source", name=f"{props.name_prefix}-cloudfront", log_type="ACCESS_LOGS",
+            self, "log-source", name=self._log_source_name, log_type="ACCESS_LOGS",
             resource_arn=self.distribution.arn, provider=props.us_east_1)
         destinations = aws.cloudwatch_log_delivery_destination
         destination = destinations.CloudwatchLogDeliveryDestination(

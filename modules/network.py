@@ -19,8 +19,8 @@ from constructs import Construct
 
 from core.account import Account
 from core.aws import aws
+from core.iam import condition, document, principal, statement
 from core.iam import service_role as make_service_role
-from core.iam import statement
 from modules.log_group import LogGroup, LogGroupProps
 
 ANYWHERE = "0.0.0.0/0"
@@ -28,6 +28,8 @@ HTTPS, HTTP, POSTGRES = 443, 80, 5432
 EPHEMERAL = (1024, 65535)
 SUBNET_PARTS = {"public": 0, "app": 4, "data": 8}
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms")
+# Where ECR keeps image layers: an AWS-owned bucket that image pulls download from through the S3 endpoint.
+ECR_LAYER_BUCKET = "prod-{region}-starport-layer-bucket"
 
 
 @dataclass(frozen=True)
@@ -258,19 +260,39 @@ class Network(Construct):
 
     # -- VPC endpoints --------------------------------------------------------------------------
 
+    def _endpoint_policy(self, id: str, aws_owned_objects: tuple[str, ...] = ()) -> str:
+        """What may pass an endpoint: this account's principals on this account's resources, nothing else.
+
+        AWS's default endpoint policy allows everything, so a task (or stolen credentials inside the VPC)
+        could copy data to any other account's bucket or secret through it. `aws_owned_objects` are the
+        objects of AWS's own buckets a service here must read (ECR layers, which the S3 endpoint carries).
+        """
+        account = self.props.account
+        statements = [statement(
+            "ThisAccountsPrincipalsOnThisAccountsResources", ["*"], ["*"], principals=[principal("AWS", "*")],
+            conditions=[condition("StringEquals", "aws:PrincipalAccount", account.id),
+                        condition("StringEquals", "aws:ResourceAccount", account.id)])]
+        if aws_owned_objects:
+            statements.append(statement("AwsOwnedObjects", ["s3:GetObject"], list(aws_owned_objects),
+                                        principals=[principal("AWS", "*")]))
+        return document(self, f"{id}-policy", statements)
+
     def _endpoints(self) -> None:
         props = self.props
+        layers = f"arn:{props.account.partition}:s3:::{ECR_LAYER_BUCKET.format(region=props.region)}/*"
         aws.vpc_endpoint.VpcEndpoint(
             self, "s3-endpoint", vpc_id=self.vpc_id, service_name=f"com.amazonaws.{props.region}.s3",
-            vpc_endpoint_type="Gateway", route_table_ids=self.app_route_table_ids, tags=self._name("s3"))
+            vpc_endpoint_type="Gateway", route_table_ids=self.app_route_table_ids, tags=self._name("s3"),
+            policy=self._endpoint_policy("s3-endpoint", (layers,)))
         if not props.interface_endpoints:
             return
         group = self._group("endpoints", "Interface endpoints: HTTPS from the API tasks")
         self._ingress("endpoints-from-api", group, HTTPS, "HTTPS from the API tasks",
                       source_group=self.api_security_group_id)
+        policy = self._endpoint_policy("interface-endpoints")  # one document, the same rule for each service
         for service in INTERFACE_ENDPOINTS:
             aws.vpc_endpoint.VpcEndpoint(
                 self, f"{service.replace('.', '-')}-endpoint", vpc_id=self.vpc_id,
                 service_name=f"com.amazonaws.{props.region}.{service}", vpc_endpoint_type="Interface",
                 private_dns_enabled=True, subnet_ids=self.subnet_ids["app"], security_group_ids=[group],
-                tags=self._name(service.replace(".", "-")))
+                tags=self._name(service.replace(".", "-")), policy=policy)

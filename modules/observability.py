@@ -86,14 +86,18 @@ class Observability(Construct):
 
     def _topic(self, name: str, region: str, provider: Any, account_services: tuple[str, ...] = ()) -> str:
         """An encrypted topic only CloudWatch alarms, `account_services` on behalf of this account (and the
-        account itself) may publish to; returns its ARN."""
+        account itself) may publish to, over TLS; returns its ARN."""
         prefix = self.props.name_prefix
         publish_actions = ("kms:Decrypt", "kms:GenerateDataKey*")
+        alarms = f"arn:{{partition}}:cloudwatch:{region}:{{account}}:alarm:*"
         key = KmsKey(self, f"{name}-key", KmsKeyProps(
             account=self.props.account,
             alias=f"alias/{prefix}-alarms-{name}", description=f"Encrypts the {prefix} {name} alarm topic",
             provider=provider,
-            service_grants=(ServiceGrant(service="cloudwatch.amazonaws.com", actions=publish_actions, conditions=()),
+            # CloudWatch encrypts alarm notifications for this account's alarms in this region only.
+            service_grants=(ServiceGrant(service="cloudwatch.amazonaws.com", actions=publish_actions,
+                                         conditions=(("StringEquals", "aws:SourceAccount", "{account}"),
+                                                     ("ArnLike", "aws:SourceArn", alarms))),
                             *(ServiceGrant(service=service, actions=publish_actions)
                               for service in account_services))))
         topic = aws.sns_topic.SnsTopic(self, f"{name}-topic", name=f"{prefix}-{name}", kms_master_key_id=key.arn,
@@ -111,6 +115,9 @@ class Observability(Construct):
             statement("AccountManagesTopic", ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe",
                                               "sns:ListSubscriptionsByTopic", "sns:Publish"], [topic_arn],
                       principals=[principal("AWS", f"arn:aws:iam::{account_id}:root")]),
+            statement("DenyInsecureTransport", ["sns:Publish"], [topic_arn], effect="Deny",
+                      principals=[principal("*", "*")],
+                      conditions=[condition("Bool", "aws:SecureTransport", "false")]),
         ])
         aws.sns_topic_policy.SnsTopicPolicy(self, f"{name}-topic-policy", arn=topic_arn, policy=policy,
                                             provider=provider)

@@ -341,7 +341,6 @@ class Terraform:
         except json.JSONDecodeError as error:
             raise Refused(f"terraform show -json gave no JSON in {self.stack_dir}: {error}") from None
 
-
     def output(self, name: str) -> Any:
         """One output of the applied stack, decoded from `terraform output -json NAME`."""
         code, text = self.tools.capture([terraform_binary(), "output", "-json", name], self.stack_dir, self.env)

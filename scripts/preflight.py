@@ -6,6 +6,9 @@ This script checks, with read-only calls::
 
     python scripts/preflight.py dev
 
+0. a `production = true` environment has an `account_id` (its own or project.toml's): without one
+   nothing but the operator's care stops production from being applied to the wrong account. This is
+   a configuration error (exit 2) for `preflight.py`, and a failed check for `infra.py deploy`;
 1. credentials work (STS GetCallerIdentity);
 2. the account is the one configured (`account_id` of the environment, else of project.toml);
 3. the state bucket exists, has versioning Enabled, default encryption aws:kms and all four
@@ -176,6 +179,14 @@ class _Failure(Exception):
 def expected_account(project: ProjectConfig, env: EnvironmentConfig | None) -> str | None:
     """The account the deploy must run in: the environment's `account_id`, else the project's."""
     return (env.account_id if env else None) or project.account_id
+
+
+def missing_production_account(project: ProjectConfig, env: EnvironmentConfig | None) -> ConfigError | None:
+    """The refusal for deploying a production environment that names no account, or None."""
+    if env is None or not env.production or expected_account(project, env):
+        return None
+    return ConfigError(env.source, "account_id", f"must be set to deploy a production environment (here or in "
+                                                 f"{project.source}), so that no other account can receive it")
 
 
 def check_identity(clients: AwsClients, checks: _Checks) -> str | None:
@@ -372,9 +383,13 @@ def run_preflight(project: ProjectConfig, environment: str | None, clients: AwsC
                   ) -> PreflightResult:
     """Every check for deploying `environment` (None: the bootstrap, which only needs the account checks)."""
     env = project.environment(environment) if environment else None
-    clients = clients or AwsClients.for_project(project)
     checks = _Checks()
     name = environment or "bootstrap"
+    unpinned = missing_production_account(project, env)
+    if unpinned:
+        checks.failed("account", str(unpinned))
+        return PreflightResult(name, None, tuple(checks.results))
+    clients = clients or AwsClients.for_project(project)
     account = check_identity(clients, checks)
     if account is None:
         return PreflightResult(name, None, tuple(checks.results))
@@ -459,6 +474,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     args = _parser().parse_args(argv)
     try:
         project = load(args.environments_dir, args.environment)
+        unpinned = missing_production_account(project, project.environment(args.environment))
+        if unpinned:
+            raise unpinned
     except ConfigError as error:
         print(f"configuration error: {error}", file=err)
         return EXIT_USAGE

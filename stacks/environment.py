@@ -120,6 +120,7 @@ class EnvironmentStack(EnvironmentStackBase):
             minimum_healthy_percent=100 if env.production else 50,
             deletion_protection=env.database.deletion_protection,
             waf=env.features.waf,
+            waf_rate_limit=env.features.waf_rate_limit,
             log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn,
             database_kms_key_arn=self.database.kms_key_arn,
@@ -204,6 +205,7 @@ class EnvironmentStack(EnvironmentStackBase):
             content_security_policy=env.frontend.content_security_policy
             or default_content_security_policy(f"api.{env.domain}"),
             waf=env.features.waf,
+            waf_rate_limit=env.features.waf_rate_limit,
             log_retention_days=env.log_retention_days,
             access_log_days=ACCESS_LOG_DAYS,
             us_east_1=self.us_east_1,

@@ -128,6 +128,7 @@ def check_master_secret_only_for_the_bootstrap_task(stack: dict) -> None:
             reads = any(a.startswith("secretsmanager:") or a == "*" for a in statement["actions"])
             if reads and ({secret, "*"} & set(statement.get("resources", []))):
                 readers.add(names[ref_name(policy["role"], "aws_iam_role")])
+    assert len(readers) == 1, f"the master secret is readable by {sorted(readers)}"
     (reader,) = readers
     assert reader.endswith(BOOTSTRAP_EXECUTION_ROLE_SUFFIX), readers
     injecting = {}
@@ -270,3 +271,36 @@ def check_waf_protects_the_distribution(stack: dict) -> None:
     name = ref_name(distribution["web_acl_id"], "aws_wafv2_web_acl")
     assert resources_of(stack, "aws_wafv2_web_acl")[name]["provider"] == "aws.us_east_1"
     check_web_acl(stack, name, "CLOUDFRONT")
+
+
+# Issue 14: both web ACLs rate-limit per client IP; the API's also screens for SQL injection.
+SQL_INJECTION_GROUP = "AWSManagedRulesSQLiRuleSet"
+REDACTED_HEADERS = {"authorization", "cookie"}
+
+
+def managed_groups(acl: dict) -> set[str]:
+    return {rule["statement"]["managed_rule_group_statement"]["name"] for rule in acl["rule"]
+            if "managed_rule_group_statement" in rule["statement"]}
+
+
+def check_web_acls(stack: dict, env: EnvironmentConfig) -> None:
+    """With `features.waf`: one ACL per scope (check_web_acl), a blocking per-IP rate rule evaluated first with
+    the configured limit, SQL injection on the API's, and logs that redact credentials."""
+    acls = {acl["scope"]: (name, acl) for name, acl in resources_of(stack, "aws_wafv2_web_acl").items()}
+    if not env.features.waf:
+        assert not acls and not resources_of(stack, "aws_wafv2_web_acl_logging_configuration")
+        return
+    assert set(acls) == {"REGIONAL", "CLOUDFRONT"}
+    for scope, (name, acl) in acls.items():
+        check_web_acl(stack, name, scope)
+        first = min(acl["rule"], key=lambda rule: rule["priority"])
+        assert first["statement"] == {"rate_based_statement": {
+            "limit": env.features.waf_rate_limit, "aggregate_key_type": "IP"}}, first
+        assert first["action"] == {"block": {}}
+        assert len({rule["priority"] for rule in acl["rule"]}) == len(acl["rule"])
+    assert SQL_INJECTION_GROUP in managed_groups(acls["REGIONAL"][1])
+    logged = {ref_name(config["resource_arn"], "aws_wafv2_web_acl"): config
+              for config in resources_of(stack, "aws_wafv2_web_acl_logging_configuration").values()}
+    assert set(logged) == {name for name, _ in acls.values()}
+    for config in logged.values():
+        assert {field["single_header"]["name"] for field in config["redacted_fields"]} == REDACTED_HEADERS

@@ -167,3 +167,29 @@ def check_network_acls(stack: dict) -> None:
         assert "ingress" not in acl and "egress" not in acl
     (default,) = resources_of(stack, "aws_default_network_acl").values()
     assert not default.get("ingress") and not default.get("egress"), "the default NACL must deny all"
+
+
+# Issue 14: what an endpoint lets through. AWS's default policy allows anything, to any account.
+ACCOUNT_REF = "${data.aws_caller_identity.caller.account_id}"
+OWN_ACCOUNT_ONLY = [{"test": "StringEquals", "variable": "aws:PrincipalAccount", "values": [ACCOUNT_REF]},
+                    {"test": "StringEquals", "variable": "aws:ResourceAccount", "values": [ACCOUNT_REF]}]
+
+
+def check_endpoint_policies(stack: dict, region: str) -> None:
+    """Every endpoint: this account's principals on this account's resources; the S3 endpoint also ECR's layers."""
+    endpoints = resources_of(stack, "aws_vpc_endpoint").values()
+    assert endpoints
+    for endpoint in endpoints:
+        assert endpoint.get("policy"), f"{endpoint['service_name']} has AWS's allow-everything default policy"
+        statements = policy_document(stack, endpoint["policy"])["statement"]
+        broad = [s for s in statements if s["actions"] == ["*"]]
+        assert len(broad) == 1 and broad[0]["resources"] == ["*"], statements
+        assert sorted(broad[0]["condition"], key=lambda c: c["variable"]) == OWN_ACCOUNT_ONLY, broad[0]
+        narrow = [(s["actions"], s["resources"]) for s in statements if s not in broad]
+        if endpoint["service_name"].endswith(".s3"):
+            layers = f"arn:${{data.aws_partition.partition.partition}}:s3:::prod-{region}-starport-layer-bucket/*"
+            assert narrow == [(["s3:GetObject"], [layers])], narrow
+        else:
+            assert narrow == [], narrow
+        for item in statements:
+            assert item["effect"] == "Allow" and item["principals"] == [{"type": "AWS", "identifiers": ["*"]}]

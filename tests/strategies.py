@@ -66,6 +66,8 @@ NONCURRENT_VERSION_DAYS = (1, 3650)
 # Project limits: a monthly budget and an anomaly-impact threshold, in whole US dollars.
 BUDGET_USD = (1, 100_000)
 ANOMALY_THRESHOLD_USD = (1, 100_000)
+# Requests per client IP in 5 minutes: AWS's WAF accepts 10..2e9; the project allows 100..100,000 (docs).
+WAF_RATE_LIMITS = (100, 100_000)
 REGIONS = ("eu-west-1", "eu-west-2", "eu-central-1", "eu-north-1", "us-east-1", "us-east-2", "us-west-2",
            "ap-southeast-2", "ap-northeast-1", "ca-central-1", "sa-east-1", "us-gov-west-1")
 # project.toml is the shared file and "bootstrap" is the state stack: no environment may use them.
@@ -91,6 +93,7 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "api.exec_enabled": BOOLEAN,
     "features": TABLE, "features.waf": BOOLEAN,
     "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN, "features.tracing": BOOLEAN,
+    "features.waf_rate_limit": INTEGER,
     "tracing": TABLE, "tracing.sampling_rate": NUMBER,
 }
 PROJECT_FIELDS: dict[str, str] = {
@@ -99,7 +102,7 @@ PROJECT_FIELDS: dict[str, str] = {
     "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER,
 }
 OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate",
-                             "api.exec_enabled", "database.bootstrap_image"})
+                             "api.exec_enabled", "database.bootstrap_image", "features.waf_rate_limit"})
 
 
 def fields_of(file_name: str) -> dict[str, str]:
@@ -200,6 +203,13 @@ def container_images() -> st.SearchStrategy[str]:
 
 
 @functools.cache
+def pinned_images() -> st.SearchStrategy[str]:
+    """Images pinned by content (`repo[:tag]@sha256:<64 hex>`): the only kind production may run."""
+    digest = st.text("0123456789abcdef", min_size=64, max_size=64).map("@sha256:".__add__)
+    return st.builds(lambda image, pin: image + pin, container_images().map(lambda image: image.split("@")[0]), digest)
+
+
+@functools.cache
 def half_steps(low: float, high: float) -> st.SearchStrategy[float]:
     """Multiples of 0.5 in [low, high] (Aurora capacity units)."""
     return st.integers(int(low * 2), int(high * 2)).map(lambda halves: halves / 2)
@@ -286,13 +296,15 @@ def database_tables(draw, production: bool = False) -> dict[str, Any]:
         "backup_retention_days": draw(st.integers(*BACKUP_RETENTION_DAYS)),
         "deletion_protection": True if production else draw(st.booleans()),
         "secret_rotation_days": draw(st.integers(*SECRET_ROTATION_DAYS)),
-        **optional(draw, "bootstrap_image", container_images()),
+        # Production must name a digest-pinned image (the default is a tag); elsewhere it is optional.
+        **({"bootstrap_image": draw(pinned_images())} if production
+           else optional(draw, "bootstrap_image", container_images() | pinned_images())),
     }
 
 
 @st.composite
 def api_tables(draw, production: bool = False) -> dict[str, Any]:
-    """A valid Fargate size, min_tasks <= max_tasks; production never runs on Spot."""
+    """A valid Fargate size, min_tasks <= max_tasks; production never runs on Spot, runs digest-pinned images."""
     cpu = draw(st.sampled_from(sorted(FARGATE_SIZES)))
     tasks = sorted(draw(st.lists(st.integers(*TASK_COUNT), min_size=2, max_size=2)))
     return {
@@ -301,7 +313,7 @@ def api_tables(draw, production: bool = False) -> dict[str, Any]:
         "min_tasks": tasks[0],
         "max_tasks": tasks[1],
         "fargate_spot": False if production else draw(st.booleans()),
-        "container_image": draw(container_images()),
+        "container_image": draw(pinned_images() if production else container_images() | pinned_images()),
         "container_port": draw(st.integers(*CONTAINER_PORTS)),
         # Unset (the loader's default: off in production), on or off.
         **optional(draw, "exec_enabled", st.booleans()),
@@ -309,8 +321,10 @@ def api_tables(draw, production: bool = False) -> dict[str, Any]:
 
 
 @st.composite
-def feature_tables(draw) -> dict[str, bool]:
-    return {name: draw(st.booleans()) for name in ("waf", "vpc_interface_endpoints", "cache", "tracing")}
+def feature_tables(draw) -> dict[str, Any]:
+    toggles: dict[str, Any] = {name: draw(st.booleans())
+                               for name in ("waf", "vpc_interface_endpoints", "cache", "tracing")}
+    return {**toggles, **optional(draw, "waf_rate_limit", st.integers(*WAF_RATE_LIMITS))}
 
 
 @st.composite

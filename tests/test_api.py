@@ -136,6 +136,15 @@ def test_waf_protects_the_load_balancer_when_enabled(env_stack):
     assert bool(associations) is env.features.waf
     if env.features.waf:
         checks.check_waf_protects_the_load_balancer(stack)
+    checks.check_web_acls(stack, env)
+
+
+def test_production_is_shipped_with_waf_rate_limits_and_sql_injection_screening(stacks, project):
+    """The shipped production file turns WAF on (three checkov skips rely on it) with the default limit."""
+    env = project.environment("production")
+    assert env.features.waf and env.features.waf_rate_limit == 2000
+    (acl,) = [a for a in resources_of(stacks["production"], "aws_wafv2_web_acl").values() if a["scope"] == "REGIONAL"]
+    assert checks.SQL_INJECTION_GROUP in checks.managed_groups(acl)
 
 
 def test_repository_is_immutable_scanned_encrypted_and_pruned(env_stack):

@@ -492,6 +492,44 @@ def test_production_without_deletion_protection_is_refused(config_dir):
                    "must be true when production = true")
 
 
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("image", [
+    "public.ecr.aws/nginx/nginx:1.27",  # a tag can be moved to other content
+    "nginx",  # implicitly :latest
+    f"registry.example.com/api@{DIGEST[:-1]}",  # 63 hex digits
+    f"registry.example.com/api@{DIGEST.upper()}",  # not as digests are written
+    f"registry.example.com/api@sha512:{'0' * 64}",
+    f"registry.example.com/api@{DIGEST}@{DIGEST}",
+])
+@pytest.mark.parametrize("field", ["api.container_image", "database.bootstrap_image"])
+def test_production_images_must_be_pinned_by_digest(config_dir, field, image):
+    set_value(config_dir, "production.toml", field, image)
+    assert_refused(config_dir, "production.toml", field,
+                   f"must be pinned by digest (<repository>@sha256:<64 hex digits>) when production = true "
+                   f"(got {image!r})")
+
+
+def test_production_needs_its_own_bootstrap_image_pinned(config_dir):
+    """The default bootstrap image is a tag: production must name a digest."""
+    path = config_dir / "production.toml"
+    document = tomllib.loads(path.read_text())
+    del document["database"]["bootstrap_image"]
+    path.write_text(to_toml(document))
+    assert_refused(config_dir, "production.toml", "database.bootstrap_image", "must be pinned by digest")
+
+
+@pytest.mark.parametrize("image", [f"registry.example.com/api@{DIGEST}", f"registry.example.com/api:v1.2@{DIGEST}"])
+def test_digest_pinned_production_images_load(config_dir, image):
+    set_value(config_dir, "production.toml", "api.container_image", image)
+    assert load_project(config_dir).environment("production").api.container_image == image
+
+
+def test_other_environments_may_run_tags(project):
+    assert "@sha256:" not in project.environment("dev").api.container_image
+
+
 def test_any_environment_marked_production_gets_the_production_rules(config_dir):
     set_value(config_dir, "staging.toml", "production", True)  # staging ships with Spot on
     assert_refused(config_dir, "staging.toml", "api.fargate_spot", "must be false when production = true")

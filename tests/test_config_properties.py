@@ -62,10 +62,12 @@ from tests.strategies import (
     TABLE_LIST,
     TASK_COUNT,
     VPC_PREFIXES,
+    WAF_RATE_LIMITS,
     RawConfig,
     application_names,
     config_directory,
     configurations,
+    container_images,
     delete_field,
     environment_names,
     fields_of,
@@ -80,6 +82,8 @@ from tests.strategies import (
 
 # docs/configuration.md: the bootstrap task's image when `database.bootstrap_image` is not set.
 DEFAULT_BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/postgres:16-alpine"
+# docs/configuration.md: the per-IP WAF limit when `features.waf_rate_limit` is not set.
+DEFAULT_WAF_RATE_LIMIT = 2000
 
 
 def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
@@ -110,7 +114,7 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
         ),
         # Issue 14: ECS Exec, when not written, is off in production and on elsewhere.
         api=ApiConfig(**{"exec_enabled": not doc["production"], **api}),
-        features=FeatureToggles(**doc["features"]),
+        features=FeatureToggles(**{"waf_rate_limit": DEFAULT_WAF_RATE_LIMIT, **doc["features"]}),
         cost=CostConfig(**doc["cost"]),
         tracing=TracingConfig(sampling_rate=float(doc["tracing"]["sampling_rate"])),
     )
@@ -298,6 +302,7 @@ INTEGER_RANGES = {
     "api.min_tasks": TASK_COUNT,
     "api.max_tasks": TASK_COUNT,
     "api.container_port": CONTAINER_PORTS,
+    "features.waf_rate_limit": WAF_RATE_LIMITS,  # optional: set out of range, still refused
 }
 TOML_INTEGERS = (-(2**63), 2**63 - 1)
 
@@ -421,11 +426,17 @@ def production_rule_broken(draw, config: RawConfig) -> Broken:
     file = draw(st.sampled_from(env_files(config)))
     doc = config.documents()[file]
     doc["production"] = True
-    if draw(st.booleans()):
+    rule = draw(st.sampled_from(("spot", "deletion", "image")))
+    if rule == "spot":
         doc["api"]["fargate_spot"], doc["database"]["deletion_protection"] = True, draw(st.booleans())
         return Broken(config, file, "api.fargate_spot", "must be false when production = true")
-    doc["api"]["fargate_spot"], doc["database"]["deletion_protection"] = False, False
-    return Broken(config, file, "database.deletion_protection", "must be true when production = true")
+    if rule == "deletion":
+        doc["api"]["fargate_spot"], doc["database"]["deletion_protection"] = False, False
+        return Broken(config, file, "database.deletion_protection", "must be true when production = true")
+    # Issue 14: production runs only images pinned by digest; a tag (or no tag) is refused.
+    doc["api"]["fargate_spot"], doc["database"]["deletion_protection"] = False, True
+    doc["api"]["container_image"] = draw(container_images()).split("@")[0]
+    return Broken(config, file, "api.container_image", "must be pinned by digest")
 
 
 @st.composite

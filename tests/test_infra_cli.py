@@ -771,3 +771,18 @@ def test_the_bootstrap_record_is_an_ssm_parameter(mocked_aws):
     assert aws_side.recorded(run) == DONE
     stored = boto3.client("ssm", region_name=env.region).get_parameter(Name=RECORD)["Parameter"]
     assert (stored["Value"], stored["Type"]) == (DONE, "String")
+
+
+def test_production_without_an_account_id_is_never_deployed(mocked_aws):
+    """The real preflight refuses before any AWS call, so nothing is synthesized, planned or applied."""
+    world = World()
+    tools = infra.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={},
+                        capture=world.capture, database_bootstrapper=lambda project, env: FakeDatabase(world))
+    assert infra.main(["deploy", PRODUCTION, "--yes"], tools) == infra.EXIT_REFUSED
+    assert world.calls == [] and world.database_runs == []
+    assert tools.err.getvalue().splitlines() == [
+        "preflight failed: account: environments/production.toml: account_id: must be set to deploy a production "
+        "environment (here or in environments/project.toml), so that no other account can receive it",
+        "preflight production: 1 of 1 checks failed",
+        "infra: not deploying production: preflight failed (account); fix the lines above first",
+    ]

@@ -112,6 +112,11 @@ BAD_CONFIGURATIONS = {
                        r"environments/production\.toml: is not valid TOML: .*\(at line 8, column \d+\)"),
     "production on Spot": ("production.toml", "fargate_spot = false", "fargate_spot = true",
                            r"environments/production\.toml: api\.fargate_spot: must be false when production = true"),
+    "production image by tag": ("production.toml", "hello-app:1.0@sha256:c62ead5b8c15c231f9e786250b07909daf6c266d0f"
+                                                   "cddd93fea882eb722c3be4", "hello-app:1.0",
+                                "environments/production\\.toml: api\\.container_image: must be pinned by digest "
+                                "\\(<repository>@sha256:<64 hex digits>\\) when production = true "
+                                "\\(got 'us-docker\\.pkg\\.dev/google-samples/containers/gke/hello-app:1\\.0'\\)"),
     "unknown key": ("project.toml", "[state]", "[state]\nencrypt = true",
                     r"environments/project\.toml: state\.encrypt: is not a known setting"),
 }

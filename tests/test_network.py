@@ -113,6 +113,11 @@ def test_vpc_endpoints_follow_the_feature_toggle(stacks, project, name):
         assert interfaces == []
 
 
+def test_every_endpoint_admits_only_this_accounts_principals_and_resources(env_stack):
+    env, stack = env_stack
+    checks.check_endpoint_policies(stack, env.region)
+
+
 def test_the_vpc_id_is_an_output(env_stack):
     _, stack = env_stack
     assert checks.ref_name(stack["output"]["VpcId"]["value"], "aws_vpc")

@@ -399,3 +399,41 @@ def test_script_runs_from_any_directory(backend, tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "preflight dev: all" in result.stdout and "Traceback" not in result.stderr
+
+
+# --- production must name its account (issue 14) ----------------------------------------------------
+
+PRODUCTION_WITHOUT_ACCOUNT = ("configuration error: environments/production.toml: account_id: must be set to deploy "
+                              "a production environment (here or in environments/project.toml), so that no other "
+                              "account can receive it\n")
+
+
+def test_cli_refuses_production_without_an_account_id_before_any_aws_call(endpoint):
+    """Bad input: one line naming file, field and rule; exit 2. The shipped files set no account_id."""
+    code, out, err = run_main("production")
+    assert (code, out, err) == (preflight.EXIT_USAGE, "", PRODUCTION_WITHOUT_ACCOUNT)
+
+
+def test_production_without_an_account_id_fails_the_account_check_alone(backend, project):
+    """What infra.py deploy sees: the one failed check, and no AWS call made (no credentials check ran)."""
+    result = preflight.run_preflight(project, "production")
+    assert [(check.name, check.ok) for check in result.checks] == [("account", False)]
+    assert "account_id: must be set to deploy a production environment" in failed(result)["account"]
+
+
+@pytest.mark.parametrize("where", ["environment", "project"])
+def test_production_with_an_account_id_proceeds(backend, project, where):
+    """The control: either file's account_id satisfies the rule (and then must match the credentials)."""
+    if where == "project":
+        configured = replace(project, account_id=MOTO_ACCOUNT)
+    else:
+        configured = replace(project, environments=tuple(
+            replace(env, account_id=MOTO_ACCOUNT) if env.production else env for env in project.environments))
+    result = preflight.run_preflight(configured, "production")
+    assert result.ok, failed(result)
+    assert result.check("account").message == f"{MOTO_ACCOUNT} is the configured account_id"
+
+
+def test_non_production_environments_need_no_account_id(backend, project):
+    assert project.environment(ENVIRONMENT).account_id is None and project.account_id is None
+    assert preflight.run_preflight(project, ENVIRONMENT).ok

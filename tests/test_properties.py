@@ -21,7 +21,14 @@ from environments.model import EnvironmentConfig, ProjectConfig
 from reachability.flows import evaluate_flows
 from reachability.topology import read_topology
 from stacks.environment import EnvironmentStack
-from tests import api_checks, database_checks, network_checks, observability_checks, tag_checks
+from tests import (
+    api_checks,
+    database_checks,
+    network_checks,
+    observability_checks,
+    service_grant_checks,
+    tag_checks,
+)
 from tests.conftest import resources_of
 from tests.iam_checks import check_key_policy_principals
 from tests.strategies import config_directory, configurations, to_toml
@@ -105,6 +112,9 @@ def check_environment(env: EnvironmentConfig, stack: dict) -> None:
     database_checks.check_backups(stack)  # 7
     network_checks.check_security_groups(stack, env.api.container_port)  # 8
     check_reachability(env, stack)  # 8, by behaviour: SPEC 4.1's flows, per pair of zones
+    network_checks.check_endpoint_policies(stack, env.region)
+    api_checks.check_web_acls(stack, env)
+    service_grant_checks.check_service_grants(stack, env)
     observability_checks.check_alarm_coverage(stack)  # 9
     database_checks.check_cluster_follows_configuration(stack, env)
     api_checks.check_service_follows_configuration(stack, env)

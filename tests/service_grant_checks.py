@@ -1,0 +1,93 @@
+"""Issue 14: wherever an AWS service acts for this stack, it may do so for this stack's resources only.
+
+A grant to a service principal without a source condition lets that service act for ANY customer
+(the "confused deputy"): another account's alarm could use our topic key, another distribution
+could read our site. Shared by the example tests (shipped environments) and the properties.
+"""
+
+from __future__ import annotations
+
+import json
+
+from environments.model import EnvironmentConfig
+from tests.conftest import resources_of
+from tests.network_checks import ACCOUNT_REF, policy_document, ref_name
+
+PARTITION_REF = "${data.aws_partition.partition.partition}"
+# Condition keys that confine a service to this account's resources (IAM compares keys case-insensitively).
+SOURCE_KEYS = {"aws:sourceaccount", "aws:sourcearn", "kms:encryptioncontext:aws:logs:arn"}
+
+
+def _allow_statements(stack: dict):
+    """(where, service principals, {condition key (lower case): value}) of every Allow statement with a Service
+    principal, in IAM policy documents and in KMS key policies."""
+    for name, document in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+        for item in document["statement"]:
+            services = [i for p in item.get("principals", []) if p["type"] == "Service" for i in p["identifiers"]]
+            if services and item.get("effect", "Allow") == "Allow":
+                yield name, services, {c["variable"].lower(): c["values"] for c in item.get("condition", [])}
+    for name, key in resources_of(stack, "aws_kms_key").items():
+        for item in json.loads(key["policy"])["Statement"]:
+            if "Service" in item["Principal"]:
+                tests = item.get("Condition", {}).values()
+                keys = {var.lower(): value for test in tests for var, value in test.items()}
+                yield name, [item["Principal"]["Service"]], keys
+
+
+def check_service_grants_are_confined(stack: dict) -> None:
+    """Every grant to a service principal carries a source condition."""
+    for where, services, keys in _allow_statements(stack):
+        assert SOURCE_KEYS & set(keys), f"{where}: {services} may act for any account's resources"
+
+
+def _statement(document: dict, sid: str) -> dict:
+    found = [item for item in document["statement"] if item.get("sid") == sid]
+    assert len(found) == 1, f"expected one statement {sid}, found {len(found)}"
+    return found[0]
+
+
+def check_alarm_topics(stack: dict, env: EnvironmentConfig) -> None:
+    """Topic keys: CloudWatch only for this account's alarms in the topic's region (other publishers, such as
+    AWS Budgets, are held to this account by check_service_grants_are_confined). Topics: TLS only."""
+    topics = resources_of(stack, "aws_sns_topic")
+    assert topics
+    policies = {ref_name(p["arn"], "aws_sns_topic"): p for p in resources_of(stack, "aws_sns_topic_policy").values()}
+    assert set(policies) == set(topics)
+    for name, topic in topics.items():
+        region = "us-east-1" if topic.get("provider") == "aws.us_east_1" else env.region
+        key = resources_of(stack, "aws_kms_key")[ref_name(topic["kms_master_key_id"], "aws_kms_key")]
+        (grant,) = [s for s in json.loads(key["policy"])["Statement"]
+                    if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+        assert grant.get("Condition") == {
+            "StringEquals": {"aws:SourceAccount": ACCOUNT_REF},
+            "ArnLike": {"aws:SourceArn": f"arn:{PARTITION_REF}:cloudwatch:{region}:{ACCOUNT_REF}:alarm:*"}}
+        deny = _statement(policy_document(stack, policies[name]["policy"]), "DenyInsecureTransport")
+        assert deny["effect"] == "Deny" and deny["principals"] == [{"type": "*", "identifiers": ["*"]}]
+        assert "sns:Publish" in deny["actions"] and deny["resources"] == [f"${{aws_sns_topic.{name}.arn}}"]
+        assert deny["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+
+
+def check_frontend_key_serves_this_distribution_only(stack: dict) -> None:
+    (distribution,) = resources_of(stack, "aws_cloudfront_distribution")
+    cloudfront = [(where, keys) for where, services, keys in _allow_statements(stack)
+                  if services == ["cloudfront.amazonaws.com"] and where in resources_of(stack, "aws_kms_key")]
+    assert len(cloudfront) == 1, cloudfront
+    (_, keys), = cloudfront
+    assert keys == {"aws:sourcearn": f"${{aws_cloudfront_distribution.{distribution}.arn}}"}
+
+
+def check_log_delivery_is_confined(stack: dict) -> None:
+    """CloudFront's log delivery: this account's delivery source of this distribution; ELB's: this account."""
+    (source,) = resources_of(stack, "aws_cloudwatch_log_delivery_source").values()
+    delivery_source = f"arn:{PARTITION_REF}:logs:us-east-1:{ACCOUNT_REF}:delivery-source:{source['name']}"
+    grants = {tuple(services): keys for _, services, keys in _allow_statements(stack)}
+    assert grants[("delivery.logs.amazonaws.com",)] == {"aws:sourceaccount": [ACCOUNT_REF],
+                                                         "aws:sourcearn": [delivery_source]}
+    assert grants[("logdelivery.elasticloadbalancing.amazonaws.com",)] == {"aws:sourceaccount": [ACCOUNT_REF]}
+
+
+def check_service_grants(stack: dict, env: EnvironmentConfig) -> None:
+    check_service_grants_are_confined(stack)
+    check_alarm_topics(stack, env)
+    check_frontend_key_serves_this_distribution_only(stack)
+    check_log_delivery_is_confined(stack)

@@ -1,0 +1,22 @@
+"""Issue 14 on the shipped environments: source conditions wherever a service acts, TLS-only alarm topics."""
+
+from __future__ import annotations
+
+from tests import service_grant_checks as checks
+
+
+def test_every_service_grant_carries_a_source_condition(env_stack):
+    checks.check_service_grants_are_confined(env_stack[1])
+
+
+def test_alarm_topic_keys_serve_this_accounts_alarms_and_topics_refuse_plain_http(env_stack):
+    env, stack = env_stack
+    checks.check_alarm_topics(stack, env)
+
+
+def test_the_frontend_key_decrypts_for_this_distribution_only(env_stack):
+    checks.check_frontend_key_serves_this_distribution_only(env_stack[1])
+
+
+def test_log_delivery_grants_name_their_source(env_stack):
+    checks.check_log_delivery_is_confined(env_stack[1])
