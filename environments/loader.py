@@ -73,9 +73,9 @@ RESERVED_NAMES = (BOOTSTRAP_STACK,)
 # Names end up in RDS identifiers, which AWS rejects with "--" or a trailing hyphen.
 NAME_ENDING = ", ending with a letter or digit, with no two hyphens in a row"
 
-# Requests per client IP in any 5-minute window before WAF blocks it (AWS accepts 10 to 2e9; below 100
-# a single page load with its assets could trip it).
-WAF_RATE_LIMITS = (100, 2_000_000_000)
+# Requests per client IP in any 5-minute window before WAF blocks it. AWS accepts 10 to 2e9; below 100 one
+# page load with its assets could trip it, above 100,000 (333 requests a second from one address) it protects nothing.
+WAF_RATE_LIMITS = (100, 100_000)
 DEFAULT_WAF_RATE_LIMIT = 2000
 
 # CloudWatch Logs accepts only these retention periods.

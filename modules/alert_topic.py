@@ -1,4 +1,4 @@
-"""An encrypted SNS topic that exactly the named AWS services may publish to, with e-mail subscribers."""
+"""An encrypted SNS topic that exactly the named AWS services may publish to (over TLS), with e-mail subscribers."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ class AlertTopic(Construct):
             "AccountManagesTopic", ["sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe",
                                     "sns:ListSubscriptionsByTopic", "sns:Publish"], [topic.arn],
             principals=[principal("AWS", f"arn:{account.partition}:iam::{account.id}:root")]))
+        statements.append(statement(
+            "DenyInsecureTransport", ["sns:Publish"], [topic.arn], effect="Deny", principals=[principal("*", "*")],
+            conditions=[condition("Bool", "aws:SecureTransport", "false")]))
         aws.sns_topic_policy.SnsTopicPolicy(self, "policy", arn=topic.arn,
                                             policy=document(self, "policy-document", statements))
         for index, email in enumerate(props.emails):

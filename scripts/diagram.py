@@ -308,8 +308,11 @@ class _Builder:
 
     def _web_acl(self, name: str, acl: dict) -> Node:
         node_id = address("aws_wafv2_web_acl", name)
-        rules = len(acl.get("rule", []))
-        label = f"WAF web ACL ({acl.get('scope', '')})\n{acl.get('name', name)}\n{rules} managed rule groups"
+        statements = [rule.get("statement", {}) for rule in acl.get("rule", [])]
+        groups = sum("managed_rule_group_statement" in statement for statement in statements)
+        limits = [s["rate_based_statement"].get("limit") for s in statements if "rate_based_statement" in s]
+        rate = "".join(f", {limit} requests/5 min per IP" for limit in limits)
+        label = f"WAF web ACL ({acl.get('scope', '')})\n{acl.get('name', name)}\n{groups} managed rule groups{rate}"
         node = Node(node_id, label, "waf")
         for distribution, attributes in self.stack.resources("aws_cloudfront_distribution"):
             if name in referenced(attributes.get("web_acl_id"), "aws_wafv2_web_acl"):

@@ -51,9 +51,7 @@ def check_alarm_topics(stack: dict, env: EnvironmentConfig) -> None:
     AWS Budgets, are held to this account by check_service_grants_are_confined). Topics: TLS only."""
     topics = resources_of(stack, "aws_sns_topic")
     assert topics
-    policies = {ref_name(p["arn"], "aws_sns_topic"): p for p in resources_of(stack, "aws_sns_topic_policy").values()}
-    assert set(policies) == set(topics)
-    for name, topic in topics.items():
+    for topic in topics.values():
         region = "us-east-1" if topic.get("provider") == "aws.us_east_1" else env.region
         key = resources_of(stack, "aws_kms_key")[ref_name(topic["kms_master_key_id"], "aws_kms_key")]
         (grant,) = [s for s in json.loads(key["policy"])["Statement"]
@@ -61,7 +59,16 @@ def check_alarm_topics(stack: dict, env: EnvironmentConfig) -> None:
         assert grant.get("Condition") == {
             "StringEquals": {"aws:SourceAccount": ACCOUNT_REF},
             "ArnLike": {"aws:SourceArn": f"arn:{PARTITION_REF}:cloudwatch:{region}:{ACCOUNT_REF}:alarm:*"}}
-        deny = _statement(policy_document(stack, policies[name]["policy"]), "DenyInsecureTransport")
+    check_topics_are_tls_only(stack)
+
+
+def check_topics_are_tls_only(stack: dict) -> None:
+    """Every SNS topic's policy refuses publishing over plain HTTP."""
+    topics = resources_of(stack, "aws_sns_topic")
+    policies = {ref_name(p["arn"], "aws_sns_topic"): p for p in resources_of(stack, "aws_sns_topic_policy").values()}
+    assert set(policies) == set(topics)
+    for name, policy in policies.items():
+        deny = _statement(policy_document(stack, policy["policy"]), "DenyInsecureTransport")
         assert deny["effect"] == "Deny" and deny["principals"] == [{"type": "*", "identifiers": ["*"]}]
         assert "sns:Publish" in deny["actions"] and deny["resources"] == [f"${{aws_sns_topic.{name}.arn}}"]
         assert deny["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]

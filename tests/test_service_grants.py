@@ -20,3 +20,16 @@ def test_the_frontend_key_decrypts_for_this_distribution_only(env_stack):
 
 def test_log_delivery_grants_name_their_source(env_stack):
     checks.check_log_delivery_is_confined(env_stack[1])
+
+
+def test_every_topic_of_every_stack_refuses_plain_http(stacks):
+    """The baseline stacks' compliance topics too, not only the environments' alarm topics."""
+    with_topics = [name for name, stack in stacks.items() if stack.get("resource", {}).get("aws_sns_topic")]
+    assert len(with_topics) > len(stacks) // 2, with_topics  # every environment and every baseline
+    for name in with_topics:
+        checks.check_topics_are_tls_only(stacks[name])
+
+
+def test_no_stack_grants_a_service_without_a_source_condition(stacks):
+    for stack in stacks.values():
+        checks.check_service_grants_are_confined(stack)
