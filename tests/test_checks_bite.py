@@ -110,14 +110,14 @@ def latency_alarm_renamed(stack: dict) -> None:
 
 
 def task_role_gets_administrator_access(stack: dict) -> None:
-    task = only(stack, "aws_ecs_task_definition")
+    task = api_checks.api_task_definition(stack)  # the API's (the stack also has the database bootstrap task)
     role = network_checks.ref_name(task["task_role_arn"], "aws_iam_role")
     stack["resource"]["aws_iam_role_policy_attachment"]["admin"] = {
         "role": f"${{aws_iam_role.{role}.name}}", "policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"}
 
 
 def execution_role_gets_s3_full_access(stack: dict) -> None:
-    task = only(stack, "aws_ecs_task_definition")
+    task = api_checks.api_task_definition(stack)  # the API's (the stack also has the database bootstrap task)
     role = resources_of(stack, "aws_iam_role")[network_checks.ref_name(task["execution_role_arn"], "aws_iam_role")]
     role["managed_policy_arns"] = ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]
 
