@@ -16,7 +16,7 @@ import pytest
 
 from environments.loader import load_project
 from stacks.environment import EnvironmentStack
-from tests import network_checks
+from tests import api_checks, network_checks
 from tests.conftest import only, resources_of
 from tests.strategies import to_toml
 
@@ -27,7 +27,7 @@ ROOT_USERS = {"0", "root", "0:0", "root:root"}
 
 
 def containers(stack: dict) -> dict[str, dict]:
-    definition = only(stack, "aws_ecs_task_definition")
+    definition = api_checks.api_task_definition(stack)  # not the database bootstrap task's
     return {container["name"]: container for container in json.loads(definition["container_definitions"])}
 
 
