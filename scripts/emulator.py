@@ -27,8 +27,8 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,9 +45,10 @@ class Gap:
     # Resource types moto cannot create: `deployable()` leaves them, and every block that references
     # them, out of the apply (`-target` for the rest), so the rest of the stack still deploys.
     not_creatable: tuple[str, ...] = ()
-    # Resource types moto does not read back as written: a plan after apply shows changes for them
-    # and for everything referencing them.
-    drifts: tuple[str, ...] = ()
+    # Resource types moto does not read back as written, each with the attribute paths it gets wrong
+    # (dotted, list indices left out): a plan after apply may change exactly these attributes of
+    # exactly these types, and must change nothing else.
+    drifts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Resource types moto cannot delete: they have to be removed from state before `destroy`.
     forgotten_before_destroy: tuple[str, ...] = ()
 
@@ -88,19 +89,24 @@ EMULATOR_GAPS: dict[str, Gap] = {
         not_creatable=("aws_appautoscaling_target",),
     ),
     "ecs-service-readback": Gap(
-        "moto's DescribeServices omits capacityProviderStrategy, enableECSManagedTags, "
-        "enableExecuteCommand, healthCheckGracePeriodSeconds and the deployment controller, so a plan "
-        "after apply wants to replace the service.",
-        drifts=("aws_ecs_service",),
+        "moto's DescribeServices omits capacityProviderStrategy, availabilityZoneRebalancing, "
+        "enableECSManagedTags, enableExecuteCommand, healthCheckGracePeriodSeconds and the deployment "
+        "controller, so a plan after apply wants to replace the service (capacity_provider_strategy "
+        "forces it). The ECS settings themselves are checked by the synthesis tests only.",
+        drifts={"aws_ecs_service": ("capacity_provider_strategy", "availability_zone_rebalancing",
+                                    "enable_ecs_managed_tags", "enable_execute_command",
+                                    "health_check_grace_period_seconds", "deployment_controller")},
     ),
     "rds-readback": Gap(
         "moto reports a Serverless v1 scaling_configuration for every Aurora cluster (ours is provisioned "
         "with Serverless v2 scaling) and drops performance_insights_enabled and its KMS key on instances.",
-        drifts=("aws_rds_cluster", "aws_rds_cluster_instance"),
+        drifts={"aws_rds_cluster": ("scaling_configuration",),
+                "aws_rds_cluster_instance": ("performance_insights_enabled", "performance_insights_kms_key_id")},
     ),
     "security-group-rule-description": Gap(
         "moto drops the description of aws_vpc_security_group_ingress_rule / _egress_rule.",
-        drifts=("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"),
+        drifts={"aws_vpc_security_group_ingress_rule": ("description",),
+                "aws_vpc_security_group_egress_rule": ("description",)},
     ),
     "secretsmanager-managed-rotation": Gap(
         "moto's CancelRotateSecret refuses a secret that has no rotation Lambda, and RDS-managed "
@@ -149,6 +155,15 @@ EMULATOR_GAPS: dict[str, Gap] = {
 def gap_types(attribute: str) -> set[str]:
     """Resource types named by any gap's `attribute` (not_creatable, drifts, forgotten_before_destroy)."""
     return {kind for gap in EMULATOR_GAPS.values() for kind in getattr(gap, attribute)}
+
+
+def drifting_attributes() -> dict[str, set[str]]:
+    """Attribute paths moto reads back wrongly, by resource type (every gap's `drifts`)."""
+    drifting: dict[str, set[str]] = {}
+    for gap in EMULATOR_GAPS.values():
+        for kind, paths in gap.drifts.items():
+            drifting.setdefault(kind, set()).update(paths)
+    return drifting
 
 
 # Resource types moto cannot create at all, by gap. `infra.py local-up` leaves them, and every
