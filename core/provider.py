@@ -17,9 +17,8 @@ from environments.model import EmulatorConfig, StateBackendConfig
 # Every AWS service a stack in this project talks to. An emulator must answer for all of them;
 # a service missing here would silently go to real AWS, so tests check the list is complete.
 EMULATED_SERVICES = (
-    "acm", "appautoscaling", "budgets", "ce", "cloudfront", "cloudtrail", "cloudwatch", "configservice",
-    "dynamodb", "ec2", "ecr",
-    "ecs", "elasticache", "elbv2", "events", "iam", "kms", "logs", "rds", "resourcegroups",
+    "acm", "appautoscaling", "backup", "budgets", "ce", "cloudfront", "cloudtrail", "cloudwatch", "configservice",
+    "dynamodb", "ec2", "ecr", "ecs", "elasticache", "elbv2", "events", "iam", "kms", "logs", "rds", "resourcegroups",
     "route53", "s3", "secretsmanager", "servicediscovery", "sns", "ssm", "sts", "wafv2", "xray",
 )
 

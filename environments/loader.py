@@ -25,6 +25,7 @@ from environments.model import (
     BaselineConfig,
     CostConfig,
     DatabaseConfig,
+    DisasterRecoveryConfig,
     EmulatorConfig,
     EnvironmentConfig,
     FeatureToggles,
@@ -62,6 +63,19 @@ HOSTED_ZONE_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
 CERTIFICATE_RE = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-f-]{36}$")
 CSP_RE = re.compile(r"^(?=.*default-src )[ -~]{10,4096}$")
 ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$")
+# AWS Backup schedules: `cron(<6 fields>)` (checked field by field below) or `rate(<n> hour(s)|day(s))`.
+SCHEDULE_RE = re.compile(r"^(cron\([^()]+\)|rate\([0-9]+ (hour|hours|day|days)\))$")
+CRON_RULE = ("must be cron(minute hour day-of-month month day-of-week year) with a single minute and `?` in "
+             "exactly one of the day fields, or rate(N hours|days)")
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+# (low, high, names) of each cron field after the minute; names count from `low`.
+CRON_FIELDS = ((0, 23, ()), (1, 31, ()), (1, 12, MONTHS), (1, 7, WEEKDAYS), (1970, 2199, ()))
+# Special day-of-month (L, LW, 15W) and day-of-week (5L, 2#3) forms AWS cron expressions allow.
+DAY_OF_MONTH_SPECIAL = re.compile(r"^(L|LW|([1-9]|[12][0-9]|3[01])W)$")
+DAY_OF_WEEK_SPECIAL = re.compile(r"^([1-7]L|[1-7]#[1-5])$")
+# Copies in the DR region: at least a week (as the primary's recovery points), at most ten years.
+COPY_RETENTION_DAYS = (7, 3650)
 
 # RFC 1918 blocks. Not `IPv4Network.is_private`: that also accepts loopback (127.0.0.0/8),
 # link-local, 0.0.0.0/8, 198.18.0.0/15 and 240.0.0.0/4, which AWS VPCs reject or misroute.
@@ -108,6 +122,7 @@ class _Section:
     def __init__(self, data: dict[str, Any], file: str, prefix: str = ""):
         self._data, self._file, self._prefix = data, file, prefix
         self._seen: set[str] = set()
+        self.present = True  # False for an optional table the file leaves out
 
     def path(self, key: str) -> str:
         return f"{self._prefix}{key}"
@@ -176,7 +191,9 @@ class _Section:
 
     def table(self, key: str, optional: bool = False) -> _Section:
         value = self._get(key, dict, "a table", optional)
-        return _Section(value or {}, self._file, f"{self.path(key)}.")
+        section = _Section(value or {}, self._file, f"{self.path(key)}.")
+        section.present = value is not None
+        return section
 
     def has(self, key: str) -> bool:
         return key in self._data
@@ -328,6 +345,79 @@ def _cost(section: _Section) -> CostConfig:
     return result
 
 
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    if text.isdigit():
+        return low <= int(text) <= high
+    return text.upper() in names
+
+
+def _cron_field(text: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    """One field of an AWS cron expression: `*`, values, ranges `a-b`, steps `*/n` or `a/n`, lists."""
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        if step and not (step.isdigit() and 0 < int(step) <= high):
+            return False
+        if base == "*":
+            continue
+        first, _, last = base.partition("-")
+        if not _cron_value(first, low, high, names) or (last and not _cron_value(last, low, high, names)):
+            return False
+    return True
+
+
+def valid_schedule(expression: str) -> bool:
+    """An AWS Backup schedule: at most hourly (one minute value), day fields per AWS's `?` rule."""
+    if not SCHEDULE_RE.fullmatch(expression):
+        return False
+    if expression.startswith("rate("):
+        count, unit = expression[5:-1].split()
+        return int(count) >= 1 and (unit.endswith("s") == (int(count) != 1))
+    fields = expression[5:-1].split()
+    if len(fields) != 6 or not fields[0].isdigit() or int(fields[0]) > 59:
+        return False
+    hour, day_of_month, month, day_of_week, year = fields[1:]
+    if (day_of_month == "?") == (day_of_week == "?"):
+        return False
+    checks = zip((hour, day_of_month, month, day_of_week, year), CRON_FIELDS, strict=True)
+    for index, (text, (low, high, names)) in enumerate(checks):
+        if text == "?" or (index == 1 and DAY_OF_MONTH_SPECIAL.fullmatch(text)) or (
+                index == 3 and DAY_OF_WEEK_SPECIAL.fullmatch(text)):
+            continue
+        if not _cron_field(text, low, high, names):
+            return False
+    return True
+
+
+def _partition(region: str) -> str:
+    """The AWS partition of a region name: replication and backup copies never cross partitions."""
+    if "-gov-" in region:
+        return "aws-us-gov"
+    if "-iso" in region:
+        return "aws-iso"
+    return "aws-cn" if region.startswith("cn-") else "aws"
+
+
+def _dr(section: _Section, region: str) -> DisasterRecoveryConfig | None:
+    if not section.present:
+        return None
+    dr_region = section.string("region", REGION_RE, "must be an AWS region such as eu-central-1")
+    if dr_region == region:
+        raise section.fail("region", f"must differ from the environment's region ({region})")
+    if _partition(dr_region) != _partition(region):
+        raise section.fail("region", f"must be in the same AWS partition as {region} (got {dr_region})")
+    schedule = section.string("backup_schedule", SCHEDULE_RE, CRON_RULE)
+    if not valid_schedule(schedule):
+        raise section.fail("backup_schedule", f"{CRON_RULE} (got {schedule!r})")
+    result = DisasterRecoveryConfig(
+        region=dr_region,
+        backup_schedule=schedule,
+        copy_retention_days=section.integer("copy_retention_days", *COPY_RETENTION_DAYS),
+        vault_lock=section.boolean("vault_lock", default=False),
+    )
+    section.done()
+    return result
+
+
 def _tag_fields(section: _Section) -> tuple[str, str, str, str | None]:
     return (
         section.string("application", APPLICATION_RE,
@@ -371,6 +461,7 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
                                       optional=True),
         frontend=_frontend(section.table("frontend", optional=True)),
         tracing=_tracing(section.table("tracing", optional=True)),
+        dr=_dr(section.table("dr", optional=True), region),
     )
     section.done()
     _check_production_rules(env, section)
@@ -386,7 +477,7 @@ def _check_api_certificate_region(env: EnvironmentConfig, section: _Section) -> 
 
 
 def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:
-    """Production must survive a bad day: no Spot interruptions, no accidental deletion.
+    """Production must survive a bad day: no Spot interruptions, no accidental deletion, a lost region.
 
     And it runs exactly the bytes that were tested: a tag can be moved to other content (public tags are
     moved all the time), a digest cannot.
@@ -402,6 +493,10 @@ def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:
         if not DIGEST_PINNED_RE.fullmatch(image):
             raise section.fail(field, f"must be pinned by digest (<repository>@sha256:<64 hex digits>) when "
                                       f"production = true (got {image!r})")
+    if env.dr is None:
+        raise section.fail("dr", "must be set when production = true (a second region for backups and the site)")
+    if not env.dr.vault_lock:
+        raise section.fail("dr.vault_lock", "must be true when production = true")
 
 
 def _state(section: _Section) -> StateBackendConfig:

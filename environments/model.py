@@ -95,6 +95,23 @@ class FrontendConfig:
     content_security_policy: str | None = None
 
 
+# AWS Backup's own default (daily at 05:00 UTC): the schedule of environments without a [dr] table.
+DEFAULT_BACKUP_SCHEDULE = "cron(0 5 ? * * *)"
+
+
+@dataclass(frozen=True)
+class DisasterRecoveryConfig:
+    """A second region that receives copies of the backups and of the site's files."""
+
+    region: str
+    # When AWS Backup takes a recovery point of the database: `cron(...)` or `rate(...)`.
+    backup_schedule: str
+    # How long the copies in `region` are kept (days).
+    copy_retention_days: int
+    # Lock both backup vaults (compliance mode) so no one can delete a recovery point early.
+    vault_lock: bool = False
+
+
 @dataclass(frozen=True)
 class EnvironmentConfig:
     """One deployable environment, loaded from `environments/<name>.toml`."""
@@ -119,6 +136,13 @@ class EnvironmentConfig:
     hosted_zone_id: str | None = None
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     tracing: TracingConfig = field(default_factory=TracingConfig)
+    # Disaster recovery in a second region; None keeps everything in `region`.
+    dr: DisasterRecoveryConfig | None = None
+
+    @property
+    def backup_schedule(self) -> str:
+        """When AWS Backup snapshots the database: the [dr] schedule, else AWS Backup's daily default."""
+        return self.dr.backup_schedule if self.dr else DEFAULT_BACKUP_SCHEDULE
 
     @property
     def state_key(self) -> str:

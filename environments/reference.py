@@ -192,6 +192,21 @@ ENVIRONMENT: dict[str, FieldDoc] = {
     "frontend.content_security_policy": FieldDoc(
         "The Content-Security-Policy header; unset: a strict same-origin policy that allows `api.<domain>`.",
         "one printable line with a `default-src` directive", pattern=loader.CSP_RE),
+    "dr": FieldDoc("Disaster recovery in a second region: AWS Backup copies every recovery point of the database "
+                   "there. Unset: backups stay in `region` (daily at 05:00 UTC).",
+                   "required when `production = true`"),
+    "dr.region": FieldDoc("The second region (its own backup vault and key).",
+                          "an AWS region name, not `region`, in the same partition", pattern=loader.REGION_RE),
+    "dr.backup_schedule": FieldDoc("When AWS Backup takes a recovery point (UTC); its interval is the recovery "
+                                   "point objective for a lost region (docs/runbooks.md).",
+                                   "`cron(minute hour day-of-month month day-of-week year)` with one minute value "
+                                   "and `?` in exactly one day field, or `rate(N hours|days)` (at most hourly)",
+                                   pattern=loader.SCHEDULE_RE),
+    "dr.copy_retention_days": FieldDoc("Days the copies in `dr.region` are kept.",
+                                       minimum=loader.COPY_RETENTION_DAYS[0], maximum=loader.COPY_RETENTION_DAYS[1]),
+    "dr.vault_lock": FieldDoc("Lock both backup vaults in compliance mode (after 3 days no one, root included, can "
+                              "delete a recovery point before its retention ends or remove the lock).",
+                              "must be true when `production = true`"),
 }
 
 BASELINE: dict[str, FieldDoc] = {
@@ -231,6 +246,9 @@ CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
      "`production = true` requires `api.container_image` pinned by digest (`<repository>@sha256:<64 hex>`)"),
     (ENVIRONMENT_SCOPE, ("production", "database.bootstrap_image"),
      "`production = true` requires `database.bootstrap_image` set and pinned by digest"),
+    (ENVIRONMENT_SCOPE, ("production", "dr"), "`production = true` requires a `[dr]` table"),
+    (ENVIRONMENT_SCOPE, ("production", "dr.vault_lock"), "`production = true` requires `dr.vault_lock = true`"),
+    (ENVIRONMENT_SCOPE, ("dr.region", "region"), "`dr.region` differs from `region`, in the same AWS partition"),
     (ENVIRONMENT_SCOPE, ("api.certificate_arn", "region"), "`api.certificate_arn` is a certificate in `region`"),
     (ENVIRONMENT_SCOPE, ("application",), "every environment's `application` equals `project.toml`'s"),
     (ENVIRONMENT_SCOPE, ("domain",), "no two environments share a `domain`"),

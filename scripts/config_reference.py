@@ -101,7 +101,10 @@ def file_fields(scope: str) -> list[ModelField]:
 
 
 def value_at(config, path: str):
+    """The value at a dotted path; None below an optional table the file leaves out (`dr.region` without [dr])."""
     for part in path.split("."):
+        if config is None:
+            return None
         config = getattr(config, part)
     return config
 

@@ -70,6 +70,12 @@ ANOMALY_THRESHOLD_USD = (1, 100_000)
 WAF_RATE_LIMITS = (100, 100_000)
 REGIONS = ("eu-west-1", "eu-west-2", "eu-central-1", "eu-north-1", "us-east-1", "us-east-2", "us-west-2",
            "ap-southeast-2", "ap-northeast-1", "ca-central-1", "sa-east-1", "us-gov-west-1")
+# AWS partitions: a DR region must be in the environment's (backups and replication never cross one).
+GOV_REGIONS = ("us-gov-west-1", "us-gov-east-1")
+COPY_RETENTION_DAYS = (7, 3650)  # project limit: a week (as the primary's points) to ten years
+# AWS Backup schedules (UTC, at most hourly): what operators write.
+BACKUP_SCHEDULES = ("cron(0 5 ? * * *)", "cron(0 */4 ? * * *)", "cron(30 1 ? * MON-FRI *)", "cron(0 3 L * ? *)",
+                    "cron(15 2,14 ? * * *)", "rate(1 hour)", "rate(12 hours)", "rate(1 day)", "rate(7 days)")
 # project.toml is the shared file and "bootstrap" is the state stack: no environment may use them.
 RESERVED_ENVIRONMENT_NAMES = frozenset({"project", "bootstrap"})
 
@@ -95,14 +101,33 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "features.vpc_interface_endpoints": BOOLEAN, "features.cache": BOOLEAN, "features.tracing": BOOLEAN,
     "features.waf_rate_limit": INTEGER,
     "tracing": TABLE, "tracing.sampling_rate": NUMBER,
+    "dr": TABLE, "dr.region": STRING, "dr.backup_schedule": STRING, "dr.copy_retention_days": INTEGER,
+    "dr.vault_lock": BOOLEAN,
 }
 PROJECT_FIELDS: dict[str, str] = {
     "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING, "baseline": TABLE_LIST,
     "state": TABLE, "state.region": STRING, "state.bucket": STRING, "state.lock_table": STRING,
     "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER,
 }
+# Settings a file may leave out; the keys of an optional table are optional with it when it is absent.
 OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate",
-                             "api.exec_enabled", "database.bootstrap_image", "features.waf_rate_limit"})
+                             "api.exec_enabled", "database.bootstrap_image", "features.waf_rate_limit", "dr",
+                             "dr.vault_lock"})
+
+
+def is_optional(dotted: str) -> bool:
+    """Optional itself, or inside an optional table (absent with it)."""
+    parts = dotted.split(".")
+    return any(".".join(parts[:end]) in OPTIONAL_FIELDS for end in range(1, len(parts) + 1))
+
+
+def has_field(document: Mapping[str, Any], dotted: str) -> bool:
+    value: Any = document
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    return True
 
 
 def fields_of(file_name: str) -> dict[str, str]:
@@ -320,6 +345,25 @@ def api_tables(draw, production: bool = False) -> dict[str, Any]:
     }
 
 
+def _same_partition(region: str) -> tuple[str, ...]:
+    pool = GOV_REGIONS if region in GOV_REGIONS else tuple(r for r in REGIONS if r not in GOV_REGIONS)
+    return tuple(candidate for candidate in pool if candidate != region)
+
+
+@st.composite
+def dr_tables(draw, region: str, production: bool = False) -> dict[str, Any]:
+    """A second region of the same partition; production always locks its vaults."""
+    table: dict[str, Any] = {
+        "region": draw(st.sampled_from(_same_partition(region))),
+        "backup_schedule": draw(st.sampled_from(BACKUP_SCHEDULES)),
+        "copy_retention_days": draw(st.integers(*COPY_RETENTION_DAYS)),
+    }
+    lock = True if production else draw(st.none() | st.booleans())
+    if lock is not None:
+        table["vault_lock"] = lock
+    return table
+
+
 @st.composite
 def feature_tables(draw) -> dict[str, Any]:
     toggles: dict[str, Any] = {name: draw(st.booleans())
@@ -376,6 +420,9 @@ def environment_documents(
         "cost": draw(cost_tables()),
         "tracing": draw(tracing_tables()),
     })
+    # Production must have [dr]; other environments with and without it.
+    if production or draw(st.booleans()):
+        document["dr"] = draw(dr_tables(document["region"], production))
     return document
 
 

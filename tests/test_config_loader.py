@@ -18,9 +18,9 @@ from environments.loader import ConfigError, load_project
 from environments.model import EmulatorConfig, NatMode
 from tests.strategies import (
     ENVIRONMENT_FIELDS,
-    OPTIONAL_FIELDS,
     PROJECT_FIELDS,
     delete_field,
+    is_optional,
     set_field,
     to_toml,
 )
@@ -209,8 +209,8 @@ def test_a_non_string_alarm_email_names_its_position(config_dir):
 
 # --- Missing and unknown keys -----------------------------------------------------------------
 
-REQUIRED = [("dev.toml", name) for name in ENVIRONMENT_FIELDS if name not in OPTIONAL_FIELDS] + [
-    ("project.toml", name) for name in PROJECT_FIELDS if name not in OPTIONAL_FIELDS]
+REQUIRED = [("dev.toml", name) for name in ENVIRONMENT_FIELDS if not is_optional(name)] + [
+    ("project.toml", name) for name in PROJECT_FIELDS if not is_optional(name)]
 
 
 @pytest.mark.parametrize(("file", "field"), REQUIRED, ids=[f"{file}:{field}" for file, field in REQUIRED])

@@ -28,6 +28,7 @@ from environments.model import (
     BaselineConfig,
     CostConfig,
     DatabaseConfig,
+    DisasterRecoveryConfig,
     EmulatorConfig,
     EnvironmentConfig,
     FeatureToggles,
@@ -73,6 +74,8 @@ from tests.strategies import (
     fields_of,
     get_field,
     half_steps,
+    has_field,
+    is_optional,
     set_field,
     to_toml,
     write_config,
@@ -117,6 +120,7 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
         features=FeatureToggles(**{"waf_rate_limit": DEFAULT_WAF_RATE_LIMIT, **doc["features"]}),
         cost=CostConfig(**doc["cost"]),
         tracing=TracingConfig(sampling_rate=float(doc["tracing"]["sampling_rate"])),
+        dr=DisasterRecoveryConfig(**doc["dr"]) if "dr" in doc else None,
     )
 
 
@@ -236,7 +240,7 @@ def two_environments(config: RawConfig) -> st.SearchStrategy[tuple[str, str]]:
 def fields_in(file: str, document: dict[str, Any], kinds: set[str] | None = None) -> list[str]:
     """Fields present in `document` (optional ones only when set), optionally of some kinds."""
     return [name for name, kind in fields_of(file).items()
-            if (kinds is None or kind in kinds) and (name not in OPTIONAL_FIELDS or name in document)]
+            if (kinds is None or kind in kinds) and (not is_optional(name) or has_field(document, name))]
 
 
 not_strings = (st.integers(-5, 5) | st.floats(allow_nan=False) | st.booleans()
@@ -285,7 +289,7 @@ def missing_field(draw, config: RawConfig) -> Broken:
 def unknown_key(draw, config: RawConfig) -> Broken:
     file = draw(any_file(config))
     doc = config.documents()[file]
-    tables = [name for name, kind in fields_of(file).items() if kind == TABLE]
+    tables = [name for name, kind in fields_of(file).items() if kind == TABLE and has_field(doc, name)]
     where = draw(st.sampled_from(["", *tables]))
     known = set(get_field(doc, where) if where else doc) | {name.split(".")[-1] for name in fields_of(file)}
     key = draw(st.text(string.ascii_lowercase + "_", min_size=1, max_size=12).filter(lambda key: key not in known))
@@ -425,6 +429,7 @@ def invalid_cidr(draw, config: RawConfig) -> Broken:
 def production_rule_broken(draw, config: RawConfig) -> Broken:
     file = draw(st.sampled_from(env_files(config)))
     doc = config.documents()[file]
+    was_production = doc["production"]
     doc["production"] = True
     rule = draw(st.sampled_from(("spot", "deletion", "image")))
     if rule == "spot":
@@ -433,8 +438,15 @@ def production_rule_broken(draw, config: RawConfig) -> Broken:
     if rule == "deletion":
         doc["api"]["fargate_spot"], doc["database"]["deletion_protection"] = False, False
         return Broken(config, file, "database.deletion_protection", "must be true when production = true")
-    # Issue 14: production runs only images pinned by digest; a tag (or no tag) is refused.
     doc["api"]["fargate_spot"], doc["database"]["deletion_protection"] = False, True
+    if was_production and draw(st.booleans()):
+        # Issue 15: a production document is valid in every other respect, so only its [dr] rule fails.
+        if "dr" in doc and draw(st.booleans()):
+            doc["dr"]["vault_lock"] = False
+            return Broken(config, file, "dr.vault_lock", "must be true when production = true")
+        doc.pop("dr", None)
+        return Broken(config, file, "dr", "must be set when production = true")
+    # Issue 14: production runs only images pinned by digest; a tag (or no tag) is refused.
     doc["api"]["container_image"] = draw(container_images()).split("@")[0]
     return Broken(config, file, "api.container_image", "must be pinned by digest")
 
@@ -562,4 +574,4 @@ def test_field_tables_describe_every_generated_setting(config: RawConfig):
         present = {key for key in doc} | {f"{table}.{key}" for table, value in doc.items()
                                           if isinstance(value, dict) for key in value}
         assert present <= set(fields_of(file)), file
-        assert set(fields_of(file)) - present <= OPTIONAL_FIELDS, file
+        assert all(is_optional(name) for name in set(fields_of(file)) - present), file

@@ -21,8 +21,9 @@ from scripts.config_reference import DEFAULT_OUT, fields_of, file_fields, main, 
 from tests.strategies import to_toml
 
 REGENERATE = "python scripts/config_reference.py"
-# The file each scope's settings are tried in: the shared file, and one shipped environment.
-FILES = {PROJECT_SCOPE: "project.toml", ENVIRONMENT_SCOPE: "dev.toml", BASELINE_SCOPE: "project.toml"}
+# The file each scope's settings are tried in: the shared file, and one shipped environment that
+# has the optional [dr] table (so its settings can be removed or broken) and is not production.
+FILES = {PROJECT_SCOPE: "project.toml", ENVIRONMENT_SCOPE: "staging.toml", BASELINE_SCOPE: "project.toml"}
 # Where a scope's keys live in its file: the first [[baseline]] table for baseline settings.
 TABLES = {BASELINE_SCOPE: ("baseline", 0)}
 # Refused by every documented pattern: a space and a "!" fit no name, id, region, URL or image.

@@ -117,6 +117,9 @@ BAD_CONFIGURATIONS = {
                                 "environments/production\\.toml: api\\.container_image: must be pinned by digest "
                                 "\\(<repository>@sha256:<64 hex digits>\\) when production = true "
                                 "\\(got 'us-docker\\.pkg\\.dev/google-samples/containers/gke/hello-app:1\\.0'\\)"),
+    "production without vault lock": ("production.toml", "vault_lock = true", "vault_lock = false",
+                                      r"environments/production\.toml: dr\.vault_lock: must be true when "
+                                      r"production = true"),
     "unknown key": ("project.toml", "[state]", "[state]\nencrypt = true",
                     r"environments/project\.toml: state\.encrypt: is not a known setting"),
 }
