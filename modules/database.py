@@ -76,8 +76,8 @@ class DatabaseProps:
 
 
 class Database(Construct):
-    """Exposes `secret_arn`, `cluster_identifier`, `cluster_resource_id`, `endpoint`, `port`, `kms_key_arn` (and
-    `cache_endpoint`, `cache_secret_arn`)."""
+    """Exposes `secret_arn`, `cluster_identifier`, `cluster_arn`, `cluster_resource_id`, `endpoint`, `port`,
+    `kms_key_arn` (and `cache_endpoint`, `cache_secret_arn`)."""
 
     def __init__(self, scope: Construct, id: str, props: DatabaseProps):
         super().__init__(scope, id)
@@ -96,6 +96,7 @@ class Database(Construct):
             self, "subnet-group", name=f"{props.name_prefix}-data",
             description="Isolated data subnets, one per availability zone", subnet_ids=list(props.subnet_ids))
         self.cluster = self._cluster(subnet_group.name, self._parameter_group())
+        self.cluster_arn: str = self.cluster.arn
         self._instances(self._monitoring_role())
         secret_arn = self.cluster.master_user_secret.get(0).secret_arn
         self.secret_arn: str = secret_arn

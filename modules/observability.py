@@ -71,7 +71,8 @@ class Observability(Construct):
     def __init__(self, scope: Construct, id: str, props: ObservabilityProps):
         super().__init__(scope, id)
         self.props = props
-        self.warning_topic_arn: str = self._topic("warning", props.region, None, COST_ALERT_SERVICES)
+        self.warning_topic_arn: str = self._topic("warning", props.region, None, COST_ALERT_SERVICES,
+                                                  event_rules=True)
         self.critical_topic_arn: str | None = (
             self._topic("critical", props.region, None) if props.critical_topic else None)
         self.edge_topic_arn: str = self._topic("edge-warning", "us-east-1", props.us_east_1)
@@ -84,26 +85,40 @@ class Observability(Construct):
 
     # -- topics ---------------------------------------------------------------------------------
 
-    def _topic(self, name: str, region: str, provider: Any, account_services: tuple[str, ...] = ()) -> str:
+    def _topic(self, name: str, region: str, provider: Any, account_services: tuple[str, ...] = (),
+               event_rules: bool = False) -> str:
         """An encrypted topic only CloudWatch alarms, `account_services` on behalf of this account (and the
-        account itself) may publish to, over TLS; returns its ARN."""
+        account itself) may publish to, over TLS; returns its ARN.
+
+        With `event_rules`, this environment's EventBridge rules (`<prefix>-*`, such as AWS Backup's
+        failure rules) may publish too.
+        """
         prefix = self.props.name_prefix
         publish_actions = ("kms:Decrypt", "kms:GenerateDataKey*")
         alarms = f"arn:{{partition}}:cloudwatch:{region}:{{account}}:alarm:*"
+        # CloudWatch encrypts alarm notifications for this account's alarms in this region only.
+        grants = [ServiceGrant(service="cloudwatch.amazonaws.com", actions=publish_actions,
+                               conditions=(("StringEquals", "aws:SourceAccount", "{account}"),
+                                           ("ArnLike", "aws:SourceArn", alarms))),
+                  *(ServiceGrant(service=service, actions=publish_actions) for service in account_services)]
+        if event_rules:
+            # EventBridge encrypts for this environment's rules only (AWS Backup's failure rules).
+            rules = f"arn:{{partition}}:events:{region}:{{account}}:rule/{prefix}-*"
+            grants.append(ServiceGrant(service="events.amazonaws.com", actions=publish_actions,
+                                       conditions=(("StringEquals", "aws:SourceAccount", "{account}"),
+                                                   ("ArnLike", "aws:SourceArn", rules))))
         key = KmsKey(self, f"{name}-key", KmsKeyProps(
             account=self.props.account,
             alias=f"alias/{prefix}-alarms-{name}", description=f"Encrypts the {prefix} {name} alarm topic",
-            provider=provider,
-            # CloudWatch encrypts alarm notifications for this account's alarms in this region only.
-            service_grants=(ServiceGrant(service="cloudwatch.amazonaws.com", actions=publish_actions,
-                                         conditions=(("StringEquals", "aws:SourceAccount", "{account}"),
-                                                     ("ArnLike", "aws:SourceArn", alarms))),
-                            *(ServiceGrant(service=service, actions=publish_actions)
-                              for service in account_services))))
+            provider=provider, service_grants=tuple(grants)))
         topic = aws.sns_topic.SnsTopic(self, f"{name}-topic", name=f"{prefix}-{name}", kms_master_key_id=key.arn,
                                        provider=provider)
         topic_arn, account_id = topic.arn, self.props.account.id
-        policy = document(self, f"{name}-topic-policy-document", [
+        rules = [statement("EnvironmentEventRulesPublish", ["sns:Publish"], [topic_arn],
+                           principals=[principal("Service", "events.amazonaws.com")],
+                           conditions=[condition("ArnLike", "aws:SourceArn",
+                                                 f"arn:aws:events:{region}:{account_id}:rule/{prefix}-*")])]
+        policy = document(self, f"{name}-topic-policy-document", [*(rules if event_rules else []),
             statement("CloudWatchAlarmsPublish", ["sns:Publish"], [topic_arn],
                       principals=[principal("Service", "cloudwatch.amazonaws.com")],
                       conditions=[condition("ArnLike", "aws:SourceArn",

@@ -12,6 +12,7 @@ from core.aws import aws
 from core.provider import aws_provider
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
+from modules.backup import Backup, BackupCopy, BackupProps
 from modules.cost import CostGuardrails, CostProps
 from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
 from modules.database_bootstrap import APP_USER, DatabaseBootstrap, DatabaseBootstrapProps
@@ -63,6 +64,9 @@ class EnvironmentStack(EnvironmentStackBase):
         self.database_bootstrap = self._database_bootstrap(env)
         self.us_east_1 = aws_provider(self, region="us-east-1", account_id=env.account_id, tags=self.tags,
                                       emulator=project.emulator, alias="us_east_1")
+        # The disaster-recovery region's provider, only where configuration names one.
+        self.dr = aws_provider(self, region=env.dr.region, account_id=env.account_id, tags=self.tags,
+                               emulator=project.emulator, alias="dr") if env.dr else None
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
         self.frontend = self._frontend(env)
         self.observability = self._observability(env)
@@ -70,6 +74,7 @@ class EnvironmentStack(EnvironmentStackBase):
             name_prefix=self.name_prefix, environment=env.name, budget_monthly_usd=env.cost.budget_monthly_usd,
             anomaly_threshold_usd=env.cost.anomaly_threshold_usd, topic_arn=self.observability.warning_topic_arn,
             emails=env.alarm_emails))
+        self.backup = self._backup(env)
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
@@ -167,6 +172,27 @@ class EnvironmentStack(EnvironmentStackBase):
         self._output("DatabaseBootstrap", bootstrap.run_settings,
                      "How infra.py deploy runs the one-off database bootstrap task (docs/runbooks.md)")
         return bootstrap
+
+    def _backup(self, env: EnvironmentConfig) -> Backup:
+        copy = BackupCopy(region=env.dr.region, provider=self.dr,
+                          retention_days=env.dr.copy_retention_days) if env.dr else None
+        backup = Backup(self, "backup", BackupProps(
+            name_prefix=self.name_prefix,
+            account=self.account,
+            region=env.region,
+            cluster_arn=self.database.cluster_arn,
+            cluster_kms_key_arn=self.database.kms_key_arn,
+            schedule=env.backup_schedule,
+            retention_days=env.database.backup_retention_days,
+            notification_topic_arn=self.observability.warning_topic_arn,
+            vault_lock=bool(env.dr and env.dr.vault_lock),
+            copy=copy,
+        ))
+        self._output("BackupVaultName", backup.vault.name, "AWS Backup vault of the database's recovery points")
+        if backup.copy_vault:
+            self._output("BackupCopyVaultName", backup.copy_vault.name,
+                         f"Copies of the recovery points in {env.dr.region}")
+        return backup
 
     def _observability(self, env: EnvironmentConfig) -> Observability:
         watch = Observability(self, "observability", ObservabilityProps(

@@ -170,8 +170,8 @@ class ValidationBatch:
 
     Terraform allows provider configurations only in a root module and ignores backends in
     child modules, so each module keeps everything else (resources, data sources, locals,
-    outputs) and receives its providers from the root, which holds the provider blocks of the
-    first stack added. Provider and backend blocks of the shipped stacks are validated as roots
+    outputs) and receives its providers from the root, which holds the first provider block added
+    for each alias. Provider and backend blocks of the shipped stacks are validated as roots
     in test_terraform_validate.py.
     """
 
@@ -193,7 +193,10 @@ class ValidationBatch:
         requirement = module["terraform"]["required_providers"]["aws"]
         if self.root is None:
             self.root = {"terraform": {"required_providers": {"aws": requirement}},
-                         "provider": {"aws": providers}, "module": {}}
+                         "provider": {"aws": []}, "module": {}}
+        # The first configuration of each alias serves every module (stacks without [dr] have no "dr").
+        known = {block.get("alias") for block in self.root["provider"]["aws"]}
+        self.root["provider"]["aws"].extend(block for block in providers if block.get("alias") not in known)
         aliases = sorted(f"aws.{block['alias']}" for block in providers if "alias" in block)
         module["terraform"] = {
             **{key: value for key, value in module["terraform"].items() if key != "backend"},

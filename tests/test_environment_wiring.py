@@ -41,7 +41,8 @@ def test_each_environment_keeps_locked_encrypted_state_under_its_own_key(stacks,
 def test_provider_uses_the_environment_region_and_required_default_tags(stacks, project):
     for env in project.environments:
         providers = {p.get("alias"): p for p in stacks[env.name]["provider"]["aws"]}
-        assert set(providers) == {None, "us_east_1"}, "the default provider and CloudFront's us-east-1 alias"
+        expected = {None, "us_east_1"} | ({"dr"} if env.dr else set())
+        assert set(providers) == expected, "the default provider, CloudFront's us-east-1 alias and, with [dr], dr"
         assert providers["us_east_1"]["region"] == "us-east-1"
         assert providers["us_east_1"]["default_tags"] == providers[None]["default_tags"]
         provider = providers[None]
@@ -98,7 +99,7 @@ def test_emulated_services_cover_every_resource_type_in_every_stack(stacks):
         "ecr": "ecr", "ecs": "ecs", "lb": "elbv2", "alb": "elbv2", "appautoscaling": "appautoscaling",
         "acm": "acm", "cloudfront": "cloudfront", "route53": "route53", "sns": "sns", "wafv2": "wafv2",
         "cloudtrail": "cloudtrail", "elasticache": "elasticache", "ssm": "ssm", "lambda": "lambda",
-        "config": "configservice", "budgets": "budgets", "ce": "ce", "xray": "xray",
+        "config": "configservice", "budgets": "budgets", "ce": "ce", "xray": "xray", "backup": "backup",
     }
     for name, stack in stacks.items():
         for resource_type in stack.get("resource", {}):
@@ -107,6 +108,8 @@ def test_emulated_services_cover_every_resource_type_in_every_stack(stacks):
             service = prefixes[word]
             if service == "cloudwatch" and "log" in resource_type:
                 service = "logs"
+            if resource_type.startswith("aws_cloudwatch_event_"):
+                service = "events"
             assert service in EMULATED_SERVICES, f"{name}: {resource_type} would bypass the emulator"
 
 

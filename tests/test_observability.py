@@ -22,18 +22,20 @@ def test_topics_are_encrypted_and_subscribe_the_configured_addresses(env_stack):
 
 
 def test_topic_policies_allow_only_cloudwatch_and_the_account(env_stack):
-    """And on the warning topic the cost services (tests/test_cost.py pins those statements)."""
+    """And on the warning topic the cost services (tests/test_cost.py pins those statements) and EventBridge
+    (AWS Backup failures; tests/dr_checks.py scopes it to this environment's rules)."""
     env, stack = env_stack
     warning = {f"${{aws_sns_topic.{name}.arn}}" for name, topic in resources_of(stack, "aws_sns_topic").items()
                if topic["name"] == env.resource_name("warning")}
     for policy in resources_of(stack, "aws_sns_topic_policy").values():
-        cost_services = ["budgets.amazonaws.com", "costalerts.amazonaws.com"] if policy["arn"] in warning else []
+        warning_services = ["budgets.amazonaws.com", "costalerts.amazonaws.com", "events.amazonaws.com"]
+        extra = warning_services if policy["arn"] in warning else []
         for statement in policy_document(stack, policy["policy"])["statement"]:
             if statement["effect"] == "Deny":  # the TLS-only deny (tests/service_grant_checks.py) allows nothing
                 continue
             (principal,) = statement["principals"]
             if principal["type"] == "Service":
-                assert principal["identifiers"] in (["cloudwatch.amazonaws.com"], *([s] for s in cost_services))
+                assert principal["identifiers"] in (["cloudwatch.amazonaws.com"], *([s] for s in extra))
                 assert statement["actions"] == ["sns:Publish"] and statement["condition"]
             else:
                 assert principal["type"] == "AWS"

@@ -24,6 +24,7 @@ from stacks.environment import EnvironmentStack
 from tests import (
     api_checks,
     database_checks,
+    dr_checks,
     network_checks,
     observability_checks,
     service_grant_checks,
@@ -139,6 +140,8 @@ def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
     if env.features.waf:
         api_checks.check_waf_protects_the_load_balancer(stack)
         api_checks.check_waf_protects_the_distribution(stack)
+    dr_checks.check_backup(stack, env)
+    dr_checks.check_disaster_recovery(stack, env)
 
 
 EXAMPLES_PER_SHARD = 50
@@ -159,6 +162,7 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
     every example afterwards, in one batched `terraform validate` (see ValidationBatch).
     """
     batch = ValidationBatch(tmp_path / "validate")
+    dr_variants: set[tuple[bool, bool]] = set()  # (has [dr], locks its vaults) of every generated environment
 
     @settings(max_examples=EXAMPLES_PER_SHARD, deadline=None, suppress_health_check=SLOW)
     @given(config=configurations(min_environments=2, max_environments=2))
@@ -168,10 +172,12 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
         check_isolation(project, stacks)  # 1
         for env in project.environments:
             check_environment(env, stacks[env.name])
+            dr_variants.add((env.dr is not None, bool(env.dr and env.dr.vault_lock)))
         for env in project.environments:
             batch.add(stacks[env.name], f"environment {env.name!r} of:\n{describe(config)}")
 
     every_property_holds()
+    assert {(False, False), (True, False), (True, True)} <= dr_variants, f"[dr] variants seen: {dr_variants}"
     assert len(batch) >= 2 * EXAMPLES_PER_SHARD, f"only {len(batch)} generated stacks reached validation"
     problems = batch.validate(request.getfixturevalue("terraform_env"))  # 10 (Terraform)
     assert not problems, f"terraform validate, {len(batch)} generated stacks:\n" + "\n".join(problems)

@@ -1,0 +1,180 @@
+"""Checks of AWS Backup and disaster recovery (issue 15) on one synthesized environment stack.
+
+Shared by the example-based tests (tests/test_backup.py, the shipped environments) and the
+hypothesis properties (tests/test_properties.py), so both assert exactly the same rules. Expected
+values come from the configuration (`EnvironmentConfig`), never from the synthesized output.
+"""
+
+from __future__ import annotations
+
+import json
+
+from environments.model import EnvironmentConfig
+from tests.api_checks import role_statements
+from tests.conftest import only, resources_of
+from tests.network_checks import policy_document, ref_name
+
+DR_ALIAS = "dr"
+DR_PROVIDER = f"aws.{DR_ALIAS}"
+# EventBridge detail types and the final states that must reach the warning topic.
+NOTIFIED = {"Backup Job State Change": {"FAILED", "EXPIRED", "ABORTED"}, "Copy Job State Change": {"FAILED"}}
+
+
+def providers_by_alias(stack: dict) -> dict[str | None, dict]:
+    return {provider.get("alias"): provider for provider in stack["provider"]["aws"]}
+
+
+def provider_region(stack: dict, resource: dict) -> str:
+    """The region a resource is created in, from the provider it names (the default one if none)."""
+    alias = resource.get("provider", "aws").removeprefix("aws").removeprefix(".") or None
+    return providers_by_alias(stack)[alias]["region"]
+
+
+def vaults(stack: dict) -> dict[str, dict]:
+    return resources_of(stack, "aws_backup_vault")
+
+
+def key_of(stack: dict, reference: str) -> dict:
+    return resources_of(stack, "aws_kms_key")[ref_name(reference, "aws_kms_key")]
+
+
+def check_vault(stack: dict, vault: dict, region: str) -> None:
+    """Encrypted with its own CMK (rotated, used by nothing else), created in `region`."""
+    assert provider_region(stack, vault) == region, vault["name"]
+    key = key_of(stack, vault["kms_key_arn"])
+    assert key["enable_key_rotation"] is True
+    assert provider_region(stack, key) == region, f"the key of {vault['name']} is not in {region}"
+    users = [name for name, other in vaults(stack).items() if other["kms_key_arn"] == vault["kms_key_arn"]]
+    assert len(users) == 1, f"vault keys must not be shared: {users}"
+
+
+def plan_rule(stack: dict) -> dict:
+    (rule,) = only(stack, "aws_backup_plan")["rule"]
+    return rule
+
+
+def vault_by_reference(stack: dict, reference: str) -> dict:
+    return vaults(stack)[ref_name(reference, "aws_backup_vault")]
+
+
+def check_backup(stack: dict, env: EnvironmentConfig) -> None:
+    """Vault, plan from configuration, selection of the cluster only, failure notifications."""
+    rule = plan_rule(stack)
+    primary = vault_by_reference(stack, rule["target_vault_name"])
+    check_vault(stack, primary, env.region)
+    assert rule["schedule"] == env.backup_schedule
+    assert rule["lifecycle"] == {"delete_after": env.database.backup_retention_days}
+    selection = only(stack, "aws_backup_selection")
+    (cluster,) = resources_of(stack, "aws_rds_cluster")
+    assert selection["resources"] == [f"${{aws_rds_cluster.{cluster}.arn}}"]
+    assert ref_name(selection["plan_id"], "aws_backup_plan") in resources_of(stack, "aws_backup_plan")
+    check_backup_role(stack, selection["iam_role_arn"], cluster)
+    check_notifications(stack)
+    check_vault_lock(stack, env)
+    copies = rule.get("copy_action") or []
+    if env.dr is None:
+        assert not copies, "a copy action without [dr]"
+        return
+    (copy,) = copies
+    destination = vault_by_reference(stack, copy["destination_vault_arn"])
+    check_vault(stack, destination, env.dr.region)
+    assert destination["provider"] == DR_PROVIDER
+    assert copy["lifecycle"] == {"delete_after": env.dr.copy_retention_days}
+
+
+def check_backup_role(stack: dict, role_arn: str, cluster: str) -> None:
+    """Assumable only by AWS Backup; acts on this cluster, AWS Backup's snapshots, and its keys and vaults."""
+    role = resources_of(stack, "aws_iam_role")[ref_name(role_arn, "aws_iam_role")]
+    trust = policy_document(stack, role["assume_role_policy"])["statement"]
+    assert [p["identifiers"] for s in trust for p in s["principals"]] == [["backup.amazonaws.com"]]
+    allowed_keys = {vault["kms_key_arn"] for vault in vaults(stack).values()}
+    allowed_keys.add(only(stack, "aws_rds_cluster")["kms_key_id"])
+    for statement in role_statements(stack, role_arn):
+        resources = statement["resources"]
+        assert "*" not in resources and not any(a.endswith(":*") for a in statement["actions"]), statement
+        for resource in resources:
+            if resource.startswith("${aws_rds_cluster."):
+                assert resource == f"${{aws_rds_cluster.{cluster}.arn}}"
+            elif resource.startswith("${aws_kms_key."):
+                assert resource in allowed_keys, resource
+            elif resource.startswith("${aws_backup_vault."):
+                assert ref_name(resource, "aws_backup_vault") in vaults(stack)
+            else:
+                assert ":cluster-snapshot:awsbackup:" in resource, resource
+
+
+def warning_topic(stack: dict) -> str:
+    """Logical id of the environment's regional warning topic (not the us-east-1 edge topic)."""
+    (name,) = [name for name, topic in resources_of(stack, "aws_sns_topic").items()
+               if topic["name"].endswith("-warning") and "provider" not in topic]
+    return name
+
+
+def check_notifications(stack: dict) -> None:
+    """Failed, expired and aborted backups and failed copies reach the warning topic."""
+    rules = resources_of(stack, "aws_cloudwatch_event_rule")
+    notified: dict[str, set[str]] = {}
+    for target in resources_of(stack, "aws_cloudwatch_event_target").values():
+        rule = rules[ref_name(target["rule"], "aws_cloudwatch_event_rule")]
+        pattern = json.loads(rule["event_pattern"])
+        if pattern.get("source") != ["aws.backup"]:
+            continue
+        assert ref_name(target["arn"], "aws_sns_topic") == warning_topic(stack)
+        for detail_type in pattern["detail-type"]:
+            notified.setdefault(detail_type, set()).update(pattern["detail"]["state"])
+    assert notified == NOTIFIED
+    check_warning_topic_accepts_event_rules(stack)
+
+
+def check_warning_topic_accepts_event_rules(stack: dict) -> None:
+    """EventBridge may publish (policy, scoped to this environment's rules) and encrypt (key)."""
+    topics, warning = resources_of(stack, "aws_sns_topic"), warning_topic(stack)
+    policies = [p for p in resources_of(stack, "aws_sns_topic_policy").values()
+                if p["arn"] == f"${{aws_sns_topic.{warning}.arn}}"]
+    (policy,) = policies
+    grants = [s for s in policy_document(stack, policy["policy"])["statement"]
+              if any("events.amazonaws.com" in p["identifiers"] for p in s.get("principals", []))]
+    (grant,) = grants
+    assert grant["actions"] == ["sns:Publish"]
+    (source,) = grant["condition"]
+    assert source["variable"] == "aws:SourceArn" and source["values"][0].endswith(":rule/" + topics[warning]["name"]
+                                                                                   .removesuffix("warning") + "*")
+    key = json.loads(key_of(stack, topics[warning]["kms_master_key_id"])["policy"])
+    assert any(s["Principal"] == {"Service": "events.amazonaws.com"} for s in key["Statement"])
+
+
+def check_vault_lock(stack: dict, env: EnvironmentConfig) -> None:
+    """Compliance mode (changeable_for_days set) on every vault exactly when [dr] vault_lock is on."""
+    locks = resources_of(stack, "aws_backup_vault_lock_configuration")
+    if not (env.dr and env.dr.vault_lock):
+        assert not locks
+        return
+    locked = {ref_name(lock["backup_vault_name"], "aws_backup_vault"): lock for lock in locks.values()}
+    assert set(locked) == set(vaults(stack)), "every vault is locked"
+    for name, lock in locked.items():
+        vault = vaults(stack)[name]
+        assert lock.get("provider") == vault.get("provider")
+        assert lock["changeable_for_days"] >= 3, "compliance mode needs a cooling-off period of 3 days or more"
+        expected = env.dr.copy_retention_days if vault.get("provider") == DR_PROVIDER \
+            else env.database.backup_retention_days
+        assert lock["min_retention_days"] == expected, vault["name"]
+
+
+def dr_resources(stack: dict) -> list[str]:
+    """Every resource created through the DR provider."""
+    return [f"{kind}.{name}" for kind, named in stack.get("resource", {}).items()
+            for name, body in named.items() if body.get("provider") == DR_PROVIDER]
+
+
+def check_disaster_recovery(stack: dict, env: EnvironmentConfig) -> None:
+    """The DR provider exists exactly with [dr], in its region, like the default one otherwise."""
+    providers = providers_by_alias(stack)
+    if env.dr is None:
+        assert DR_ALIAS not in providers
+        assert not dr_resources(stack), "DR resources without [dr]"
+        return
+    dr, default = providers[DR_ALIAS], providers[None]
+    assert dr["region"] == env.dr.region != default["region"]
+    same = {key: value for key, value in default.items() if key not in ("region", "alias")}
+    assert {key: value for key, value in dr.items() if key not in ("region", "alias")} == same, \
+        "the DR provider must carry the same tags, account guard and endpoints"
