@@ -11,6 +11,15 @@ Access logs use CloudFront's v2 log delivery (CloudWatch Logs delivery to S3): t
 
 CloudFront-scoped resources (certificate, WAF, log delivery) are created through the aliased
 us-east-1 provider the stack passes in.
+
+With a `SiteReplica` (the stack passes the DR region's provider), the site bucket replicates every
+object to a replica built the same way (SecureBucket, its own CMK in that region, access logs to a
+sink there), and the distribution reads through an origin group: when the primary origin answers
+one of FAILOVER_STATUS_CODES (or cannot be reached), CloudFront retries the request on the replica.
+Both origins are signed with the same Origin Access Control and each bucket admits only this
+distribution. 403 and 404 are in the list because a bucket in a failing region can answer them
+for objects that exist; the SPA function already turns client routes into /index.html, so a 404
+here means a real object the primary could not serve.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from core.account import Account
 from core.aws import aws
 from core.iam import condition, principal, statement
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
+from modules.replication import BucketReplication, ReplicationProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
 from modules.waf import WafProps, WebAcl
 
@@ -47,6 +57,18 @@ ASSET_PATTERNS = ("*.js", "*.css", "*.woff", "*.woff2", "*.ttf", "*.png", "*.jpg
                   "*.webp", "*.avif")
 HSTS_SECONDS = 63072000  # two years
 MINIMUM_TLS = "TLSv1.2_2021"
+SITE_ORIGIN, REPLICA_ORIGIN, FAILOVER_GROUP = "site", "site-replica", "site-with-failover"
+# Answers of the primary origin on which CloudFront retries the request on the replica.
+FAILOVER_STATUS_CODES = (403, 404, 500, 502, 503, 504)
+SITE_NONCURRENT_DAYS, SITE_TIERING_DAYS = 90, 30
+
+
+@dataclass(frozen=True)
+class SiteReplica:
+    """A copy of the site in another region: the distribution's failover origin."""
+
+    region: str
+    provider: Any  # aliased provider of `region`
 
 
 @dataclass(frozen=True)
@@ -65,20 +87,24 @@ class FrontendProps:
     us_east_1: Any  # aliased provider for CloudFront-scoped resources
     us_east_1_logs_kms_key_arn: str
     force_destroy: bool = False  # buckets of a disposable environment may be destroyed with their objects
+    replica: SiteReplica | None = None  # replicate the site there and fail over to it
 
 
 class Frontend(Construct):
-    """Exposes `url`, `bucket_name`, `distribution_id`, `distribution_arn`."""
+    """Exposes `url`, `bucket_name`, `distribution_id`, `distribution_arn` (and `replica_bucket_name` or None)."""
 
     def __init__(self, scope: Construct, id: str, props: FrontendProps):
         super().__init__(scope, id)
         self.props = props
-        # Known before the bucket exists: the distribution's origin and the bucket policy need each other.
+        # Known before the buckets exist: the distribution's origins and the bucket policies need each other.
         self.site_bucket_name = f"{props.name_prefix}-site-{props.account.id}"
         self._log_source_name = f"{props.name_prefix}-cloudfront"
+        self.replica_bucket_name = f"{props.name_prefix}-site-dr-{props.account.id}" if props.replica else None
         self.logs = self._log_bucket()
         self.distribution = self._distribution()
-        self.site = self._site_bucket()
+        self.site, site_key = self._site_bucket()
+        if props.replica:
+            self._replicate(props.replica, site_key)
         self._access_logs()
         if props.hosted_zone_id:
             self._alias_records()
@@ -108,25 +134,46 @@ class Frontend(Construct):
             policy_statements=(delivery,),
             force_destroy=props.force_destroy))
 
-    def _site_bucket(self) -> SecureBucket:
-        """Private origin: only this distribution may read it, signed through Origin Access Control."""
+    def _site_key(self, id: str, alias_suffix: str, region: str, provider: Any) -> KmsKey:
         props = self.props
-        # CloudFront may decrypt for this distribution only. No cycle: the distribution names its origin
-        # by the bucket's (known) name, never by the bucket or this key.
-        key = KmsKey(self, "key", KmsKeyProps(
-            account=props.account,
-            alias=f"alias/{props.name_prefix}-frontend",
-            description=f"Encrypts the {props.name_prefix} site bucket; CloudFront decrypts for its distribution",
+        # CloudFront may decrypt for this distribution only. No cycle: the distribution names its origins
+        # by the buckets' (known) names, never by a bucket or a key.
+        return KmsKey(self, id, KmsKeyProps(
+            account=props.account, alias=f"alias/{props.name_prefix}-{alias_suffix}", provider=provider,
+            description=f"Encrypts the {props.name_prefix} site bucket in {region}; CloudFront decrypts for its "
+                        "distribution",
             service_grants=(ServiceGrant(service="cloudfront.amazonaws.com", actions=("kms:Decrypt",),
                                          conditions=(("StringEquals", "aws:SourceArn", self.distribution.arn),)),)))
+
+    def _origin_bucket(self, id: str, name: str, key: KmsKey, logs: SecureBucket, provider: Any) -> SecureBucket:
+        """Private origin: only this distribution may read it, signed through Origin Access Control."""
         read = statement(
-            "OnlyThisDistributionReads", ["s3:GetObject"], [f"arn:aws:s3:::{self.site_bucket_name}/*"],
+            "OnlyThisDistributionReads", ["s3:GetObject"], [f"arn:aws:s3:::{name}/*"],
             principals=[principal("Service", "cloudfront.amazonaws.com")],
             conditions=[condition("StringEquals", "AWS:SourceArn", self.distribution.arn)])
-        return SecureBucket(self, "site", SecureBucketProps(
-            name=self.site_bucket_name, kms_key_arn=key.arn, noncurrent_version_days=90,
-            intelligent_tiering_after_days=30, access_log_bucket=self.logs, policy_statements=(read,),
-            force_destroy=self.props.force_destroy))
+        return SecureBucket(self, id, SecureBucketProps(
+            name=name, kms_key_arn=key.arn, noncurrent_version_days=SITE_NONCURRENT_DAYS,
+            intelligent_tiering_after_days=SITE_TIERING_DAYS, access_log_bucket=logs, policy_statements=(read,),
+            force_destroy=self.props.force_destroy, provider=provider))
+
+    def _site_bucket(self) -> tuple[SecureBucket, KmsKey]:
+        key = self._site_key("key", "frontend", self.props.region, None)
+        return self._origin_bucket("site", self.site_bucket_name, key, self.logs, None), key
+
+    def _replicate(self, replica: SiteReplica, site_key: KmsKey) -> None:
+        """The replica (own key and access-log sink in its region) and the replication into it."""
+        props = self.props
+        logs = SecureBucket(self, "replica-logs", SecureBucketProps(
+            name=f"{props.name_prefix}-dr-logs-{props.account.id}", kms_key_arn=None,
+            noncurrent_version_days=props.access_log_days, expiration_days=props.access_log_days,
+            s3_access_logs_from_account=props.account.id, force_destroy=props.force_destroy,
+            provider=replica.provider))
+        key = self._site_key("replica-key", "frontend-dr", replica.region, replica.provider)
+        bucket = self._origin_bucket("replica", self.replica_bucket_name, key, logs, replica.provider)
+        BucketReplication(self, "replication", ReplicationProps(
+            name=f"{props.name_prefix}-site-replication", account=props.account,
+            source=self.site, source_region=props.region, source_kms_key_arn=site_key.arn,
+            replica=bucket, replica_region=replica.region, replica_kms_key_arn=key.arn))
 
     # -- distribution ---------------------------------------------------------------------------
 
@@ -204,9 +251,11 @@ class Frontend(Construct):
                 logs_kms_key_arn=props.us_east_1_logs_kms_key_arn, rate_limit=props.waf_rate_limit,
                 provider=props.us_east_1)).arn
 
+        target = FAILOVER_GROUP if props.replica else SITE_ORIGIN
+
         def behavior(pattern: str, policy: str):
             return cdn.CloudfrontDistributionOrderedCacheBehavior(
-                path_pattern=pattern, target_origin_id="site", viewer_protocol_policy="redirect-to-https",
+                path_pattern=pattern, target_origin_id=target, viewer_protocol_policy="redirect-to-https",
                 allowed_methods=["GET", "HEAD", "OPTIONS"], cached_methods=["GET", "HEAD"], compress=True,
                 cache_policy_id=policies[policy], response_headers_policy_id=headers)
 
@@ -214,11 +263,9 @@ class Frontend(Construct):
             self, "distribution", enabled=True, is_ipv6_enabled=True, http_version="http2and3",
             comment=f"{props.name_prefix} single-page app", aliases=[props.domain],
             default_root_object="index.html", price_class="PriceClass_100", web_acl_id=web_acl,
-            origin=[cdn.CloudfrontDistributionOrigin(
-                origin_id="site", origin_access_control_id=access.id,
-                domain_name=f"{self.site_bucket_name}.s3.{props.region}.amazonaws.com")],
+            origin=self._origins(access.id), origin_group=self._origin_groups(),
             default_cache_behavior=cdn.CloudfrontDistributionDefaultCacheBehavior(
-                target_origin_id="site", viewer_protocol_policy="redirect-to-https",
+                target_origin_id=target, viewer_protocol_policy="redirect-to-https",
                 allowed_methods=["GET", "HEAD", "OPTIONS"], cached_methods=["GET", "HEAD"], compress=True,
                 cache_policy_id=policies["default"], response_headers_policy_id=headers,
                 function_association=[cdn.CloudfrontDistributionDefaultCacheBehaviorFunctionAssociation(
@@ -231,6 +278,27 @@ class Frontend(Construct):
             restrictions=cdn.CloudfrontDistributionRestrictions(
                 geo_restriction=cdn.CloudfrontDistributionRestrictionsGeoRestriction(restriction_type="none")),
         )
+
+    def _origins(self, access_control_id: str) -> list:
+        """The site bucket and, with a replica, the replica: both S3 origins signed through OAC."""
+        cdn, props = aws.cloudfront_distribution, self.props
+        buckets = [(SITE_ORIGIN, self.site_bucket_name, props.region)]
+        if props.replica:
+            buckets.append((REPLICA_ORIGIN, self.replica_bucket_name, props.replica.region))
+        return [cdn.CloudfrontDistributionOrigin(
+            origin_id=origin_id, origin_access_control_id=access_control_id,
+            domain_name=f"{name}.s3.{region}.amazonaws.com") for origin_id, name, region in buckets]
+
+    def _origin_groups(self) -> list | None:
+        if not self.props.replica:
+            return None
+        cdn = aws.cloudfront_distribution
+        return [cdn.CloudfrontDistributionOriginGroup(
+            origin_id=FAILOVER_GROUP,
+            failover_criteria=cdn.CloudfrontDistributionOriginGroupFailoverCriteria(
+                status_codes=list(FAILOVER_STATUS_CODES)),
+            member=[cdn.CloudfrontDistributionOriginGroupMember(origin_id=SITE_ORIGIN),
+                    cdn.CloudfrontDistributionOriginGroupMember(origin_id=REPLICA_ORIGIN)])]
 
     def _access_logs(self) -> None:
         """CloudFront v2 access logs to the log bucket; the delivery objects live in us-east-1."""

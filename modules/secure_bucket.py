@@ -38,32 +38,36 @@ class SecureBucketProps:
     s3_access_logs_from_account: str | None = None
     # Extra statements (DataAwsIamPolicyDocumentStatement) such as a service's write access.
     policy_statements: tuple[Any, ...] = ()
+    # An aliased provider, for a bucket in another region (a replica in the DR region).
+    provider: Any = None
 
 
 class SecureBucket(Construct):
     def __init__(self, scope: Construct, id: str, props: SecureBucketProps):
         super().__init__(scope, id)
         lifecycle = TerraformResourceLifecycle(prevent_destroy=True) if props.prevent_destroy else None
+        provider = props.provider
         self.bucket = aws.s3_bucket.S3Bucket(self, "bucket", bucket=props.name, lifecycle=lifecycle,
-                                             force_destroy=props.force_destroy or None)
+                                             force_destroy=props.force_destroy or None, provider=provider)
         self.name: str = self.bucket.bucket
         self.arn: str = self.bucket.arn
         bucket_id = self.bucket.id
 
         versioning = aws.s3_bucket_versioning
-        versioning.S3BucketVersioningA(
-            self, "versioning", bucket=bucket_id,
+        # Exposed: replication may only be configured once both buckets have versioning.
+        self.versioning = versioning.S3BucketVersioningA(
+            self, "versioning", bucket=bucket_id, provider=provider,
             versioning_configuration=versioning.S3BucketVersioningVersioningConfiguration(status="Enabled"),
         )
-        self._encryption(bucket_id, props.kms_key_arn)
+        self._encryption(bucket_id, props.kms_key_arn, provider)
         access_block = aws.s3_bucket_public_access_block.S3BucketPublicAccessBlock(
-            self, "public-access-block", bucket=bucket_id,
+            self, "public-access-block", bucket=bucket_id, provider=provider,
             block_public_acls=True, block_public_policy=True,
             ignore_public_acls=True, restrict_public_buckets=True,
         )
         ownership = aws.s3_bucket_ownership_controls
         ownership.S3BucketOwnershipControls(
-            self, "ownership", bucket=bucket_id,
+            self, "ownership", bucket=bucket_id, provider=provider,
             rule=ownership.S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
         )
         self._lifecycle(bucket_id, props)
@@ -72,22 +76,22 @@ class SecureBucket(Construct):
             sink = props.access_log_bucket
             aws.s3_bucket_logging.S3BucketLoggingA(
                 self, "access-logging", bucket=bucket_id, target_bucket=sink.name,
-                target_prefix=f"{props.name}/", depends_on=[sink.policy],
+                target_prefix=f"{props.name}/", depends_on=[sink.policy], provider=provider,
             )
         policy = self._policy_document(props)
         # The public-access block must exist first, or S3 may judge the policy before it applies.
         self.policy = aws.s3_bucket_policy.S3BucketPolicy(
-            self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[access_block],
+            self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[access_block], provider=provider,
         )
 
-    def _encryption(self, bucket_id: str, kms_key_arn: str | None) -> None:
+    def _encryption(self, bucket_id: str, kms_key_arn: str | None, provider: Any) -> None:
         sse = aws.s3_bucket_server_side_encryption_configuration
         default = sse.S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
             sse_algorithm="aws:kms" if kms_key_arn else "AES256",
             kms_master_key_id=kms_key_arn,
         )
         sse.S3BucketServerSideEncryptionConfigurationA(
-            self, "encryption", bucket=bucket_id,
+            self, "encryption", bucket=bucket_id, provider=provider,
             rule=[sse.S3BucketServerSideEncryptionConfigurationRuleA(
                 apply_server_side_encryption_by_default=default,
                 bucket_key_enabled=True if kms_key_arn else None,
@@ -97,7 +101,7 @@ class SecureBucket(Construct):
     def _lifecycle(self, bucket_id: str, props: SecureBucketProps) -> None:
         rules = aws.s3_bucket_lifecycle_configuration
         rules.S3BucketLifecycleConfiguration(
-            self, "lifecycle", bucket=bucket_id,
+            self, "lifecycle", bucket=bucket_id, provider=props.provider,
             rule=[rules.S3BucketLifecycleConfigurationRule(
                 id="expire-noncurrent-and-abandoned-uploads",
                 status="Enabled",

@@ -287,16 +287,21 @@ class _Builder:
         policy = distribution.get("default_cache_behavior", {}).get("viewer_protocol_policy", "")
         viewer = {"redirect-to-https": "HTTPS :443\n(HTTP redirected)", "https-only": "HTTPS :443 only"}
         self.edge(USERS, node_id, viewer.get(policy, "HTTP/HTTPS"))
+        # Origins CloudFront only falls back to: every member of an origin group after the first.
+        failover = {member.get("origin_id") for group in distribution.get("origin_group", [])
+                    for member in group.get("member", [])[1:]}
         for origin in distribution.get("origin", []):
             bucket = self._origin_bucket(origin.get("domain_name", ""))
             if bucket is None:
                 continue
             bucket_name, bucket_attributes = bucket
             bucket_id = address("aws_s3_bucket", bucket_name)
-            cluster.nodes.append(Node(bucket_id, f"S3 site bucket (private)\n{readable(bucket_attributes['bucket'])}",
-                                      "site_bucket"))
+            replica = origin.get("origin_id") in failover
+            title = "S3 site replica (private, failover origin)" if replica else "S3 site bucket (private)"
+            cluster.nodes.append(Node(bucket_id, f"{title}\n{readable(bucket_attributes['bucket'])}",
+                                      "site_replica" if replica else "site_bucket"))
             signed = "origin request, signed (OAC)" if origin.get("origin_access_control_id") else "origin request"
-            self.edge(node_id, bucket_id, signed)
+            self.edge(node_id, bucket_id, f"on failure: {signed}" if replica else signed)
         return node
 
     def _origin_bucket(self, domain_name: str) -> tuple[str, dict] | None:
@@ -663,6 +668,7 @@ NODE_STYLES = {
     "cloudfront": (("fillcolor", "#e1d5f5"),),
     "waf": (("fillcolor", "#f8d7da"),),
     "site_bucket": (("fillcolor", "#fff3cd"),),
+    "site_replica": (("fillcolor", "#fff3cd"), ("style", "filled,dashed")),
     "load_balancer": (("fillcolor", "#d6e9f8"),),
     "nat": (("fillcolor", "#d6e9f8"),),
     "ecs_service": (("fillcolor", "#d4edda"),),

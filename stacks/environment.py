@@ -16,7 +16,7 @@ from modules.backup import Backup, BackupCopy, BackupProps
 from modules.cost import CostGuardrails, CostProps
 from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
 from modules.database_bootstrap import APP_USER, DatabaseBootstrap, DatabaseBootstrapProps
-from modules.frontend import Frontend, FrontendProps
+from modules.frontend import Frontend, FrontendProps, SiteReplica
 from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
 from modules.network import Network, NetworkProps
 from modules.observability import Observability, ObservabilityProps, Watched, api_alarm_names
@@ -238,10 +238,14 @@ class EnvironmentStack(EnvironmentStackBase):
             us_east_1_logs_kms_key_arn=self.edge_logs_key.arn,
             # Environments without deletion protection (dev) are meant to be torn down, logs and all.
             force_destroy=not env.database.deletion_protection,
+            replica=SiteReplica(region=env.dr.region, provider=self.dr) if env.dr else None,
         ))
         self._output("FrontendUrl", site.url, "Public HTTPS URL of the web app")
         self._output("FrontendBucketName", site.bucket_name, "Upload the built app here")
         self._output("FrontendDistributionId", site.distribution_id, "Invalidate this distribution after each upload")
+        if site.replica_bucket_name:
+            self._output("FrontendReplicaBucketName", site.replica_bucket_name,
+                         f"Replica of the site in {env.dr.region} (CloudFront's failover origin)")
         return site
 
     def _logs_key(self, env: EnvironmentConfig, region: str, id: str, provider=None) -> KmsKey:

@@ -172,9 +172,126 @@ def check_disaster_recovery(stack: dict, env: EnvironmentConfig) -> None:
     if env.dr is None:
         assert DR_ALIAS not in providers
         assert not dr_resources(stack), "DR resources without [dr]"
+        check_site_replication(stack, env)
+        check_failover(stack, env)
         return
+    check_site_replication(stack, env)
+    check_failover(stack, env)
     dr, default = providers[DR_ALIAS], providers[None]
     assert dr["region"] == env.dr.region != default["region"]
     same = {key: value for key, value in default.items() if key not in ("region", "alias")}
     assert {key: value for key, value in dr.items() if key not in ("region", "alias")} == same, \
         "the DR provider must carry the same tags, account guard and endpoints"
+
+
+# --- replication and failover -------------------------------------------------------------------
+
+FAILOVER_STATUS_CODES = {500, 502, 503, 504, 403, 404}
+SOURCE_READS = {"s3:GetReplicationConfiguration", "s3:ListBucket", "s3:GetObjectVersionForReplication",
+                "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"}
+REPLICA_WRITES = {"s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"}
+
+
+def bucket_part(stack: dict, resource_type: str, bucket: str) -> dict:
+    """The `resource_type` (versioning, encryption...) configuring bucket `bucket` (a logical id)."""
+    (found,) = [r for r in resources_of(stack, resource_type).values()
+                if r["bucket"] == f"${{aws_s3_bucket.{bucket}.id}}"]
+    return found
+
+
+def replications(stack: dict) -> dict[str, dict]:
+    """Replication configurations by the logical id of their source bucket."""
+    return {ref_name(config["bucket"], "aws_s3_bucket"): config
+            for config in resources_of(stack, "aws_s3_bucket_replication_configuration").values()}
+
+
+def replicas(stack: dict) -> set[str]:
+    """Logical ids of buckets that are a replication destination."""
+    return {ref_name(rule["destination"]["bucket"], "aws_s3_bucket")
+            for config in resources_of(stack, "aws_s3_bucket_replication_configuration").values()
+            for rule in config["rule"]}
+
+
+def data_buckets(stack: dict) -> set[str]:
+    """Buckets holding data: everything but log buckets (access-log sinks, CloudTrail's) and the replicas."""
+    sinks = {ref_name(log["target_bucket"], "aws_s3_bucket")
+             for log in resources_of(stack, "aws_s3_bucket_logging").values()}
+    alb_sinks = {lb["access_logs"]["bucket"] for lb in resources_of(stack, "aws_lb").values() if "access_logs" in lb}
+    log_targets = alb_sinks | {trail["s3_bucket_name"] for trail in resources_of(stack, "aws_cloudtrail").values()}
+    sinks |= {name for name, bucket in resources_of(stack, "aws_s3_bucket").items()
+              if {f"${{aws_s3_bucket.{name}.bucket}}", f"${{aws_s3_bucket.{name}.id}}", bucket["bucket"]} & log_targets}
+    return set(resources_of(stack, "aws_s3_bucket")) - sinks - replicas(stack)
+
+
+def check_replication(stack: dict, source: str, replica_region: str) -> None:
+    """All objects and delete markers, re-encrypted with the replica's own key in `replica_region`."""
+    config = replications(stack)[source]
+    (rule,) = config["rule"]
+    assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}, "every object"
+    assert rule["delete_marker_replication"] == {"status": "Enabled"}
+    assert rule["source_selection_criteria"]["sse_kms_encrypted_objects"] == {"status": "Enabled"}
+    replica = ref_name(rule["destination"]["bucket"], "aws_s3_bucket")
+    replica_bucket = resources_of(stack, "aws_s3_bucket")[replica]
+    assert provider_region(stack, replica_bucket) == replica_region
+    replica_default = bucket_part(stack, "aws_s3_bucket_server_side_encryption_configuration", replica)[
+        "rule"][0]["apply_server_side_encryption_by_default"]
+    replica_key = rule["destination"]["encryption_configuration"]["replica_kms_key_id"]
+    assert replica_default == {"sse_algorithm": "aws:kms", "kms_master_key_id": replica_key}
+    assert provider_region(stack, key_of(stack, replica_key)) == replica_region
+    source_key = bucket_part(stack, "aws_s3_bucket_server_side_encryption_configuration", source)[
+        "rule"][0]["apply_server_side_encryption_by_default"]["kms_master_key_id"]
+    assert source_key != replica_key
+    needed = {name for name, body in resources_of(stack, "aws_s3_bucket_versioning").items()
+              if body["bucket"] in (f"${{aws_s3_bucket.{source}.id}}", f"${{aws_s3_bucket.{replica}.id}}")
+              and body["versioning_configuration"] == {"status": "Enabled"}}
+    depends_on = set(config["depends_on"])
+    assert len(needed) == 2 and {f"aws_s3_bucket_versioning.{name}" for name in needed} <= depends_on, \
+        "versioning of both buckets first"
+    check_replication_role(stack, config["role"], source, replica, source_key, replica_key)
+
+
+def check_replication_role(stack: dict, role_arn: str, source: str, replica: str, source_key: str,
+                           replica_key: str) -> None:
+    """Assumed by S3 only; reads only the source (and its key), writes only the replica (and its key)."""
+    role = resources_of(stack, "aws_iam_role")[ref_name(role_arn, "aws_iam_role")]
+    trust = policy_document(stack, role["assume_role_policy"])["statement"]
+    assert [p["identifiers"] for s in trust for p in s["principals"]] == [["s3.amazonaws.com"]]
+    source_arn, replica_arn = f"${{aws_s3_bucket.{source}.arn}}", f"${{aws_s3_bucket.{replica}.arn}}"
+    for statement in role_statements(stack, role_arn):
+        actions, resources = set(statement["actions"]), statement["resources"]
+        if actions <= SOURCE_READS:
+            assert set(resources) <= {source_arn, f"{source_arn}/*"}, statement
+        elif actions <= REPLICA_WRITES:
+            assert resources == [f"{replica_arn}/*"], statement
+        elif actions == {"kms:Decrypt"}:
+            assert resources == [source_key], statement
+        else:
+            assert actions <= {"kms:Encrypt", "kms:GenerateDataKey"} and resources == [replica_key], statement
+
+
+def check_failover(stack: dict, env: EnvironmentConfig) -> None:
+    """With [dr]: every behaviour reads through an origin group failing over from the site to its replica."""
+    distribution = only(stack, "aws_cloudfront_distribution")
+    if env.dr is None:
+        assert "origin_group" not in distribution
+        return
+    (group,) = distribution["origin_group"]
+    assert set(group["failover_criteria"]["status_codes"]) == FAILOVER_STATUS_CODES
+    origins = {origin["origin_id"]: origin for origin in distribution["origin"]}
+    primary, secondary = (member["origin_id"] for member in group["member"])
+    assert origins[primary]["domain_name"].endswith(f".s3.{env.region}.amazonaws.com")
+    assert origins[secondary]["domain_name"].endswith(f".s3.{env.dr.region}.amazonaws.com")
+    assert all(origin["origin_access_control_id"] for origin in origins.values())
+    behaviours = [distribution["default_cache_behavior"], *distribution.get("ordered_cache_behavior", [])]
+    assert {b["target_origin_id"] for b in behaviours} == {group["origin_id"]}
+
+
+def check_site_replication(stack: dict, env: EnvironmentConfig) -> None:
+    """With [dr], every data bucket of the environment replicates to the DR region; without, none does."""
+    if env.dr is None:
+        assert not resources_of(stack, "aws_s3_bucket_replication_configuration")
+        return
+    sources = data_buckets(stack)
+    assert sources and sources == set(replications(stack)), "every data bucket replicates"
+    for source in sources:
+        check_replication(stack, source, env.dr.region)

@@ -135,11 +135,15 @@ def test_the_data_tier_has_no_route_out_and_says_so(env_diagram):
 
 
 def test_users_reach_cloudfront_which_reads_the_private_site_bucket(env_diagram):
-    _, _, diagram, text = env_diagram
+    env, _, diagram, text = env_diagram
     cloudfront = one(diagram.nodes_of("cloudfront"), "distribution")
     bucket = one(diagram.nodes_of("site_bucket"), "site bucket")
     assert_edge(diagram, text, USERS, cloudfront.id, "HTTPS")
     assert_edge(diagram, text, cloudfront.id, bucket.id, "OAC")
+    replicas = diagram.nodes_of("site_replica")
+    assert len(replicas) == (1 if env.dr else 0), "with [dr], the replica is the failover origin"
+    for replica in replicas:
+        assert_edge(diagram, text, cloudfront.id, replica.id, "on failure")
 
 
 def test_users_reach_the_api_through_the_load_balancer_to_the_database(env_diagram):

@@ -78,23 +78,25 @@ def test_security_headers(env_stack):
 
 
 def test_site_bucket_is_private_and_readable_only_by_this_distribution(env_stack):
-    _, stack = env_stack
+    """Every origin (the site, and with [dr] its replica) is a bucket only this distribution reads, through OAC."""
+    env, stack = env_stack
     distribution_name, distribution = next(iter(resources_of(stack, "aws_cloudfront_distribution").items()))
-    (origin,) = distribution["origin"]
-    control = resources_of(stack, "aws_cloudfront_origin_access_control")[
-        ref_name(origin["origin_access_control_id"], "aws_cloudfront_origin_access_control")]
-    assert control["signing_behavior"] == "always" and control["origin_access_control_origin_type"] == "s3"
-    site_buckets = {name: b for name, b in resources_of(stack, "aws_s3_bucket").items() if "-site-" in b["bucket"]}
-    ((site_name, _),) = site_buckets.items()
-    (policy,) = [p for p in resources_of(stack, "aws_s3_bucket_policy").values()
-                 if p["bucket"] == f"${{aws_s3_bucket.{site_name}.id}}"]
-    statements = policy_document(stack, policy["policy"])["statement"]
-    allows = [s for s in statements if s.get("effect", "Allow") == "Allow"]
-    (read,) = allows
-    assert read["actions"] == ["s3:GetObject"]
-    assert read["principals"] == [{"type": "Service", "identifiers": ["cloudfront.amazonaws.com"]}]
-    assert read["condition"] == [{"test": "StringEquals", "variable": "AWS:SourceArn",
-                                  "values": [f"${{aws_cloudfront_distribution.{distribution_name}.arn}}"]}]
+    assert len(distribution["origin"]) == (2 if env.dr else 1)
+    buckets = {b["bucket"]: name for name, b in resources_of(stack, "aws_s3_bucket").items()}
+    for origin in distribution["origin"]:
+        control = resources_of(stack, "aws_cloudfront_origin_access_control")[
+            ref_name(origin["origin_access_control_id"], "aws_cloudfront_origin_access_control")]
+        assert control["signing_behavior"] == "always" and control["origin_access_control_origin_type"] == "s3"
+        site_name = buckets[origin["domain_name"].split(".s3.")[0]]
+        (policy,) = [p for p in resources_of(stack, "aws_s3_bucket_policy").values()
+                     if p["bucket"] == f"${{aws_s3_bucket.{site_name}.id}}"]
+        statements = policy_document(stack, policy["policy"])["statement"]
+        allows = [s for s in statements if s.get("effect", "Allow") == "Allow"]
+        (read,) = allows
+        assert read["actions"] == ["s3:GetObject"]
+        assert read["principals"] == [{"type": "Service", "identifiers": ["cloudfront.amazonaws.com"]}]
+        assert read["condition"] == [{"test": "StringEquals", "variable": "AWS:SourceArn",
+                                      "values": [f"${{aws_cloudfront_distribution.{distribution_name}.arn}}"]}]
 
 
 def test_site_bucket_lifecycle(env_stack):
