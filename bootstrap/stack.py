@@ -1,7 +1,10 @@
 """Bootstrap: the S3 bucket, DynamoDB lock table and KMS key that hold all Terraform state.
 
 It keeps its own state locally (it cannot live in a bucket it has not created yet); see the
-README for moving it into the bucket afterwards. The local state path is relative, so the
+README for moving it into the bucket afterwards. With `state.replica_region`, the state bucket
+replicates every object version and delete marker to `<bucket>-replica` in that region (its own
+CMK there, access logs to `<bucket>-dr-logs` there), so losing the state's region never means
+losing the state (docs/runbooks.md "Region lost"). The local state path is relative, so the
 synthesized JSON is identical on every machine and in every checkout.
 """
 
@@ -16,6 +19,7 @@ from core.provider import aws_provider, required_tags, s3_backend
 from core.tagging import RequiredTags
 from environments.model import BOOTSTRAP_STACK, ProjectConfig
 from modules.kms_key import KmsKey, KmsKeyProps
+from modules.replication import BucketReplication, ReplicationProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
 
 STACK_NAME = BOOTSTRAP_STACK
@@ -25,6 +29,8 @@ LOCAL_STATE_PATH = "../../../terraform.bootstrap.tfstate"
 # The state bucket's access logs go to "<state bucket>-access-logs" and are kept a year.
 ACCESS_LOG_SUFFIX = "-access-logs"
 ACCESS_LOG_DAYS = 365
+# The replica of the state bucket and its access-log sink (both fit S3's 63 characters: bucket <= 51).
+REPLICA_SUFFIX, REPLICA_LOG_SUFFIX = "-replica", "-dr-logs"
 
 
 class BootstrapStack(TerraformStack):
@@ -39,7 +45,8 @@ class BootstrapStack(TerraformStack):
                              owner=project.owner, cost_center=project.cost_center)
         aws_provider(self, region=state.region, account_id=project.account_id, tags=tags, emulator=project.emulator)
         RequiredTags.enforce(self, tags)
-        account = look_up_account(self)
+        account = self.account = look_up_account(self)
+        self.project = project
         key = KmsKey(self, "state-key", KmsKeyProps(
             account=account,
             alias=state.kms_alias,
@@ -61,8 +68,35 @@ class BootstrapStack(TerraformStack):
             prevent_destroy=True,
             access_log_bucket=access_logs,
         ))
+        if state.replica_region:
+            self._replica(bucket, key.arn, aws_provider(
+                self, region=state.replica_region, account_id=project.account_id, tags=tags,
+                emulator=project.emulator, alias="replica"))
         table = self._lock_table(state.lock_table, key.arn)
         self._outputs(project, bucket.name, table.name, key.arn)
+
+    def _replica(self, bucket: SecureBucket, kms_key_arn: str, provider) -> None:
+        """The state bucket's replica, as hardened as the bucket: own CMK, versioning, prevent_destroy, logs."""
+        state, account = self.project.state, self.account
+        key = KmsKey(self, "replica-key", KmsKeyProps(
+            account=account, alias=f"alias/{self.project.application}-state-replica", provider=provider,
+            prevent_destroy=True,
+            description=f"Encrypts the replica of the Terraform state of {self.project.application} in "
+                        f"{state.replica_region}"))
+        logs = SecureBucket(self, "replica-access-logs", SecureBucketProps(
+            name=f"{state.bucket}{REPLICA_LOG_SUFFIX}", kms_key_arn=None,
+            noncurrent_version_days=state.noncurrent_version_days, expiration_days=ACCESS_LOG_DAYS,
+            s3_access_logs_from_account=account.id, provider=provider))
+        replica = SecureBucket(self, "state-replica", SecureBucketProps(
+            name=f"{state.bucket}{REPLICA_SUFFIX}", kms_key_arn=key.arn,
+            noncurrent_version_days=state.noncurrent_version_days, prevent_destroy=True,
+            access_log_bucket=logs, provider=provider))
+        BucketReplication(self, "state-replication", ReplicationProps(
+            name=f"{self.project.application}-state-replication", account=account,
+            source=bucket, source_region=state.region, source_kms_key_arn=kms_key_arn,
+            replica=replica, replica_region=state.replica_region, replica_kms_key_arn=key.arn))
+        TerraformOutput(self, "state_replica_bucket", value=replica.name,
+                        description=f"Replica of the state bucket in {state.replica_region}")
 
     def _lock_table(self, name: str, kms_key_arn: str):
         dynamodb = aws.dynamodb_table

@@ -397,14 +397,22 @@ def _partition(region: str) -> str:
     return "aws-cn" if region.startswith("cn-") else "aws"
 
 
+def _second_region(section: _Section, key: str, region: str, primary: str, optional: bool = False) -> str | None:
+    """A region for copies of what lives in `region` (the setting `primary`): another one, same partition."""
+    second = section.string(key, REGION_RE, "must be an AWS region such as eu-central-1", optional=optional)
+    if second is None:
+        return None
+    if second == region:
+        raise section.fail(key, f"must differ from {primary} ({region})")
+    if _partition(second) != _partition(region):
+        raise section.fail(key, f"must be in the same AWS partition as {region} (got {second})")
+    return second
+
+
 def _dr(section: _Section, region: str) -> DisasterRecoveryConfig | None:
     if not section.present:
         return None
-    dr_region = section.string("region", REGION_RE, "must be an AWS region such as eu-central-1")
-    if dr_region == region:
-        raise section.fail("region", f"must differ from the environment's region ({region})")
-    if _partition(dr_region) != _partition(region):
-        raise section.fail("region", f"must be in the same AWS partition as {region} (got {dr_region})")
+    dr_region = _second_region(section, "region", region, "region")
     schedule = section.string("backup_schedule", SCHEDULE_RE, CRON_RULE)
     if not valid_schedule(schedule):
         raise section.fail("backup_schedule", f"{CRON_RULE} (got {schedule!r})")
@@ -500,14 +508,16 @@ def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:
 
 
 def _state(section: _Section) -> StateBackendConfig:
+    region = section.string("region", REGION_RE, "must be an AWS region such as eu-west-1")
     result = StateBackendConfig(
-        region=section.string("region", REGION_RE, "must be an AWS region such as eu-west-1"),
+        region=region,
         bucket=section.string("bucket", BUCKET_RE, "must be a valid S3 bucket name of 3-51 lowercase "
                                                    "letters, digits or hyphens"),
         lock_table=section.string("lock_table", TABLE_RE, "must be a valid DynamoDB table name"),
         kms_alias=section.string("kms_alias", KMS_ALIAS_RE, "must look like alias/<name> (not alias/aws/...)"),
         noncurrent_version_days=section.integer("noncurrent_version_days", 1, 3650),
         bootstrap_state_in_bucket=section.boolean("bootstrap_state_in_bucket", default=False),
+        replica_region=_second_region(section, "replica_region", region, "state.region", optional=True),
     )
     section.done()
     return result

@@ -165,6 +165,8 @@ class StateBackendConfig:
     noncurrent_version_days: int
     # After the first deploy, the bootstrap's own state can move into the bucket it created.
     bootstrap_state_in_bucket: bool = False
+    # A second region the state bucket replicates to (`<bucket>-replica`, its own key); None: no replica.
+    replica_region: str | None = None
 
     @property
     def bootstrap_key(self) -> str:

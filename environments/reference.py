@@ -77,6 +77,11 @@ PROJECT: dict[str, FieldDoc] = {
         "Keep the bootstrap stack's own state in the state bucket (key bootstrap/terraform.tfstate, locked) "
         "instead of the local file terraform.bootstrap.tfstate. Set it after the first bootstrap deploy, then "
         "run `terraform init -migrate-state` in cdktf.out/stacks/bootstrap (docs/deployment.md)."),
+    "state.replica_region": FieldDoc(
+        "A second region the state bucket replicates to (`<bucket>-replica`, its own key `alias/<app>-state-replica`, "
+        "access logs to `<bucket>-dr-logs`), so a lost region never means lost state.",
+        "an AWS region name, not `state.region`, in the same partition; set it whenever an environment has `[dr]`",
+        pattern=loader.REGION_RE),
     "state.noncurrent_version_days": FieldDoc(
         "Days an overwritten state version is kept (how far back a state recovery can go).", minimum=1, maximum=3650),
     "environments": FieldDoc("Every environment.", origin="one `<name>.toml` file per environment next to "

@@ -107,12 +107,12 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
 PROJECT_FIELDS: dict[str, str] = {
     "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING, "baseline": TABLE_LIST,
     "state": TABLE, "state.region": STRING, "state.bucket": STRING, "state.lock_table": STRING,
-    "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER,
+    "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER, "state.replica_region": STRING,
 }
 # Settings a file may leave out; the keys of an optional table are optional with it when it is absent.
 OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate",
                              "api.exec_enabled", "database.bootstrap_image", "features.waf_rate_limit", "dr",
-                             "dr.vault_lock"})
+                             "dr.vault_lock", "state.replica_region"})
 
 
 def is_optional(dotted: str) -> bool:
@@ -479,6 +479,8 @@ def project_documents(draw, *, application: str | None = None) -> dict[str, Any]
                                      .filter(lambda name: not name.startswith("aws/"))),
         "noncurrent_version_days": draw(st.integers(*NONCURRENT_VERSION_DAYS)),
     }
+    if draw(st.booleans()):
+        document["state"]["replica_region"] = draw(st.sampled_from(_same_partition(document["state"]["region"])))
     return document
 
 

@@ -35,6 +35,12 @@ def part(bootstrap, state_bucket_id):
     return find
 
 
+def primary(stack: dict, resource_type: str) -> dict:
+    """The one resource of a type in the state's own region (the replica's are made through another provider)."""
+    (found,) = [r for r in resources_of(stack, resource_type).values() if "provider" not in r]
+    return found
+
+
 def referenced(stack: dict, expression: str, kind: str = "resource") -> tuple[dict, str]:
     """Follow `${type.name.attr}` to the referenced block; returns (block, attribute)."""
     match = REFERENCE.match(expression)
@@ -66,20 +72,20 @@ def test_state_bucket_encrypts_with_the_rotating_customer_managed_key(bootstrap,
     assert rule["bucket_key_enabled"] is True
     key, attribute = referenced(bootstrap, default["kms_master_key_id"])
     assert attribute == "arn"
-    assert key is only(bootstrap, "aws_kms_key")
+    assert key is primary(bootstrap, "aws_kms_key")
     assert key["enable_key_rotation"] is True
     assert key["lifecycle"]["prevent_destroy"] is True
 
 
 def test_key_alias_is_the_one_the_backends_use(bootstrap, project):
-    assert only(bootstrap, "aws_kms_alias")["name"] == project.state.kms_alias
+    assert primary(bootstrap, "aws_kms_alias")["name"] == project.state.kms_alias
 
 
 def test_key_policy_delegates_to_named_account_principals_only(bootstrap):
-    key = only(bootstrap, "aws_kms_key")
-    check_key_policy_principals(bootstrap, key)
-    for statement in json.loads(key["policy"])["Statement"]:
-        assert statement["Effect"] == "Allow"
+    for key in resources_of(bootstrap, "aws_kms_key").values():
+        check_key_policy_principals(bootstrap, key)
+        for statement in json.loads(key["policy"])["Statement"]:
+            assert statement["Effect"] == "Allow"
 
 
 def test_state_bucket_blocks_all_public_access_and_enforces_ownership(bootstrap, part):
@@ -126,7 +132,7 @@ def test_lock_table_is_recoverable_encrypted_and_protected(bootstrap):
     assert table["point_in_time_recovery"]["enabled"] is True
     assert table["server_side_encryption"]["enabled"] is True
     key, _ = referenced(bootstrap, table["server_side_encryption"]["kms_key_arn"])
-    assert key is only(bootstrap, "aws_kms_key"), "the table must use the same CMK as the bucket"
+    assert key is primary(bootstrap, "aws_kms_key"), "the table must use the same CMK as the bucket"
     assert table["deletion_protection_enabled"] is True
     assert table["lifecycle"]["prevent_destroy"] is True
 
@@ -166,7 +172,7 @@ def test_only_expected_resource_types_exist(bootstrap):
     assert sorted(bootstrap["resource"]) == sorted([
         "aws_dynamodb_table", "aws_kms_alias", "aws_kms_key", "aws_s3_bucket",
         "aws_s3_bucket_lifecycle_configuration", "aws_s3_bucket_logging", "aws_s3_bucket_ownership_controls",
-        "aws_s3_bucket_policy",
+        "aws_s3_bucket_policy", "aws_iam_role", "aws_iam_role_policy", "aws_s3_bucket_replication_configuration",
         "aws_s3_bucket_public_access_block", "aws_s3_bucket_server_side_encryption_configuration",
         "aws_s3_bucket_versioning",
     ])

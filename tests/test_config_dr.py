@@ -29,7 +29,7 @@ def test_without_dr_the_backup_runs_daily(project):
 
 
 @pytest.mark.parametrize(("change", "field", "rule"), [
-    (with_dr(region="eu-west-1"), "dr.region", "must differ from the environment's region (eu-west-1)"),
+    (with_dr(region="eu-west-1"), "dr.region", "must differ from region (eu-west-1)"),
     (with_dr(region="Frankfurt"), "dr.region", "must be an AWS region"),
     (with_dr(region="us-gov-west-1"), "dr.region", "must be in the same AWS partition as eu-west-1"),
     (with_dr(backup_schedule="cron(*/10 * ? * * *)"), "dr.backup_schedule", "with a single minute"),
@@ -75,3 +75,18 @@ def test_aws_backup_schedules_are_accepted(expression):
 ])
 def test_other_schedules_are_refused(expression):
     assert not valid_schedule(expression)
+
+
+def project_edit(change):
+    return lambda doc: change(doc["state"])
+
+
+@pytest.mark.parametrize(("change", "field", "rule"), [
+    (lambda state: state.update(replica_region="eu-west-1"), "state.replica_region",
+     "must differ from state.region (eu-west-1)"),
+    (lambda state: state.update(replica_region="cn-north-1"), "state.replica_region", "same AWS partition"),
+    (lambda state: state.update(replica_region="mars-1"), "state.replica_region", "must be an AWS region"),
+])
+def test_bad_state_replica_settings_are_refused(config_dir, change, field, rule):
+    edit(config_dir, "project.toml", project_edit(change))
+    assert_refused(config_dir, "project.toml", field, rule)
