@@ -7,6 +7,8 @@
     python scripts/infra.py deploy dev [--yes]      # preflight, plan, confirm, apply that plan, database bootstrap
     python scripts/infra.py database-bootstrap dev  # run the database bootstrap task again
     python scripts/infra.py destroy dev [--yes]     # never for an environment with production = true
+    python scripts/infra.py restore dev [--region R] [--snapshot ID|--latest] [--subnet-group G] [--yes]
+                                                    # newest (or named) recovery point into a NEW cluster
     python scripts/infra.py local-up                # moto on 127.0.0.1, bootstrap + dev applied to it
     python scripts/infra.py local-down              # stop the emulator, remove .local/
 
@@ -26,6 +28,8 @@ The safety rules live here rather than in people's heads:
   is recorded in an SSM parameter, `/<app>/<env>/database-bootstrap`, holding "<cluster resource
   id> <SQL digest>": a new cluster (restore, replacement) or changed grants run it again, nothing
   else does. `database-bootstrap ENV` runs it on demand (docs/runbooks.md).
+- `restore` creates a new cluster and never touches an existing one; without `--yes` it only
+  prints what it would create (scripts/restore.py has its rules).
 
 Terraform is called directly (not `cdktf deploy`), so nothing here needs the network beyond AWS
 itself; `local-up` needs none at all when `TF_PROVIDER_MIRROR` names a provider mirror.
@@ -54,7 +58,7 @@ if str(ROOT) not in sys.path:
 
 from environments.loader import ConfigError, load_project  # noqa: E402
 from environments.model import EnvironmentConfig, ProjectConfig  # noqa: E402
-from scripts import emulator, plan_report, preflight  # noqa: E402
+from scripts import emulator, plan_report, preflight, restore  # noqa: E402
 from scripts.terraform_cli_config import MIRROR_VARIABLE, MirrorError, mirror_root, write_cli_config  # noqa: E402
 
 BOOTSTRAP = "bootstrap"
@@ -205,6 +209,15 @@ def aws_database_bootstrapper(project: ProjectConfig, env: EnvironmentConfig) ->
     return AwsDatabaseBootstrapper(env.region, project.emulator.endpoint if project.emulator else None)
 
 
+def aws_client(project: ProjectConfig, service: str, region: str):
+    """A boto3 client in `region`, pointed at the emulator when INFRA_AWS_ENDPOINT names one."""
+    import boto3
+
+    endpoint = project.emulator.endpoint if project.emulator else None
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint,
+                                          config=preflight.CLIENT_CONFIG)
+
+
 def ask_terminal(prompt: str) -> str:
     """Read one answer from the terminal; EOFError when there is nobody to ask (CI, a pipe)."""
     if not sys.stdin.isatty():
@@ -223,6 +236,7 @@ class Tools:
     state_bucket_status: Callable[[ProjectConfig], str] = preflight.state_bucket_status
     database_bootstrapper: Callable[[ProjectConfig, EnvironmentConfig], DatabaseBootstrapper] = (
         aws_database_bootstrapper)
+    aws: Callable[[ProjectConfig, str, str], object] = aws_client
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     root: Path = ROOT
@@ -527,6 +541,33 @@ def cmd_destroy(tools: Tools, args: argparse.Namespace) -> int:
     return plan_and_apply(tools, env.name, "Destroy", args.yes, by_name=True, destroy=True)
 
 
+def cmd_restore(tools: Tools, args: argparse.Namespace) -> int:
+    project = load(tools, args.environment)
+    env = project.environment(args.environment)
+    region = args.region or env.region
+
+    def client(service: str, service_region: str):
+        return tools.aws(project, service, service_region)
+
+    try:
+        plan = restore.plan_restore(env, region, args.snapshot, client, args.subnet_group, args.security_group)
+        for line in plan.lines():
+            tools.say(line)
+        if not args.yes:
+            tools.say("dry run: nothing created; add --yes to restore")
+            return 0
+        cluster = restore.apply_restore(env, plan, client)
+    except restore.RestoreUsageError as error:
+        raise UsageError(str(error)) from None
+    except restore.RestoreRefused as error:
+        raise Refused(f"not restoring {env.name}: {error}") from None
+    except preflight.AWS_ERRORS as error:
+        raise Refused(f"not restoring {env.name}: {preflight.describe_error(error)}") from None
+    for line in restore.next_steps(env, plan, cluster.get("Endpoint", "(not reported yet)")):
+        tools.say(line)
+    return 0
+
+
 # --- the local emulator -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -786,6 +827,19 @@ def _parser() -> argparse.ArgumentParser:
     destroy.add_argument("environment")
     destroy.add_argument("--yes", action="store_true", help="destroy without the typed confirmation")
     destroy.set_defaults(handler=cmd_destroy)
+
+    back = commands.add_parser("restore", help="restore the database's newest (or a named) recovery point into a "
+                                                "new cluster (dry run without --yes)")
+    back.add_argument("environment")
+    back.add_argument("--region", help="the environment's region (default) or its [dr] region")
+    which = back.add_mutually_exclusive_group()
+    which.add_argument("--snapshot", metavar="ID", help="this cluster snapshot instead of the newest")
+    which.add_argument("--latest", action="store_true", help="the newest available snapshot (the default)")
+    back.add_argument("--subnet-group", help="DB subnet group to restore into (default: the environment's)")
+    back.add_argument("--security-group", help="name of the security group in that subnet group's VPC "
+                                               "(default: the environment's database group)")
+    back.add_argument("--yes", action="store_true", help="create the cluster (without it: print the plan only)")
+    back.set_defaults(handler=cmd_restore)
 
     up = commands.add_parser("local-up", help="run the emulator and deploy bootstrap + an environment to it")
     up.add_argument("environment", nargs="?", default=LOCAL_ENVIRONMENT)
