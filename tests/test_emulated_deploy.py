@@ -51,7 +51,7 @@ import pytest
 from bootstrap.stack import STACK_NAME as BOOTSTRAP_STACK
 from environments.loader import load_project
 from environments.model import ProjectConfig
-from scripts import emulator, infra
+from scripts import emulator, infra, restore
 from tests.conftest import ENVIRONMENTS_DIR, ROOT, read_stacks, synthesize
 from tests.moto_server import loopback_moto
 from tests.terraform_tools import run_terraform, terraform_binary, unavailable
@@ -65,6 +65,15 @@ DEPLOYED_ENVIRONMENT = "dev"
 # Any request for a non-loopback address goes to this proxy, where nothing listens, so it fails
 # at once instead of reaching AWS (Go's HTTP client never proxies loopback addresses).
 DEAD_PROXY = f"http://{LOOPBACK}:1"
+# The deployed dev variant gets this [dr] table (dev ships without one), so the disaster-recovery
+# resources are applied too: a provider, vault and key in a second region, vault locks, the copy action.
+DR_TABLE = """
+[dr]
+region = "eu-central-1"
+backup_schedule = "cron(0 3 ? * * *)"
+copy_retention_days = 14
+vault_lock = true
+"""
 LOCK_ERROR = "Error acquiring the state lock"
 LOCK_WAIT_SECONDS = 120
 LOCK_RELEASE_SECONDS = 60
@@ -72,6 +81,8 @@ APPLY_TIMEOUT_SECONDS = 900
 # moto answers at once; the provider's own waits (KMS propagation, S3 lifecycle) dominate, so
 # running more of them side by side is what makes the tier faster.
 PARALLELISM = "-parallelism=30"
+# moto's account id: bucket names that embed the account (`<app>-<env>-site-<account>`) use it.
+ACCOUNT = "123456789012"
 
 
 # Every gap between moto and AWS this flow runs into (reason, workaround, what is not proven) is in
@@ -166,6 +177,11 @@ class Deployment:
         (baseline,) = [b for b in self.project.baselines if (b.account_id, b.region) == (env.account_id, env.region)]
         return baseline
 
+    @property
+    def config_root(self) -> Path:
+        """The folder holding the deployed configuration (`environments/`, with DR_TABLE for dev)."""
+        return self.outdir.parent
+
     def stack_dir(self, name: str) -> Path:
         return self.outdir / "stacks" / name
 
@@ -194,11 +210,23 @@ class Deployment:
         return result
 
 
+def _configuration_with_dr(root: Path) -> Path:
+    """A copy of the shipped files in which the deployed environment has DR_TABLE."""
+    directory = root / ENVIRONMENTS_DIR.name
+    directory.mkdir()
+    for source in ENVIRONMENTS_DIR.glob("*.toml"):
+        shutil.copy(source, directory / source.name)
+    deployed = directory / f"{DEPLOYED_ENVIRONMENT}.toml"
+    assert "[dr]" not in deployed.read_text(), "the shipped dev now has [dr]: drop DR_TABLE"
+    deployed.write_text(deployed.read_text() + DR_TABLE)
+    return directory
+
+
 @pytest.fixture(scope="module")
 def deployment(terraform_env, emulator_endpoint, tmp_path_factory) -> Deployment:
-    """The checked-in configuration, synthesized for the emulator into a temporary folder."""
-    project = load_project(ENVIRONMENTS_DIR, emulator_endpoint=emulator_endpoint)
+    """The checked-in configuration plus DR_TABLE for dev, synthesized for the emulator into a temporary folder."""
     root = tmp_path_factory.mktemp("emulated")
+    project = load_project(_configuration_with_dr(root), emulator_endpoint=emulator_endpoint)
     outdir = root / "cdktf.out"
     synthesize(project, outdir)
     scratch = root / "scratch"
@@ -827,6 +855,119 @@ def test_the_account_baseline_records_delivers_checks_and_notifies(deployment):
     assert trail["TrailARN"] == outputs["TrailArn"]
     assert trail["IsMultiRegionTrail"] is True and trail["LogFileValidationEnabled"] is True
     deployment.client("s3").head_object(Bucket=deployment.state.bucket, Key=baseline.state_key)
+
+
+def test_backup_vaults_locks_and_copy_action_are_applied_in_both_regions(deployment):
+    """The [dr] resources moto can hold: a vault per region with its own key there, both locked, the copy."""
+    environment_applied(deployment)
+    env = deployment.environment
+    vaults = {}
+    for region in (env.region, env.dr.region):
+        (vault,) = [v for v in deployment.client("backup", region).list_backup_vaults()["BackupVaultList"]
+                    if v["BackupVaultName"].startswith(env.resource_name("backup"))]
+        key = deployment.client("kms", region).describe_key(KeyId=vault["EncryptionKeyArn"])["KeyMetadata"]
+        assert key["Arn"].split(":")[3] == region and key["KeyManager"] == "CUSTOMER", key
+        assert vault["Locked"] is True
+        vaults[region] = vault
+    assert vaults[env.region]["MinRetentionDays"] == env.database.backup_retention_days
+    assert vaults[env.dr.region]["MinRetentionDays"] == env.dr.copy_retention_days
+    backup = deployment.client("backup")
+    (plan,) = backup.list_backup_plans()["BackupPlansList"]
+    (rule,) = backup.get_backup_plan(BackupPlanId=plan["BackupPlanId"])["BackupPlan"]["Rules"]
+    assert rule["ScheduleExpression"] == env.backup_schedule
+    assert rule["TargetBackupVaultName"] == vaults[env.region]["BackupVaultName"]
+    (copy_action,) = rule["CopyActions"]
+    assert copy_action["DestinationBackupVaultArn"] == vaults[env.dr.region]["BackupVaultArn"]
+    assert copy_action["Lifecycle"]["DeleteAfterDays"] == env.dr.copy_retention_days
+    rules = deployment.client("events").list_rules(NamePrefix=env.resource_name(""))["Rules"]
+    assert {json.loads(r["EventPattern"])["detail-type"][0] for r in rules} >= {
+        "Backup Job State Change", "Copy Job State Change"}
+
+
+def test_state_and_site_buckets_replicate_to_their_replicas(deployment):
+    """Replication as applied: every object and delete marker, to a versioned replica under its own key."""
+    environment_applied(deployment)
+    env, state = deployment.environment, deployment.state
+    pairs = [(state.bucket, state.region, state.replica_region),
+             (f"{env.resource_name('site')}-{ACCOUNT}", env.region, env.dr.region)]
+    for bucket, region, replica_region in pairs:
+        config = deployment.client("s3", region).get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]
+        (rule,) = config["Rules"]
+        assert rule["Status"] == "Enabled"
+        replica = rule["Destination"]["Bucket"].removeprefix("arn:aws:s3:::")
+        s3 = deployment.client("s3", replica_region)
+        assert s3.get_bucket_location(Bucket=replica)["LocationConstraint"] == replica_region
+        assert s3.get_bucket_versioning(Bucket=replica)["Status"] == "Enabled"
+        default = s3.get_bucket_encryption(Bucket=replica)["ServerSideEncryptionConfiguration"]["Rules"][0][
+            "ApplyServerSideEncryptionByDefault"]
+        key = deployment.client("kms", replica_region).describe_key(KeyId=default["KMSMasterKeyID"])["KeyMetadata"]
+        assert default["SSEAlgorithm"] == "aws:kms" and key["Arn"].split(":")[3] == replica_region
+        role = config["Role"].rsplit("/", 1)[-1]
+        assert deployment.client("iam").get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+
+
+def _drill_network(deployment: Deployment, region: str) -> tuple[list[str], str]:
+    """Data subnets, their DB subnet group and the database security group, named as the modules name them.
+
+    Part 1 deploys no network into the DR region (a warm-standby stack there will); a restore needs
+    one, so the drill creates the pieces `infra.py restore` looks up, as that stack would.
+    """
+    env, ec2 = deployment.environment, deployment.client("ec2", region)
+    vpc = ec2.create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.200.{index}.0/24",
+                                 AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
+               for index, zone in enumerate("ab")]
+    deployment.client("rds", region).create_db_subnet_group(
+        DBSubnetGroupName=restore.subnet_group_name(env), DBSubnetGroupDescription="restore drill", SubnetIds=subnets)
+    group = ec2.create_security_group(GroupName=restore.security_group_name(env), Description="restore drill",
+                                      VpcId=vpc)["GroupId"]
+    return subnets, group
+
+
+def _restore(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
+    """`infra.py restore dev ARGV` against the emulator, with the deployed configuration."""
+    out, err = io.StringIO(), io.StringIO()
+    tools = infra.Tools(out=out, err=err, root=deployment.config_root,
+                        environ={infra.EMULATOR_VARIABLE: deployment.endpoint},
+                        aws=lambda project, service, region: deployment.client(service, region))
+    code = infra.main(["restore", DEPLOYED_ENVIRONMENT, *argv], tools)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_restore_drill_brings_the_database_back_in_the_dr_region(deployment):
+    """A snapshot of the applied cluster, copied to the DR region as AWS Backup's copy would, restored there."""
+    environment_applied(deployment)
+    env, region = deployment.environment, deployment.environment.dr.region
+    source = restore.cluster_identifier(env)
+    taken = deployment.client("rds").create_db_cluster_snapshot(
+        DBClusterIdentifier=source, DBClusterSnapshotIdentifier=f"{source}-drill")["DBClusterSnapshot"]
+    copy_key = deployment.client("kms", region).describe_key(KeyId=restore.key_alias(env, region))["KeyMetadata"]
+    rds = deployment.client("rds", region)
+    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=taken["DBClusterSnapshotArn"],
+                                 TargetDBClusterSnapshotIdentifier=f"{source}-drill-copy", KmsKeyId=copy_key["Arn"],
+                                 SourceRegion=env.region)
+    subnets, group = _drill_network(deployment, region)
+
+    code, out, err = _restore(deployment, "--region", region, "--latest", "--yes")
+    assert code == 0, f"{out}\n{err}"
+    (cluster,) = [c for c in rds.describe_db_clusters()["DBClusters"]
+                  if c["DBClusterIdentifier"].startswith(f"{source}-r")]
+    assert cluster["Engine"] == "aurora-postgresql" and cluster["StorageEncrypted"] is True
+    key = deployment.client("kms", region).describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]
+    assert key["Arn"] == copy_key["Arn"], "restored with the DR vault's key"
+    assert cluster["DBSubnetGroup"] == restore.subnet_group_name(env)
+    (subnet_group,) = rds.describe_db_subnet_groups(DBSubnetGroupName=cluster["DBSubnetGroup"])["DBSubnetGroups"]
+    assert sorted(s["SubnetIdentifier"] for s in subnet_group["Subnets"]) == sorted(subnets)
+    assert [g["VpcSecurityGroupId"] for g in cluster["VpcSecurityGroups"]] == [group]
+    (writer,) = rds.describe_db_instances(
+        Filters=[{"Name": "db-cluster-id", "Values": [cluster["DBClusterIdentifier"]]}])["DBInstances"]
+    assert writer["PubliclyAccessible"] is False and writer["DBInstanceClass"] == "db.serverless"
+    assert f"created {cluster['DBClusterIdentifier']}" in out
+
+    again, _, refused = _restore(deployment, "--region", region, "--latest", "--yes")
+    assert again == infra.EXIT_REFUSED and "already exists" in refused, refused
+    assert len([c for c in rds.describe_db_clusters()["DBClusters"]
+                if c["DBClusterIdentifier"].startswith(f"{source}-r")]) == 1
 
 
 def test_concurrent_run_is_refused_while_the_state_is_locked(deployment):
