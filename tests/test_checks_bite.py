@@ -173,8 +173,14 @@ def data_key_trusts_a_foreign_account(stack: dict) -> None:
     key["policy"] = json.dumps(policy)
 
 
+def state_key(stack: dict) -> dict:
+    """The state's key in its own region (with state.replica_region the replica's key is the other one)."""
+    (key,) = [key for key in resources_of(stack, "aws_kms_key").values() if "provider" not in key]
+    return key
+
+
 def state_key_administered_by_a_foreign_account(stack: dict) -> None:
-    key = only(stack, "aws_kms_key")
+    key = state_key(stack)
     policy = json.loads(key["policy"])
     policy["Statement"][0]["Principal"] = {"AWS": [FOREIGN_ROOT]}
     key["policy"] = json.dumps(policy)
@@ -192,7 +198,8 @@ def data_key_check(stack: dict) -> None:
 
 
 def state_key_check(stack: dict) -> None:
-    check_key_policy_principals(stack, only(stack, "aws_kms_key"))
+    for key in resources_of(stack, "aws_kms_key").values():
+        check_key_policy_principals(stack, key)
 
 
 def security_groups_check(stack: dict) -> None:
