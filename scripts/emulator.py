@@ -152,7 +152,7 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "moto's AWS Backup ListTags returns no tags for vaults and plans created with tags, so a plan after "
         "apply wants to add the provider's default tags again. Tagging of these resources is proven by the "
         "synthesis tests (default tags on every provider) only.",
-        drifts=("aws_backup_vault", "aws_backup_plan"),
+        drifts={"aws_backup_vault": ("tags_all",), "aws_backup_plan": ("tags_all",)},
     ),
     "s3-replication-readback": Gap(
         "moto stores a bucket's replication configuration but reads DeleteMarkerReplication back as Disabled "
@@ -160,7 +160,8 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "and it never copies an object to the replica. Proven here: the configuration is accepted (versioning "
         "first, the replica and its key in the other region). Not proven: that objects, delete markers and "
         "KMS-encrypted objects really arrive in the replica; the synthesis tests pin the rule.",
-        drifts=("aws_s3_bucket_replication_configuration",),
+        drifts={"aws_s3_bucket_replication_configuration": ("rule.delete_marker_replication.status",
+                                                           "rule.source_selection_criteria")},
     ),
     "rds-restore-managed-password": Gap(
         "moto's RestoreDBClusterFromSnapshot fails with HTTP 500 (KeyError '_master_user_password') when the "
