@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from environments.model import EnvironmentConfig
-from tests.conftest import resources_of
+from tests.conftest import only, resources_of
 from tests.network_checks import ACCOUNT_REF, policy_document, ref_name
 
 PARTITION_REF = "${data.aws_partition.partition.partition}"
@@ -75,12 +75,14 @@ def check_topics_are_tls_only(stack: dict) -> None:
 
 
 def check_frontend_key_serves_this_distribution_only(stack: dict) -> None:
+    """The site's key (and, with [dr], its replica's key: one per origin) decrypts for this distribution only."""
     (distribution,) = resources_of(stack, "aws_cloudfront_distribution")
+    origins = len(only(stack, "aws_cloudfront_distribution")["origin"])
     cloudfront = [(where, keys) for where, services, keys in _allow_statements(stack)
                   if services == ["cloudfront.amazonaws.com"] and where in resources_of(stack, "aws_kms_key")]
-    assert len(cloudfront) == 1, cloudfront
-    (_, keys), = cloudfront
-    assert keys == {"aws:sourcearn": f"${{aws_cloudfront_distribution.{distribution}.arn}}"}
+    assert len(cloudfront) == origins, cloudfront
+    for _, keys in cloudfront:
+        assert keys == {"aws:sourcearn": f"${{aws_cloudfront_distribution.{distribution}.arn}}"}
 
 
 def check_log_delivery_is_confined(stack: dict) -> None:
