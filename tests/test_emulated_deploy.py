@@ -34,6 +34,7 @@ import copy
 import io
 import json
 import logging
+import os
 import re
 import shlex
 import shutil
@@ -266,8 +267,11 @@ def baseline_started(deployment: Deployment) -> None:
     name = deployment.baseline.stack_name
     targets, _ = emulator.deployable(deployment.stacks[name])
 
+    # `init` in the foreground: Terraform's plugin cache (one per worker) is not safe for concurrent
+    # inits, and the dev init follows; the apply itself never touches the cache.
+    deployment.terraform(name, "init", "-input=false")
+
     def apply() -> dict[str, Any]:
-        deployment.terraform(name, "init", "-input=false")
         deployment.terraform(name, "apply", "-auto-approve", "-input=false", PARALLELISM, *_target_flags(targets))
         outputs = json.loads(deployment.terraform(name, "output", "-json").stdout)
         return {key: output["value"] for key, output in outputs.items()}
@@ -760,6 +764,19 @@ def _cdktf_command(words: list[str], environment: str | None = None) -> tuple[li
     return argv, variables
 
 
+def user_shell(environment: dict[str, str]) -> dict[str, str]:
+    """`environment` as a user's shell has it: outside the virtualenv `pipenv run pytest` activated.
+
+    cdktf.json runs `python3 -m pipenv run python main.py`; inside the activated virtualenv `python3`
+    is the project's interpreter, which has no pipenv (make installs pipenv for the system Python).
+    """
+    venv = environment.get("VIRTUAL_ENV")
+    path = [entry for entry in environment.get("PATH", "").split(os.pathsep)
+            if not (venv and entry.startswith(venv))]
+    shell = {name: value for name, value in environment.items() if name not in ("VIRTUAL_ENV", "PIPENV_ACTIVE")}
+    return {**shell, "PATH": os.pathsep.join(path)}
+
+
 def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_every_environment_as_the_readme_says(deployment, tmp_path):
     """`npx cdktf deploy bootstrap` and `npx cdktf diff <env>`, as documented, on a mirror-only machine.
 
@@ -782,7 +799,7 @@ def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_every_environment_as_the_
     # The configuration that was deployed (dev with DR_TABLE): diffing dev without it would drop its DR provider.
     deployed = f"{DEPLOYED_ENVIRONMENT}.toml"
     shutil.copy(deployment.config_root / ENVIRONMENTS_DIR.name / deployed, repo / ENVIRONMENTS_DIR.name / deployed)
-    env = {**deployment.env, "INFRA_AWS_ENDPOINT": deployment.endpoint,
+    env = {**user_shell(deployment.env), "INFRA_AWS_ENDPOINT": deployment.endpoint,
            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CI": "1", "FORCE_COLOR": "0"}
 
     def run(argv: list[str], variables: dict[str, str]) -> str:
