@@ -142,10 +142,10 @@ EMULATOR_GAPS: dict[str, Gap] = {
     ),
     "backup-selection": Gap(
         "moto's AWS Backup has vaults, plans (with copy actions) and vault locks but no backup selections "
-        "(CreateBackupSelection answers 404), so the selection of the Aurora cluster is not deployed and no "
-        "backup or copy job ever runs on the emulator. Not proven here: that AWS Backup accepts the selection "
-        "role, and that a scheduled job and its cross-region copy succeed. The restore drill copies a cluster "
-        "snapshot to the DR region itself, as the copy job would.",
+        "(CreateBackupSelection answers HTTP 500, not implemented), so the selection of the Aurora cluster is "
+        "not deployed and no backup or copy job ever runs on the emulator. Not proven here: that AWS Backup "
+        "accepts the selection role, and that a scheduled job and its cross-region copy succeed. The restore "
+        "drill copies a cluster snapshot to the DR region itself, as the copy job would.",
         not_creatable=("aws_backup_selection",),
     ),
     "backup-tags": Gap(

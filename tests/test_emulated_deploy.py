@@ -655,6 +655,12 @@ def _put_xray_encryption(client: Callable[..., Any]) -> None:
     client("xray").put_encryption_config(Type="KMS", KeyId="alias/gap-probe")
 
 
+def _create_backup_selection(client: Callable[..., Any]) -> None:
+    client("backup").create_backup_selection(BackupPlanId="gap-probe", BackupSelection={
+        "SelectionName": "gap-probe", "IamRoleArn": f"arn:aws:iam::{MOTO_ACCOUNT}:role/gap-probe",
+        "Resources": [f"arn:aws:rds:us-east-1:{MOTO_ACCOUNT}:cluster:gap-probe"]})
+
+
 # One entry per type EMULATOR_GAPS lists as not creatable or forgotten before destroy.
 REFUSALS = {
     "aws_cloudfront_cache_policy": Refusal(_create_cache_policy, 404, "404"),
@@ -667,6 +673,7 @@ REFUSALS = {
     "aws_ce_anomaly_subscription": Refusal(_create_anomaly_subscription, 500, "500"),
     "aws_xray_sampling_rule": Refusal(_create_sampling_rule, 404, "404"),
     "aws_xray_encryption_config": Refusal(_put_xray_encryption, 404, "404"),
+    "aws_backup_selection": Refusal(_create_backup_selection, 500, "500"),
 }
 
 
