@@ -137,9 +137,11 @@ class Frontend(Construct):
     def _site_key(self, id: str, alias_suffix: str, region: str, provider: Any) -> KmsKey:
         props = self.props
         # CloudFront may decrypt for this distribution only. No cycle: the distribution names its origins
-        # by the buckets' (known) names, never by a bucket or a key.
+        # by the buckets' (known) names, never by a bucket or a key. The policy is attached on its own,
+        # so the key, the bucket's encryption and its replication do not wait for the distribution.
         return KmsKey(self, id, KmsKeyProps(
             account=props.account, alias=f"alias/{props.name_prefix}-{alias_suffix}", provider=provider,
+            separate_policy=True,
             description=f"Encrypts the {props.name_prefix} site bucket in {region}; CloudFront decrypts for its "
                         "distribution",
             service_grants=(ServiceGrant(service="cloudfront.amazonaws.com", actions=("kms:Decrypt",),

@@ -45,6 +45,9 @@ class KmsKeyProps:
     deletion_window_days: int = 30
     prevent_destroy: bool = False
     provider: Any = None  # an aliased provider, for keys that must live in another region
+    # The policy as its own resource (aws_kms_key_policy): for a key whose grants name a resource that
+    # is created later (a CloudFront distribution), so the key and everything it encrypts need not wait.
+    separate_policy: bool = False
 
 
 class KmsKey(Construct):
@@ -79,16 +82,22 @@ class KmsKey(Construct):
             if grant.conditions:
                 grant_statement["Condition"] = self._conditions(grant, account.id, account.partition)
             statements.append(grant_statement)
+        policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
         self.key = aws.kms_key.KmsKey(
             self,
             "key",
             description=props.description,
             enable_key_rotation=True,
             deletion_window_in_days=props.deletion_window_days,
-            policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            policy=None if props.separate_policy else policy,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if props.prevent_destroy else None,
             provider=props.provider,
         )
+        if props.separate_policy:
+            # Until it is attached the key has AWS's default policy: the account-administration
+            # statement above, without the service grants.
+            aws.kms_key_policy.KmsKeyPolicy(self, "policy", key_id=self.key.key_id, policy=policy,
+                                            provider=props.provider)
         aws.kms_alias.KmsAlias(self, "alias", name=props.alias, target_key_id=self.key.key_id,
                                provider=props.provider)
         self.arn: str = self.key.arn

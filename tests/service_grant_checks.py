@@ -11,6 +11,7 @@ import json
 
 from environments.model import EnvironmentConfig
 from tests.conftest import only, resources_of
+from tests.iam_checks import key_policies
 from tests.network_checks import ACCOUNT_REF, policy_document, ref_name
 
 PARTITION_REF = "${data.aws_partition.partition.partition}"
@@ -26,8 +27,8 @@ def _allow_statements(stack: dict):
             services = [i for p in item.get("principals", []) if p["type"] == "Service" for i in p["identifiers"]]
             if services and item.get("effect", "Allow") == "Allow":
                 yield name, services, {c["variable"].lower(): c["values"] for c in item.get("condition", [])}
-    for name, key in resources_of(stack, "aws_kms_key").items():
-        for item in json.loads(key["policy"])["Statement"]:
+    for name, policy in key_policies(stack).items():
+        for item in policy["Statement"]:
             if "Service" in item["Principal"]:
                 tests = item.get("Condition", {}).values()
                 keys = {var.lower(): value for test in tests for var, value in test.items()}
@@ -81,8 +82,11 @@ def check_frontend_key_serves_this_distribution_only(stack: dict) -> None:
     cloudfront = [(where, keys) for where, services, keys in _allow_statements(stack)
                   if services == ["cloudfront.amazonaws.com"] and where in resources_of(stack, "aws_kms_key")]
     assert len(cloudfront) == origins, cloudfront
-    for _, keys in cloudfront:
+    for key_id, keys in cloudfront:
         assert keys == {"aws:sourcearn": f"${{aws_cloudfront_distribution.{distribution}.arn}}"}
+        # The grant is attached after the distribution exists; the key, and the buckets' encryption and
+        # replication under it, do not wait for the distribution (nor stop where it cannot be created).
+        assert "aws_cloudfront_distribution" not in json.dumps(resources_of(stack, "aws_kms_key")[key_id]), key_id
 
 
 def check_log_delivery_is_confined(stack: dict) -> None:

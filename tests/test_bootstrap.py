@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import only, resources_of
-from tests.iam_checks import check_key_policy_principals
+from tests.iam_checks import check_key_policy_principals, key_policies
 
 REFERENCE = re.compile(r"^\$\{(?:data\.)?([a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)\}$")
 
@@ -82,9 +82,9 @@ def test_key_alias_is_the_one_the_backends_use(bootstrap, project):
 
 
 def test_key_policy_delegates_to_named_account_principals_only(bootstrap):
-    for key in resources_of(bootstrap, "aws_kms_key").values():
-        check_key_policy_principals(bootstrap, key)
-        for statement in json.loads(key["policy"])["Statement"]:
+    for key_id, policy in key_policies(bootstrap).items():
+        check_key_policy_principals(bootstrap, key_id)
+        for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow"
 
 

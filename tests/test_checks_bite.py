@@ -193,13 +193,12 @@ def master_secret_uses_the_default_key(stack: dict) -> None:
 
 def data_key_check(stack: dict) -> None:
     _, cluster = database_checks.cluster(stack)
-    check_key_policy_principals(
-        stack, resources_of(stack, "aws_kms_key")[network_checks.ref_name(cluster["kms_key_id"], "aws_kms_key")])
+    check_key_policy_principals(stack, network_checks.ref_name(cluster["kms_key_id"], "aws_kms_key"))
 
 
 def state_key_check(stack: dict) -> None:
-    for key in resources_of(stack, "aws_kms_key").values():
-        check_key_policy_principals(stack, key)
+    for key_id in resources_of(stack, "aws_kms_key"):
+        check_key_policy_principals(stack, key_id)
 
 
 def security_groups_check(stack: dict) -> None:

@@ -10,9 +10,13 @@ import json
 
 from tests import network_checks
 from tests.conftest import only, resources_of
+from tests.iam_checks import key_policies
 
 COST_SERVICES = {"budgets.amazonaws.com", "costalerts.amazonaws.com"}
 ACCOUNT_ID = "${data.aws_caller_identity.caller.account_id}"
+# Besides the cost services: CloudWatch alarms, and EventBridge for this environment's own rules (AWS
+# Backup's failure notifications), whose scope tests/dr_checks.py checks.
+OTHER_PUBLISHERS = {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
 
 
 def warning_topic(env, stack) -> tuple[str, dict]:
@@ -70,15 +74,15 @@ def test_exactly_the_cost_services_of_this_account_may_publish_to_the_warning_to
     statements = topic_policy(stack, topic_id)["statement"]
     services = {identifier: statement for statement in statements for principal in statement["principals"]
                 if principal["type"] == "Service" for identifier in principal["identifiers"]}
-    assert set(services) == {"cloudwatch.amazonaws.com"} | COST_SERVICES
+    assert set(services) == OTHER_PUBLISHERS | COST_SERVICES
     for service in COST_SERVICES:
         assert services[service]["actions"] == ["sns:Publish"]
         assert services[service]["condition"] == [
             {"test": "StringEquals", "variable": "aws:SourceAccount", "values": [ACCOUNT_ID]}]
     key_id = network_checks.ref_name(topic["kms_master_key_id"], "aws_kms_key")
-    key_policy = json.loads(stack["resource"]["aws_kms_key"][key_id]["policy"])
+    key_policy = key_policies(stack)[key_id]
     granted = {s["Principal"]["Service"]: s for s in key_policy["Statement"] if "Service" in s["Principal"]}
-    assert set(granted) == {"cloudwatch.amazonaws.com"} | COST_SERVICES
+    assert set(granted) == OTHER_PUBLISHERS | COST_SERVICES
     for service in COST_SERVICES:
         assert granted[service]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
         assert set(granted[service]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}

@@ -78,17 +78,17 @@ def test_master_secret_rotates_every_thirty_days_and_is_an_output(env_stack):
 def test_data_key_rotates_and_administration_stays_with_the_account(env_stack):
     _, stack = env_stack
     _, db = checks.cluster(stack)
-    key = resources_of(stack, "aws_kms_key")[ref_name(db["kms_key_id"], "aws_kms_key")]
-    assert key["enable_key_rotation"] is True
-    check_key_policy_principals(stack, key)
+    key_id = ref_name(db["kms_key_id"], "aws_kms_key")
+    assert resources_of(stack, "aws_kms_key")[key_id]["enable_key_rotation"] is True
+    check_key_policy_principals(stack, key_id)
 
 
 def test_every_key_policy_admits_only_this_account(env_stack):
     _, stack = env_stack
     keys = resources_of(stack, "aws_kms_key")
     assert keys
-    for key in keys.values():
-        check_key_policy_principals(stack, key)
+    for key_id in keys:
+        check_key_policy_principals(stack, key_id)
 
 
 def test_enhanced_monitoring_uses_its_own_role(env_stack):

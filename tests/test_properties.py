@@ -135,8 +135,8 @@ def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
     observability_checks.check_alarm_dimensions(stack)
     observability_checks.check_deployment_rollback_alarms(stack)
     network_checks.check_app_tier_leaves_through_nat(stack)
-    for key in resources_of(stack, "aws_kms_key").values():
-        check_key_policy_principals(stack, key)
+    for key_id in resources_of(stack, "aws_kms_key"):
+        check_key_policy_principals(stack, key_id)
     if env.features.waf:
         api_checks.check_waf_protects_the_load_balancer(stack)
         api_checks.check_waf_protects_the_distribution(stack)
