@@ -1,23 +1,29 @@
 """Emulated deployment tier: the real terraform CLI deploys the synthesized stacks to moto.
 
-One module-scoped flow, in the order an operator follows:
+One module-scoped flow, in the order an operator follows, riding on one deployment:
 
-1. bootstrap: `init` + `apply` with local state (state bucket, lock table, KMS key);
-2. the account baseline stack (AWS Config, CloudTrail) and the `dev` stack: `init` against that
-   bucket and table through the emulator, `apply`;
-3. the state object is in the bucket, KMS-encrypted with the bootstrap key;
+1. `python scripts/infra.py local-up`, exactly as a newcomer runs it (a copy of the product whose
+   dev has DR_TABLE): its own emulator (a moto server process on 127.0.0.1), bootstrap applied
+   with local state (state bucket and its replica, lock table, KMS keys), then dev with its state
+   in that bucket; both stacks' outputs printed; the preflight passes against that bootstrap;
+2. in the background, the account baseline stack (AWS Config, CloudTrail) and the README's
+   `npx cdktf deploy bootstrap` / `npx cdktf diff <env>` of the environments not deployed;
+3. the state object is in the bucket, KMS-encrypted with the bootstrap key; backups, replication
+   and a restore drill into the DR region;
 4. a second terraform process holds the state lock; a concurrent `plan` is refused, both by
    the S3 lock file and, for CLIs that only know it, by the DynamoDB lock; then the lock is
    released and both lock records are gone;
 5. a second plan of the whole stack changes nothing but the attributes moto reads back wrongly
    (named per type in EMULATOR_GAPS), compared attribute by attribute in `terraform show -json`;
+   `infra.py drift` names changes made behind Terraform's back;
 6. `destroy` of dev succeeds; `destroy` of bootstrap is refused by Terraform because the
-   bucket, table and key carry `prevent_destroy`.
+   bucket, table and key carry `prevent_destroy`;
+7. `infra.py local-down` stops the emulator and removes local-up's folder, which discards the
+   protected bootstrap resources with everything else (never destroyed, by design).
 
-The protected bootstrap resources are never destroyed, by design: the whole emulator (moto
-running inside this test process, on 127.0.0.1 only) is reset and stopped at the end of the
-module, which discards them with everything else. Nothing is written outside pytest's tmp dirs,
-and any request for a non-loopback address fails (see DEAD_PROXY).
+Nothing is written outside pytest's tmp dirs, and any request for a non-loopback address fails
+(see DEAD_PROXY). The refusal checks ask a second moto, inside this process, so they need no
+deployment.
 
 Every step runs once (see `Deployment.step`); a test whose prerequisite step failed reports that
 step instead of a confusing follow-on error, and any single test can still be run alone.
@@ -38,7 +44,9 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,9 +61,11 @@ from bootstrap.stack import STACK_NAME as BOOTSTRAP_STACK
 from environments.loader import load_project
 from environments.model import ProjectConfig
 from scripts import emulator, infra, restore
+from scripts.terraform_cli_config import write_cli_config
 from tests.conftest import ENVIRONMENTS_DIR, ROOT, read_stacks, synthesize
 from tests.moto_server import loopback_moto
-from tests.terraform_tools import run_terraform, terraform_binary, unavailable
+from tests.terraform_tools import hermetic_environment, run_terraform, terraform_binary, unavailable
+from tests.test_infra_cli import is_running, read_pid
 from tests.test_main_cli import copy_product
 
 # One worker runs the whole flow under `pytest -n N --dist loadgroup` (what `make test` uses).
@@ -79,6 +89,7 @@ LOCK_ERROR = "Error acquiring the state lock"
 LOCK_WAIT_SECONDS = 120
 LOCK_RELEASE_SECONDS = 60
 APPLY_TIMEOUT_SECONDS = 900
+LOCAL_UP_TIMEOUT_SECONDS = 600
 # moto answers at once; the provider's own waits (KMS propagation, S3 lifecycle) dominate, so
 # running more of them side by side is what makes the tier faster.
 PARALLELISM = "-parallelism=30"
@@ -156,13 +167,17 @@ class Deployment:
     outdir: Path
     product: Path  # the copy of the product (code and configuration) everything synthesizes from
     scratch: Path
+    local: Path  # local-up's folder: its emulator, synthesis, terraform folders and bootstrap state
+    local_up: subprocess.Popen  # still applying dev when the flow starts
     env: dict[str, str]
     stacks: dict[str, dict]
     targets: list[str]
     left_out: set[str]
+    mirror: Path  # the provider mirror, for terraform CLI configurations of the flow's own
     outcomes: dict[str, Any] = field(default_factory=dict)
-    # Applies running in the background (the account baseline overlaps the dev apply), by step name.
+    # Work running in the background (the account baseline and the cdktf CLI overlap the dev apply), by step name.
     background: dict[str, Future] = field(default_factory=dict)
+    cdktf: CdktfCli | None = None  # the checkout the README's cdktf commands run in
 
     @property
     def state(self):
@@ -185,7 +200,9 @@ class Deployment:
         return self.product
 
     def stack_dir(self, name: str) -> Path:
-        return self.outdir / "stacks" / name
+        """Where local-up ran terraform for the stacks it deployed; the app's own synthesis for the rest."""
+        deployed = self.local / "cdktf.out" / "stacks" / name
+        return deployed if deployed.is_dir() else self.outdir / "stacks" / name
 
     def terraform(self, stack: str, command: str, *args: str, check: bool = True, cwd: Path | None = None,
                   timeout: float = APPLY_TIMEOUT_SECONDS):
@@ -219,56 +236,108 @@ def _product_with_dr(root: Path) -> Path:
     restore`, the README's cdktf commands) reads this copy, so all of them see the same configuration.
     """
     product = copy_product(root / "product")
+    shutil.copytree(ROOT / "scripts", product / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
     deployed = product / ENVIRONMENTS_DIR.name / f"{DEPLOYED_ENVIRONMENT}.toml"
     assert "[dr]" not in deployed.read_text(), "the shipped dev now has [dr]: drop DR_TABLE"
     deployed.write_text(deployed.read_text() + DR_TABLE)
     return product
 
 
+def _start_local_up(product: Path, local: Path, mirror: Path, scratch: Path) -> subprocess.Popen:
+    """Start `python scripts/infra.py local-up` of the product copy, exactly as a newcomer runs it: no
+    AWS settings of this machine, providers from the mirror. It starts its own emulator (a moto server
+    process on loopback) and applies bootstrap, then dev, to it."""
+    env = {name: value for name, value in hermetic_environment({}).items()
+           if not name.startswith("AWS_") and name != infra.EMULATOR_VARIABLE}
+    env.update({infra.MIRROR_VARIABLE: str(mirror), "NO_PROXY": f"{LOOPBACK},localhost",
+                "no_proxy": f"{LOOPBACK},localhost", "AWS_CONFIG_FILE": str(scratch / "no-aws-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(scratch / "no-aws-credentials"),
+                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
+    command = [sys.executable, str(product / "scripts" / "infra.py"), "local-up", "--local-dir", str(local)]
+    # Files, not pipes: nobody reads while it runs, and a full pipe would stall it.
+    with (scratch / "local-up.out").open("w") as out, (scratch / "local-up.err").open("w") as err:
+        return subprocess.Popen(command, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+
+
+def _local_up_output(scratch: Path) -> tuple[str, str]:
+    return (scratch / "local-up.out").read_text(), (scratch / "local-up.err").read_text()
+
+
+def _bootstrap_done(process: subprocess.Popen, local: Path, scratch: Path) -> None:
+    """Wait until local-up has applied the bootstrap: it initialises dev only after that apply."""
+    deadline = time.monotonic() + LOCAL_UP_TIMEOUT_SECONDS
+    dev_backend = local / "cdktf.out" / "stacks" / DEPLOYED_ENVIRONMENT / ".terraform"
+    while not dev_backend.exists():
+        if process.poll() is not None:
+            out, err = _local_up_output(scratch)
+            pytest.fail(f"local-up exited {process.returncode} before dev:\n{out[-4000:]}\n{err[-4000:]}")
+        assert time.monotonic() < deadline, f"local-up did not reach dev within {LOCAL_UP_TIMEOUT_SECONDS}s"
+        time.sleep(0.5)
+
+
+def _stop_local_emulator(local: Path) -> None:
+    """What local-down would do, for a flow that ended before its local-down test ran."""
+    if (local / "emulator.pid").exists() and is_running(read_pid(local)):
+        os.kill(read_pid(local), signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
-def deployment(terraform_env, emulator_endpoint, tmp_path_factory) -> Deployment:
-    """The checked-in configuration plus DR_TABLE for dev, synthesized for the emulator into a temporary folder."""
+def deployment(terraform_tools, terraform_env, tmp_path_factory) -> Iterator[Deployment]:
+    """`infra.py local-up` of the checked-in configuration plus DR_TABLE for dev; every check rides on it.
+
+    Ready once the bootstrap is applied (dev still applying: see `environment_applied`). The whole app
+    is also synthesized (same configuration, same emulator) into a folder of its own, for the stacks
+    local-up does not deploy (the account baseline) and for commands that synthesize again.
+    """
     root = tmp_path_factory.mktemp("emulated")
     product = _product_with_dr(root)
-    project = load_project(product / ENVIRONMENTS_DIR.name, emulator_endpoint=emulator_endpoint)
-    outdir = root / "cdktf.out"
-    synthesize(project, outdir)
-    scratch = root / "scratch"
+    scratch, local = root / "scratch", root / "local"
     scratch.mkdir()
-    stacks = read_stacks(outdir)
-    stack = stacks[DEPLOYED_ENVIRONMENT]
-    targets, left_out = emulator.deployable(stack)
-    return Deployment(
-        endpoint=emulator_endpoint, project=project, outdir=outdir, product=product, scratch=scratch,
-        env=_emulator_environment(terraform_env, project.state.region, scratch), stacks=stacks,
-        targets=targets, left_out=left_out,
-    )
+    process = _start_local_up(product, local, terraform_tools.mirror, scratch)
+    try:
+        _bootstrap_done(process, local, scratch)
+        endpoint = (local / "emulator.endpoint").read_text().strip()
+        project = load_project(product / ENVIRONMENTS_DIR.name, emulator_endpoint=endpoint)
+        outdir = root / "cdktf.out"
+        synthesize(project, outdir)
+        stacks = read_stacks(outdir)
+        targets, left_out = emulator.deployable(stacks[DEPLOYED_ENVIRONMENT])
+        yield Deployment(
+            endpoint=endpoint, project=project, outdir=outdir, product=product, scratch=scratch, local=local,
+            local_up=process, env=_emulator_environment(terraform_env, project.state.region, scratch),
+            stacks=stacks, targets=targets, left_out=left_out, mirror=terraform_tools.mirror,
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        _stop_local_emulator(local)
 
 
 # --- steps ---------------------------------------------------------------------------------------
 
 def bootstrap_applied(deployment: Deployment) -> dict[str, Any]:
-    """Bootstrap deployed; returns its outputs."""
-    def apply() -> dict[str, Any]:
-        deployment.terraform(BOOTSTRAP_STACK, "init", "-input=false")
-        deployment.terraform(BOOTSTRAP_STACK, "apply", "-auto-approve", "-input=false", PARALLELISM)
-        outputs = json.loads(deployment.terraform(BOOTSTRAP_STACK, "output", "-json").stdout)
-        return {name: output["value"] for name, output in outputs.items()}
+    """Bootstrap deployed (by local-up), and the work that needs only it started; returns its outputs."""
+    baseline_started(deployment)
+    cdktf_cli_started(deployment)
 
-    return deployment.step("bootstrap apply", apply)
+    def outputs() -> dict[str, Any]:
+        shown = json.loads(deployment.terraform(BOOTSTRAP_STACK, "output", "-json").stdout)
+        return {name: output["value"] for name, output in shown.items()}
+
+    return deployment.step("bootstrap outputs", outputs)
 
 
 def baseline_started(deployment: Deployment) -> None:
-    """Start applying the account baseline in the background: it needs only the bootstrap, and running
-    it next to the dev apply keeps the tier's duration that of the dev apply alone."""
-    bootstrap_applied(deployment)
+    """Start applying the account baseline in the background: it needs only the bootstrap, and runs
+    next to the cdktf CLI and the checks that follow."""
     if "baseline apply" in deployment.background:
         return
     name = deployment.baseline.stack_name
     targets, _ = emulator.deployable(deployment.stacks[name])
 
     # `init` in the foreground: Terraform's plugin cache (one per worker) is not safe for concurrent
-    # inits, and the dev init follows; the apply itself never touches the cache.
+    # inits; the apply itself never touches the cache.
     deployment.terraform(name, "init", "-input=false")
 
     def apply() -> dict[str, Any]:
@@ -287,22 +356,25 @@ def baseline_applied(deployment: Deployment) -> dict[str, Any]:
     return deployment.step("baseline apply", deployment.background["baseline apply"].result)
 
 
-def environment_initialised(deployment: Deployment) -> None:
-    """The environment stack's S3 backend configured against the bootstrap bucket and table."""
-    bootstrap_applied(deployment)
-    baseline_started(deployment)
-    deployment.step("dev init", lambda: deployment.terraform(DEPLOYED_ENVIRONMENT, "init", "-input=false"))
-
-
 def _target_flags(addresses: Iterable[str]) -> list[str]:
     return [f"-target={address}" for address in sorted(addresses)]
 
 
+def local_up_finished(deployment: Deployment) -> str:
+    """local-up's exit, successful; returns what it printed."""
+    def finish() -> str:
+        deployment.local_up.wait(timeout=LOCAL_UP_TIMEOUT_SECONDS)
+        out, err = _local_up_output(deployment.scratch)
+        assert deployment.local_up.returncode == 0, f"local-up failed:\n{out[-4000:]}\n{err[-4000:]}"
+        return out
+
+    return deployment.step("local-up", finish)
+
+
 def environment_applied(deployment: Deployment) -> None:
-    environment_initialised(deployment)
-    deployment.step("dev apply", lambda: deployment.terraform(
-        DEPLOYED_ENVIRONMENT, "apply", "-auto-approve", "-input=false", PARALLELISM,
-        *_target_flags(deployment.targets)))
+    """dev deployed by local-up, with its state in the bootstrap bucket; the background work started."""
+    bootstrap_applied(deployment)
+    local_up_finished(deployment)
 
 
 def second_plan(deployment: Deployment) -> dict[str, Any]:
@@ -537,10 +609,16 @@ def _dynamodb_only_client(deployment: Deployment) -> Path:
 
 
 def _state_resources(deployment: Deployment, stack: str) -> list[dict]:
-    """Managed resources in a stack's state, as `terraform show -json` reports them."""
-    shown = json.loads(deployment.terraform(stack, "show", "-json").stdout)
-    module = shown.get("values", {}).get("root_module", {})
-    return [r for r in module.get("resources", []) if r["mode"] == "managed"]
+    """Managed resources in a stack's state: address, type, name and attribute values of each instance.
+
+    From `terraform state pull`, which reads the backend only (`show -json` starts every provider).
+    """
+    state = json.loads(deployment.terraform(stack, "state pull").stdout or "{}")
+    return [{"address": resource["type"] + "." + resource["name"] + (
+                f"[{json.dumps(instance['index_key'])}]" if "index_key" in instance else ""),
+             "type": resource["type"], "name": resource["name"], "values": instance["attributes"]}
+            for resource in state.get("resources", []) if resource["mode"] == "managed"
+            for instance in resource["instances"]]
 
 
 def _prevent_destroy_addresses(stack: dict) -> set[str]:
@@ -722,8 +800,8 @@ def test_bootstrap_creates_the_state_backend(deployment):
     state = deployment.state
     s3, kms = deployment.client("s3"), deployment.client("kms")
 
-    assert (deployment.outdir.parent / "terraform.bootstrap.tfstate").is_file(), \
-        "bootstrap's local state must land three levels above cdktf.out/stacks/bootstrap"
+    assert (deployment.local / "terraform.bootstrap.tfstate").is_file(), \
+        "bootstrap's local state must land three levels above cdktf.out/stacks/bootstrap, inside --local-dir"
     assert outputs["state_bucket"] == state.bucket and outputs["lock_table"] == state.lock_table
     key = kms.describe_key(KeyId=state.kms_alias)["KeyMetadata"]
     assert key["Arn"] == outputs["kms_key_arn"] and key["KeyState"] == "Enabled"
@@ -735,6 +813,22 @@ def test_bootstrap_creates_the_state_backend(deployment):
     assert table["KeySchema"] == [{"AttributeName": "LockID", "KeyType": "HASH"}]
     assert table.get("DeletionProtectionEnabled") is True
     _assert_access_log_delivery_is_granted(deployment, s3)
+
+
+def test_local_up_prints_both_stacks_outputs_and_its_bootstrap_passes_the_preflight(deployment):
+    """What a newcomer sees: both stacks' outputs; what the real bootstrap created passes the preflight
+    every deploy runs."""
+    up = local_up_finished(deployment)
+    assert "--- outputs of bootstrap ---" in up and f'state_bucket = "{deployment.state.bucket}"' in up
+    dev_outputs = up.split(f"--- outputs of {DEPLOYED_ENVIRONMENT} ---", 1)
+    assert len(dev_outputs) == 2, f"dev was not brought up:\n{up[-4000:]}"
+    assert "VpcId = " in dev_outputs[1] and "DatabaseSecretArn = " in dev_outputs[1], dev_outputs[1][:2000]
+    assert f"local stack up: bootstrap and {DEPLOYED_ENVIRONMENT} on {deployment.endpoint}" in up
+    checked = subprocess.run([sys.executable, str(deployment.product / "scripts" / "preflight.py"),
+                              DEPLOYED_ENVIRONMENT], cwd=deployment.scratch,
+                             env={**deployment.env, infra.EMULATOR_VARIABLE: deployment.endpoint},
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def _assert_access_log_delivery_is_granted(deployment: Deployment, s3) -> None:
@@ -784,51 +878,94 @@ def user_shell(environment: dict[str, str]) -> dict[str, str]:
     return {**shell, "PATH": os.pathsep.join(path)}
 
 
-def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_every_environment_as_the_readme_says(deployment, tmp_path):
-    """`npx cdktf deploy bootstrap` and `npx cdktf diff <env>`, as documented, on a mirror-only machine.
+@dataclass(frozen=True)
+class CdktfCli:
+    """The README's cdktf commands, run in a user's checkout of the product (a copy) against the emulator."""
 
-    A copy of the product (the toolchains linked in) holds the bootstrap state the flow created, so
-    the deploy finds the backend it manages, plans no change and succeeds; each diff initialises
-    against the state bucket and plans its environment (dev: deployed; the others: everything to
-    create). Registry access is impossible here (DEAD_PROXY); providers come from the mirror only.
+    repo: Path
+    env: dict[str, str]
+
+    def run(self, words: list[str], environment: str | None = None, *extra: str) -> str:
+        argv, variables = _cdktf_command(words, environment)
+        assert environment is None or (environment in argv and variables.get("INFRA_STACKS") == environment), argv
+        result = subprocess.run([*argv, *extra], cwd=self.repo, env={**self.env, **variables}, capture_output=True,
+                                text=True, stdin=subprocess.DEVNULL, timeout=CDKTF_TIMEOUT_SECONDS, check=False)
+        assert result.returncode == 0, f"{' '.join(argv)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+
+def _cdktf_cli(deployment: Deployment) -> CdktfCli:
+    """A checkout holding the bootstrap state the flow created and the deployed configuration (dev with
+    DR_TABLE: diffing dev without it would drop its DR provider), with the toolchains linked in.
+
+    Its own plugin cache: its inits overlap the dev init, and Terraform's cache is not safe for that.
     """
-    bootstrap_applied(deployment)
-    commands = readme_cdktf_commands()
-    deploys = [words for words in commands if _cdktf_command(words)[0][:4] == ["npx", "cdktf", "deploy", "bootstrap"]]
-    diffs = [words for words in commands if _cdktf_command(words)[0][:3] == ["npx", "cdktf", "diff"]]
-    assert len(deploys) == 1 and len(diffs) == 1, commands
-    repo = copy_product(tmp_path / "repo")
+    repo = copy_product(deployment.scratch / "cdktf-repo")
     for name in ("Pipfile", "Pipfile.lock", "package.json", "package-lock.json"):
         shutil.copy(ROOT / name, repo / name)
     for name in (".venv", "node_modules"):
         (repo / name).symlink_to(ROOT / name)
-    shutil.copy(deployment.outdir.parent / "terraform.bootstrap.tfstate", repo / "terraform.bootstrap.tfstate")
-    # The configuration that was deployed (dev with DR_TABLE): diffing dev without it would drop its DR provider.
+    shutil.copy(deployment.local / "terraform.bootstrap.tfstate", repo / "terraform.bootstrap.tfstate")
     deployed = f"{DEPLOYED_ENVIRONMENT}.toml"
     shutil.copy(deployment.config_root / ENVIRONMENTS_DIR.name / deployed, repo / ENVIRONMENTS_DIR.name / deployed)
-    env = {**user_shell(deployment.env), "INFRA_AWS_ENDPOINT": deployment.endpoint,
+    config = write_cli_config(deployment.scratch / "cdktf.tfrc", deployment.mirror, deployment.scratch / "cdktf-cache")
+    env = {**user_shell(deployment.env), "TF_CLI_CONFIG_FILE": str(config), "INFRA_AWS_ENDPOINT": deployment.endpoint,
            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CI": "1", "FORCE_COLOR": "0"}
+    return CdktfCli(repo=repo, env=env)
 
-    def run(argv: list[str], variables: dict[str, str]) -> str:
-        result = subprocess.run(argv, cwd=repo, env={**env, **variables}, capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=CDKTF_TIMEOUT_SECONDS, check=False)
-        assert result.returncode == 0, f"{' '.join(argv)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        return result.stdout
 
-    argv, variables = _cdktf_command(deploys[0])
-    output = run([*argv, "--auto-approve"], variables)  # no terminal to approve in
-    changed = set(re.findall(r"# (aws_[a-z0-9_]+)\.\S+ .*will be", output))
-    assert "No changes" in output or changed <= emulator.gap_types("drifts"), output  # moto's read-back gaps only
-    for environment in [env.name for env in deployment.project.environments]:
-        argv, variables = _cdktf_command(diffs[0], environment)
-        assert environment in argv and variables.get("INFRA_STACKS") == environment
-        output = run(argv, variables)
+def readme_deploy_and_diff() -> tuple[list[str], list[str]]:
+    """The README's one `npx cdktf deploy bootstrap` line and its one `npx cdktf diff` line."""
+    commands = readme_cdktf_commands()
+    deploys = [words for words in commands if _cdktf_command(words)[0][:4] == ["npx", "cdktf", "deploy", "bootstrap"]]
+    diffs = [words for words in commands if _cdktf_command(words)[0][:3] == ["npx", "cdktf", "diff"]]
+    assert len(deploys) == 1 and len(diffs) == 1, commands
+    return deploys[0], diffs[0]
+
+
+def cdktf_cli_started(deployment: Deployment) -> None:
+    """Start the README's `npx cdktf deploy bootstrap`, then `npx cdktf diff` of every environment not
+    deployed here, in the background: they need only the bootstrap and overlap the dev apply, which
+    mostly waits on the provider's pollers. Returns (from the future) each command's output."""
+    if "cdktf cli" in deployment.background:
+        return
+    deploy, diff = readme_deploy_and_diff()
+    cli = deployment.cdktf = _cdktf_cli(deployment)
+    others = [env.name for env in deployment.project.environments if env.name != DEPLOYED_ENVIRONMENT]
+
+    def run() -> dict[str, str]:
+        outputs = {BOOTSTRAP_STACK: cli.run(deploy, None, "--auto-approve")}  # no terminal to approve in
+        outputs.update({environment: cli.run(diff, environment) for environment in others})
+        return outputs
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdktf-cli")
+    deployment.background["cdktf cli"] = executor.submit(run)
+    executor.shutdown(wait=False)
+
+
+def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_every_environment_as_the_readme_says(deployment):
+    """`npx cdktf deploy bootstrap` and `npx cdktf diff <env>`, as documented, on a mirror-only machine.
+
+    The checkout holds the bootstrap state the flow created, so the deploy finds the backend it
+    manages, plans no change and succeeds; each diff initialises against the state bucket and plans
+    its environment (dev: deployed; the others: everything to create). Registry access is impossible
+    here (DEAD_PROXY); providers come from the mirror only.
+    """
+    environment_applied(deployment)
+    outputs = dict(deployment.step("cdktf cli", deployment.background["cdktf cli"].result))
+    _, diff = readme_deploy_and_diff()
+    outputs[DEPLOYED_ENVIRONMENT] = deployment.cdktf.run(diff, DEPLOYED_ENVIRONMENT)
+    deployed = outputs.pop(BOOTSTRAP_STACK)
+    changed = set(re.findall(r"# (aws_[a-z0-9_]+)\.\S+ .*will be", deployed))
+    assert "No changes" in deployed or changed <= emulator.gap_types("drifts"), deployed  # moto's read-back gaps only
+    assert set(outputs) == {env.name for env in deployment.project.environments}
+    for output in outputs.values():
         assert re.search(r"Plan: \d+ to add, \d+ to change, \d+ to destroy", output), output
 
 
 def test_backend_accepts_the_kms_alias_and_rejects_a_bare_name(deployment):
     """The backend's kms_key_id is an alias name; Terraform checks its form at init, before any request."""
-    environment_initialised(deployment)  # init succeeded with kms_key_id = "alias/..."
+    environment_applied(deployment)  # local-up's init succeeded with kms_key_id = "alias/..."
     backend = deployment.stacks[DEPLOYED_ENVIRONMENT]["terraform"]["backend"]["s3"]
     assert backend["kms_key_id"] == deployment.state.kms_alias
     # Negative control: the same init with the alias' bare name must fail, so the check is real.
@@ -1173,7 +1310,9 @@ def test_bootstrap_destroy_is_refused_by_prevent_destroy(deployment):
     bootstrap_applied(deployment)
     bootstrap = deployment.stacks[BOOTSTRAP_STACK]
     before = deployment.terraform(BOOTSTRAP_STACK, "state list").stdout.split()
-    refused = deployment.terraform(BOOTSTRAP_STACK, "destroy", "-auto-approve", "-input=false", check=False)
+    # No refresh: what is refused is decided from the configuration and state alone.
+    refused = deployment.terraform(BOOTSTRAP_STACK, "destroy", "-auto-approve", "-input=false", "-refresh=false",
+                                   check=False)
 
     assert refused.returncode != 0, f"bootstrap destroy was not refused:\n{refused.stdout}"
     named = set(re.findall(r"Resource (\S+) has\s+lifecycle\.prevent_destroy\s+set", refused.stderr))
@@ -1189,3 +1328,16 @@ def test_bootstrap_destroy_is_refused_by_prevent_destroy(deployment):
     deployment.client("dynamodb").describe_table(TableName=state.lock_table)
     key = deployment.client("kms").describe_key(KeyId=state.kms_alias)["KeyMetadata"]
     assert key["KeyState"] == "Enabled", f"the state key is {key['KeyState']}"
+
+
+def test_local_down_stops_the_emulator_and_removes_everything(deployment):
+    """The flow's last step: `infra.py local-down` stops local-up's emulator and removes its folder."""
+    pid = read_pid(deployment.local)
+    assert is_running(pid)
+    down = subprocess.run([sys.executable, str(deployment.product / "scripts" / "infra.py"), "local-down",
+                           "--local-dir", str(deployment.local)], cwd=deployment.scratch, env=deployment.env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert down.returncode == 0, down.stderr
+    assert f"emulator (pid {pid}) stopped" in down.stdout
+    assert not is_running(pid), f"emulator pid {pid} still running after local-down"
+    assert not deployment.local.exists()

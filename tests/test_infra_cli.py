@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,11 +28,9 @@ import pytest
 from environments.loader import load_project
 from scripts import emulator, infra, preflight
 from tests.conftest import ENVIRONMENTS_DIR, ROOT
-from tests.terraform_tools import hermetic_environment
 
 TERRAFORM = "terraform"
 PRODUCTION, DEV = "production", "dev"
-LOCAL_UP_BUDGET_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -699,59 +696,6 @@ def test_emulator_starts_answers_and_local_down_leaves_nothing_running(tmp_path)
     finally:
         if is_running(pid):
             os.kill(pid, 9)
-
-
-@pytest.mark.emulator
-@pytest.mark.terraform
-@pytest.mark.slow
-@pytest.mark.xdist_group("local-up")
-def test_local_up_brings_bootstrap_and_dev_up_then_local_down_leaves_nothing(terraform_tools, tmp_path):
-    """`local-up` exactly as a newcomer runs it (real emulator, terraform, mirror), then `local-down`.
-
-    About three minutes: bootstrap, then dev (what moto can create, see scripts/emulator.py), with
-    both stacks' outputs printed. The preflight is run against what the real bootstrap created.
-    """
-    local = tmp_path / "local"
-    env = {name: value for name, value in hermetic_environment({}).items()
-           if not name.startswith("AWS_") and name != infra.EMULATOR_VARIABLE}
-    env.update({infra.MIRROR_VARIABLE: str(terraform_tools.mirror), "NO_PROXY": "127.0.0.1,localhost",
-                "no_proxy": "127.0.0.1,localhost", "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
-    script = str(ROOT / "scripts" / "infra.py")
-    started = time.monotonic()
-    try:
-        up = subprocess.run([sys.executable, script, "local-up", "--local-dir", str(local)],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=LOCAL_UP_BUDGET_SECONDS)
-        assert up.returncode == 0, f"{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
-        pid = read_pid(local)
-        assert is_running(pid)
-        assert "--- outputs of bootstrap ---" in up.stdout and 'state_bucket = "webapp-terraform-state-example"' \
-            in up.stdout
-        dev_outputs = up.stdout.split(f"--- outputs of {DEV} ---", 1)
-        assert len(dev_outputs) == 2, f"dev was not brought up:\n{up.stdout[-4000:]}"
-        assert "VpcId = " in dev_outputs[1] and "DatabaseSecretArn = " in dev_outputs[1], dev_outputs[1][:2000]
-        endpoint = (local / "emulator.endpoint").read_text().strip()
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1",
-                          aws_access_key_id="local", aws_secret_access_key="local")
-        assert s3.get_bucket_versioning(Bucket="webapp-terraform-state-example")["Status"] == "Enabled"
-        assert (local / "terraform.bootstrap.tfstate").is_file(), "bootstrap state must stay inside --local-dir"
-        # What the real bootstrap stack creates must pass the preflight every deploy runs.
-        checked = subprocess.run([sys.executable, str(ROOT / "scripts" / "preflight.py"), DEV], cwd=tmp_path,
-                                 env={**env, infra.EMULATOR_VARIABLE: endpoint, "AWS_ACCESS_KEY_ID": "local",
-                                      "AWS_SECRET_ACCESS_KEY": "local"},
-                                 capture_output=True, text=True, timeout=120)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-
-        down = subprocess.run([sys.executable, script, "local-down", "--local-dir", str(local)],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-        assert down.returncode == 0, down.stderr
-        assert not is_running(pid), f"emulator pid {pid} still running after local-down"
-        assert not local.exists()
-    finally:
-        if (local / "emulator.pid").exists() and is_running(read_pid(local)):
-            os.kill(read_pid(local), 9)
-    assert time.monotonic() - started < LOCAL_UP_BUDGET_SECONDS
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com"])
