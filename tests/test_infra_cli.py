@@ -6,9 +6,9 @@ what would have run. The rules under test are the ones that must never regress: 
 applied only after its name is typed (or `--yes`), production is never destroyed, a failed
 preflight stops a deploy before anything is synthesized, and what is applied is the plan shown.
 
-The emulator tests at the end are real: the emulator process is started and stopped, and a
-bootstrap-only `local-up` runs terraform against it (skipped, with the reason, without terraform
-or the provider mirror; INFRA_REQUIRE_TOOLS=1 turns that skip into a failure).
+The emulator test at the end is real: the emulator process is started, answers and is stopped.
+The real `local-up` (bootstrap + dev through terraform) and `local-down` run in
+tests/test_emulated_deploy.py, whose whole flow rides on that deployment.
 """
 
 from __future__ import annotations
