@@ -149,6 +149,13 @@ def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
 EXAMPLES_PER_SHARD = 20
 
 
+def toggle_values(env: EnvironmentConfig) -> dict[str, object]:
+    """The toggles every shard must see both ways: 2 and 3 zones, and each feature on and off."""
+    features = env.features
+    return {"az_count": env.network.az_count, "waf": features.waf, "cache": features.cache,
+            "vpc_interface_endpoints": features.vpc_interface_endpoints, "tracing": features.tracing}
+
+
 def describe(config) -> str:
     """The generated files, as a failure report shows them, so a failing example can be reproduced."""
     return "\n".join(f"--- {name} ---\n{to_toml(document)}" for name, document in config.documents().items())
@@ -165,6 +172,7 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
     """
     batch = ValidationBatch(tmp_path / "validate")
     dr_variants: set[tuple[bool, bool]] = set()  # (has [dr], locks its vaults) of every generated environment
+    toggles: dict[str, set] = {}  # every value each network and feature toggle took
 
     @settings(max_examples=EXAMPLES_PER_SHARD, deadline=None, suppress_health_check=SLOW)
     @given(config=configurations(min_environments=2, max_environments=2))
@@ -175,11 +183,15 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
         for env in project.environments:
             check_environment(env, stacks[env.name])
             dr_variants.add((env.dr is not None, bool(env.dr and env.dr.vault_lock)))
+            for name, value in toggle_values(env).items():
+                toggles.setdefault(name, set()).add(value)
         for env in project.environments:
             batch.add(stacks[env.name], f"environment {env.name!r} of:\n{describe(config)}")
 
     every_property_holds()
     assert {(False, False), (True, False), (True, True)} <= dr_variants, f"[dr] variants seen: {dr_variants}"
+    unseen = {name: values for name, values in toggles.items() if len(values) < 2}
+    assert not unseen, f"toggles that took one value only in this shard: {unseen}"
     assert len(batch) >= 2 * EXAMPLES_PER_SHARD, f"only {len(batch)} generated stacks reached validation"
     problems = batch.validate(request.getfixturevalue("terraform_env"))  # 10 (Terraform)
     assert not problems, f"terraform validate, {len(batch)} generated stacks:\n" + "\n".join(problems)
