@@ -15,7 +15,7 @@ import json
 
 import cdktf
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, note, seed, settings
 
 from core.provider import required_tags
 from environments.loader import load_project
@@ -147,6 +147,10 @@ def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
 
 
 EXAMPLES_PER_SHARD = 20
+# A fixed seed per shard: the same 40 configurations on every run, so the coverage assertions below
+# and the suite's duration are reproducible (a random draw of 20 once missed a [dr] variant, and
+# its duration varied by a minute). Change a seed to explore other configurations.
+SEEDS = {1: 1, 2: 2}
 
 
 def toggle_values(env: EnvironmentConfig) -> dict[str, object]:
@@ -174,7 +178,8 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
     dr_variants: set[tuple[bool, bool]] = set()  # (has [dr], locks its vaults) of every generated environment
     toggles: dict[str, set] = {}  # every value each network and feature toggle took
 
-    @settings(max_examples=EXAMPLES_PER_SHARD, deadline=None, suppress_health_check=SLOW)
+    @seed(SEEDS[shard])
+    @settings(max_examples=EXAMPLES_PER_SHARD, deadline=None, suppress_health_check=SLOW, database=None)
     @given(config=configurations(min_environments=2, max_environments=2))
     def every_property_holds(config):
         project, stacks = generated(config)  # 10 (synthesis): every configuration synthesizes
