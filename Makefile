@@ -59,7 +59,7 @@ lint: setup
 	$(PIPENV) run ruff check .
 
 bench: setup
-	$(PIPENV) run python scripts/benchmark.py
+	$(PIPENV) run python tools/benchmark.py
 
 # Graphviz's `dot` renders the diagrams to SVG; without it only .dot is written (tests compare .dot).
 docs-deps:
@@ -71,12 +71,14 @@ docs-deps:
 # Regenerates docs/architecture-<env>.dot/.svg, docs/reachability.md and docs/configuration.md
 # (tests fail when stale).
 docs: synth docs-deps
-	$(PIPENV) run python scripts/diagram.py
-	$(PIPENV) run python scripts/reachability.py
-	$(PIPENV) run python scripts/config_reference.py
+	$(PIPENV) run python tools/diagram.py
+	$(PIPENV) run python tools/reachability.py
+	$(PIPENV) run python tools/config_reference.py
 
-# Operating the stacks: one entry point, scripts/infra.py (see README "Deploying").
-INFRA := $(PIPENV) run python scripts/infra.py
+# Operating the stacks: one entry point, `python -m ops` (see README "Deploying"). ENV names any
+# stack (an environment, bootstrap, baseline-<region>); ALLOW_REPLACE lists the stateful addresses
+# a deploy may replace or destroy (space-separated).
+INFRA := $(PIPENV) run python -m ops
 require-env = $(if $(ENV),,$(error set ENV, e.g. make $@ ENV=dev))
 
 plan: setup
@@ -89,16 +91,16 @@ deploy-bootstrap: setup
 	$(INFRA) deploy-bootstrap
 
 deploy: setup
-	$(require-env)$(INFRA) deploy $(ENV)
+	$(require-env)$(INFRA) deploy $(ENV) $(foreach address,$(ALLOW_REPLACE),--allow-replace $(address))
 
 destroy: setup
 	$(require-env)$(INFRA) destroy $(ENV)
 
 preflight: setup
-	$(require-env)$(PIPENV) run python scripts/preflight.py $(ENV)
+	$(require-env)$(INFRA) preflight $(ENV)
 
 local-up: setup
-	$(INFRA) local-up
+	$(INFRA) local-up $(if $(VERBOSE),--verbose)
 
 local-down:
 	$(INFRA) local-down

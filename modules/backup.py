@@ -5,7 +5,7 @@ it. AWS Backup adds recovery points on a schedule from configuration, kept in a 
 with its own CMK, and, where the stack passes a `BackupCopy`, a copy of every recovery point into
 a vault in a second region (its own CMK there). Cross-region copies of Aurora snapshots are
 re-encrypted with the destination vault's key, so that key is what a restore in the second region
-uses (`scripts/infra.py restore`).
+uses (`python -m ops restore`).
 
 Vault lock: compliance mode, not governance. A governance lock can be lifted by anyone holding
 `backup:DeleteBackupVaultLockConfiguration`, which is exactly what stolen administrator

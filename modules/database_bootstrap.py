@@ -2,9 +2,8 @@
 
 The API connects as its own role (`APP_USER`) with IAM database authentication; somebody has to
 create that role inside PostgreSQL first, and only the master user can. That somebody is this ECS
-task definition: `infra.py deploy` runs it once per cluster (scripts/infra.py, "database
-bootstrap"), it runs `psql` with the SQL below and exits. Its execution role is the only role of
-the stack that may read the master secret; it has no task role at all, so the running container
+task definition: `python -m ops deploy` runs it once per cluster (ops/database_bootstrap.py), it
+runs `psql` with the SQL below and exits. Its execution role is the only role of the stack that may read the master secret; it has no task role at all, so the running container
 can call no AWS API.
 
 Why the SQL looks the way it does:
@@ -95,7 +94,7 @@ class DatabaseBootstrapProps:
 
 
 class DatabaseBootstrap(Construct):
-    """Exposes `task_definition_arn`, `execution_role_name`, `sql`, `run_settings` (what infra.py needs)."""
+    """Exposes `task_definition_arn`, `execution_role_name`, `sql`, `run_settings` (what `ops deploy` needs)."""
 
     def __init__(self, scope: Construct, id: str, props: DatabaseBootstrapProps):
         super().__init__(scope, id)

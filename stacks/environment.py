@@ -149,7 +149,7 @@ class EnvironmentStack(EnvironmentStackBase):
         return service
 
     def _database_bootstrap(self, env: EnvironmentConfig) -> DatabaseBootstrap:
-        """The one-off task that creates the API's database role; infra.py deploy runs it (see its output)."""
+        """The one-off task that creates the API's database role; `python -m ops deploy` runs it (see its output)."""
         bootstrap = DatabaseBootstrap(self, "database-bootstrap", DatabaseBootstrapProps(
             name_prefix=self.name_prefix,
             environment=env.name,
@@ -170,7 +170,7 @@ class EnvironmentStack(EnvironmentStackBase):
             logs_kms_key_arn=self.logs_key.arn,
         ))
         self._output("DatabaseBootstrap", bootstrap.run_settings,
-                     "How infra.py deploy runs the one-off database bootstrap task (docs/runbooks.md)")
+                     "How python -m ops deploy runs the one-off database bootstrap task (docs/runbooks.md)")
         return bootstrap
 
     def _backup(self, env: EnvironmentConfig) -> Backup:

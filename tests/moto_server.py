@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from scripts.emulator import LOOPBACK
+from ops.emulator import LOOPBACK
 
 
 def reset_emulator(endpoint: str) -> None:

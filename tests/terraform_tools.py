@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.terraform_cli_config import MirrorError, mirror_root, write_cli_config
+from tools.terraform_cli_config import MirrorError, mirror_root, write_cli_config
 
 REQUIRE_TOOLS_VARIABLE = "INFRA_REQUIRE_TOOLS"
 # `use_lockfile` (S3-native state locking) exists from Terraform 1.10 on; older CLIs reject it.
@@ -143,7 +143,7 @@ def terraform_tools() -> TerraformTools:
 def terraform_env(terraform_tools, tmp_path_factory) -> dict[str, str]:
     """Environment for every terraform process: providers from the mirror, no prompts, no phoning home.
 
-    The CLI config is written by the product script (scripts/terraform_cli_config.py), so the
+    The CLI config is written by the product script (tools/terraform_cli_config.py), so the
     air-gapped path users follow is the one the tests exercise. The plugin cache matters for a
     packed (.zip) mirror such as CI's: without it every working directory gets its own 675 MB
     copy of the provider. It is per session (per xdist worker) because Terraform's cache is not

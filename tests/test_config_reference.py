@@ -1,6 +1,6 @@
 """docs/configuration.md: complete, current, and saying what the loader really enforces.
 
-The reference is generated (scripts/config_reference.py) from the model's dataclasses, the rule
+The reference is generated (tools/config_reference.py) from the model's dataclasses, the rule
 table in environments/reference.py and the shipped files. These tests make each of those claims
 checkable: every model field is documented (and nothing else is), the checked-in file is what the
 generator writes now, and each documented rule (required, range, choices, pattern) is what the
@@ -17,10 +17,10 @@ import pytest
 
 from environments.loader import ConfigError, load_project
 from environments.reference import BASELINE_SCOPE, CROSS_FIELD_RULES, ENVIRONMENT_SCOPE, PROJECT_SCOPE, REFERENCE
-from scripts.config_reference import DEFAULT_OUT, fields_of, file_fields, main, render
 from tests.strategies import to_toml
+from tools.config_reference import DEFAULT_OUT, fields_of, file_fields, main, render
 
-REGENERATE = "python scripts/config_reference.py"
+REGENERATE = "python tools/config_reference.py"
 # The file each scope's settings are tried in: the shared file, and one shipped environment that
 # has the optional [dr] table (so its settings can be removed or broken) and is not production.
 FILES = {PROJECT_SCOPE: "project.toml", ENVIRONMENT_SCOPE: "staging.toml", BASELINE_SCOPE: "project.toml"}

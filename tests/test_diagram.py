@@ -1,4 +1,4 @@
-"""The architecture diagrams (scripts/diagram.py) of every synthesized environment.
+"""The architecture diagrams (tools/diagram.py) of every synthesized environment.
 
 Expectations come from SPEC 4 and the shipped configuration (subnet CIDRs carved from each
 environment's CIDR, zones, NAT mode, container port, feature toggles), never from the generator's
@@ -19,7 +19,8 @@ from environments.loader import load_project
 from environments.model import NatMode
 from modules.database import CACHE_PORT
 from modules.network import subnet_cidrs
-from scripts.diagram import (
+from tests.conftest import ENVIRONMENTS_DIR, ROOT, resources_of
+from tools.diagram import (
     INTERNET,
     USERS,
     Diagram,
@@ -32,10 +33,9 @@ from scripts.diagram import (
     main,
     render_dot,
 )
-from tests.conftest import ENVIRONMENTS_DIR, ROOT, resources_of
 
 DOCS = ROOT / "docs"
-REGENERATE = "python main.py && python scripts/diagram.py"
+REGENERATE = "python main.py && python tools/diagram.py"
 # SPEC 4.1 / 4.3: clients reach the load balancer on HTTPS 443; the API reaches PostgreSQL on 5432.
 HTTPS_PORT, POSTGRES_PORT = 443, 5432
 TIER_CLUSTERS = ("tier_public", "tier_app", "tier_data")

@@ -2,7 +2,7 @@
 
 One module-scoped flow, in the order an operator follows, riding on one deployment:
 
-1. `python scripts/infra.py local-up`, exactly as a newcomer runs it (a copy of the product whose
+1. `python -m ops local-up`, exactly as a newcomer runs it (a copy of the product whose
    dev has DR_TABLE): its own emulator (a moto server process on 127.0.0.1), bootstrap applied
    with local state (state bucket and its replica, lock table, KMS keys), then dev with its state
    in that bucket; both stacks' outputs printed; the preflight passes against that bootstrap;
@@ -15,10 +15,10 @@ One module-scoped flow, in the order an operator follows, riding on one deployme
    released and both lock records are gone;
 5. a second plan of the whole stack changes nothing but the attributes moto reads back wrongly
    (named per type in EMULATOR_GAPS), compared attribute by attribute in `terraform show -json`;
-   `infra.py drift` names changes made behind Terraform's back;
+   `python -m ops drift` names changes made behind Terraform's back;
 6. `destroy` of dev succeeds; `destroy` of bootstrap is refused by Terraform because the
    bucket, table and key carry `prevent_destroy`;
-7. `infra.py local-down` stops the emulator and removes local-up's folder, which discards the
+7. `python -m ops local-down` stops the emulator and removes local-up's folder, which discards the
    protected bootstrap resources with everything else (never destroyed, by design).
 
 Nothing is written outside pytest's tmp dirs, and any request for a non-loopback address fails
@@ -29,7 +29,7 @@ Every step runs once (see `Deployment.step`); a test whose prerequisite step fai
 step instead of a confusing follow-on error, and any single test can still be run alone.
 
 Everything moto cannot model, and what is done about it, is listed in `EMULATOR_GAPS` of
-scripts/emulator.py, which also holds the workarounds (the same ones `scripts/infra.py local-up` uses).
+ops/emulator.py, which also holds the workarounds (the same ones `python -m ops local-up` uses).
 Each type it calls not creatable or not destroyable is asked of moto first (`REFUSALS`), so a gap
 that moto has since closed, or one added without cause, fails here.
 """
@@ -60,13 +60,15 @@ import pytest
 from bootstrap.stack import STACK_NAME as BOOTSTRAP_STACK
 from environments.loader import load_project
 from environments.model import ProjectConfig
-from scripts import emulator, infra, restore
-from scripts.terraform_cli_config import write_cli_config
+from ops import cli, emulator, errors, project, restore
+from ops import local as ops_local
+from ops import tools as ops_tools
 from tests.conftest import ENVIRONMENTS_DIR, ROOT, read_stacks, synthesize
 from tests.moto_server import loopback_moto
 from tests.terraform_tools import hermetic_environment, run_terraform, terraform_binary, unavailable
 from tests.test_infra_cli import is_running, read_pid
 from tests.test_main_cli import copy_product
+from tools.terraform_cli_config import write_cli_config
 
 # One worker runs the whole flow under `pytest -n N --dist loadgroup` (what `make test` uses).
 pytestmark = [pytest.mark.terraform, pytest.mark.emulator, pytest.mark.slow, pytest.mark.xdist_group("emulated-deploy")]
@@ -98,7 +100,7 @@ ACCOUNT = "123456789012"
 
 
 # Every gap between moto and AWS this flow runs into (reason, workaround, what is not proven) is in
-# scripts/emulator.py EMULATOR_GAPS, next to the workarounds that `scripts/infra.py local-up` uses too;
+# ops/emulator.py EMULATOR_GAPS, next to the workarounds that `python -m ops local-up` uses too;
 # emulator.gap_types() gives the resource types each kind of gap names.
 
 
@@ -232,11 +234,10 @@ class Deployment:
 def _product_with_dr(root: Path) -> Path:
     """A copy of the product (code and shipped files) in which the deployed environment has DR_TABLE.
 
-    Everything that synthesizes during the flow (the deployment itself, `infra.py drift`, `infra.py
+    Everything that synthesizes during the flow (the deployment itself, `python -m ops drift`, `python -m ops
     restore`, the README's cdktf commands) reads this copy, so all of them see the same configuration.
     """
-    product = copy_product(root / "product")
-    shutil.copytree(ROOT / "scripts", product / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    product = copy_product(root / "product")  # ops/ and tools/ included
     deployed = product / ENVIRONMENTS_DIR.name / f"{DEPLOYED_ENVIRONMENT}.toml"
     assert "[dr]" not in deployed.read_text(), "the shipped dev now has [dr]: drop DR_TABLE"
     deployed.write_text(deployed.read_text() + DR_TABLE)
@@ -244,19 +245,19 @@ def _product_with_dr(root: Path) -> Path:
 
 
 def _start_local_up(product: Path, local: Path, mirror: Path, scratch: Path) -> subprocess.Popen:
-    """Start `python scripts/infra.py local-up` of the product copy, exactly as a newcomer runs it: no
+    """Start `python -m ops local-up` of the product copy, exactly as a newcomer runs it: no
     AWS settings of this machine, providers from the mirror. It starts its own emulator (a moto server
     process on loopback) and applies bootstrap, then dev, to it."""
     env = {name: value for name, value in hermetic_environment({}).items()
-           if not name.startswith("AWS_") and name != infra.EMULATOR_VARIABLE}
-    env.update({infra.MIRROR_VARIABLE: str(mirror), "NO_PROXY": f"{LOOPBACK},localhost",
+           if not name.startswith("AWS_") and name != project.EMULATOR_VARIABLE}
+    env.update({ops_local.MIRROR_VARIABLE: str(mirror), "NO_PROXY": f"{LOOPBACK},localhost",
                 "no_proxy": f"{LOOPBACK},localhost", "AWS_CONFIG_FILE": str(scratch / "no-aws-config"),
                 "AWS_SHARED_CREDENTIALS_FILE": str(scratch / "no-aws-credentials"),
                 "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
-    command = [sys.executable, str(product / "scripts" / "infra.py"), "local-up", "--local-dir", str(local)]
+    command = [sys.executable, "-m", "ops", "local-up", "--local-dir", str(local)]
     # Files, not pipes: nobody reads while it runs, and a full pipe would stall it.
     with (scratch / "local-up.out").open("w") as out, (scratch / "local-up.err").open("w") as err:
-        return subprocess.Popen(command, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        return subprocess.Popen(command, cwd=product, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
 
 
 def _local_up_output(scratch: Path) -> tuple[str, str]:
@@ -283,7 +284,7 @@ def _stop_local_emulator(local: Path) -> None:
 
 @pytest.fixture(scope="module")
 def deployment(terraform_tools, terraform_env, tmp_path_factory) -> Iterator[Deployment]:
-    """`infra.py local-up` of the checked-in configuration plus DR_TABLE for dev; every check rides on it.
+    """`python -m ops local-up` of the checked-in configuration plus DR_TABLE for dev; every check rides on it.
 
     Ready once the bootstrap is applied (dev still applying: see `environment_applied`). The whole app
     is also synthesized (same configuration, same emulator) into a folder of its own, for the stacks
@@ -638,7 +639,7 @@ def _address_of(stack: dict, kind: str, name: str) -> str:
 def test_every_emulator_gap_is_still_needed(stacks):
     """A gap whose resource type left every stack is stale: delete it, so the list stays the truth.
 
-    Every shipped stack counts, not only the one deployed here: `infra.py local-up` deploys any of them.
+    Every shipped stack counts, not only the one deployed here: `python -m ops local-up` deploys any of them.
     """
     declared = {address.split(".")[-2] for stack in stacks.values() for address in emulator.stack_blocks(stack)}
     named = {kind for attribute in ("not_creatable", "drifts", "forgotten_before_destroy")
@@ -824,9 +825,9 @@ def test_local_up_prints_both_stacks_outputs_and_its_bootstrap_passes_the_prefli
     assert len(dev_outputs) == 2, f"dev was not brought up:\n{up[-4000:]}"
     assert "VpcId = " in dev_outputs[1] and "DatabaseSecretArn = " in dev_outputs[1], dev_outputs[1][:2000]
     assert f"local stack up: bootstrap and {DEPLOYED_ENVIRONMENT} on {deployment.endpoint}" in up
-    checked = subprocess.run([sys.executable, str(deployment.product / "scripts" / "preflight.py"),
-                              DEPLOYED_ENVIRONMENT], cwd=deployment.scratch,
-                             env={**deployment.env, infra.EMULATOR_VARIABLE: deployment.endpoint},
+    checked = subprocess.run([sys.executable, "-m", "ops", "preflight", DEPLOYED_ENVIRONMENT],
+                             cwd=deployment.product,
+                             env={**deployment.env, project.EMULATOR_VARIABLE: deployment.endpoint},
                              capture_output=True, text=True, timeout=120, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -1078,7 +1079,7 @@ def _drill_network(deployment: Deployment, region: str) -> tuple[list[str], str]
     """Data subnets, their DB subnet group and the database security group, named as the modules name them.
 
     Part 1 deploys no network into the DR region (a warm-standby stack there will); a restore needs
-    one, so the drill creates the pieces `infra.py restore` looks up, as that stack would.
+    one, so the drill creates the pieces `python -m ops restore` looks up, as that stack would.
     """
     env, ec2 = deployment.environment, deployment.client("ec2", region)
     vpc = ec2.create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
@@ -1093,12 +1094,12 @@ def _drill_network(deployment: Deployment, region: str) -> tuple[list[str], str]
 
 
 def _restore(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
-    """`infra.py restore dev ARGV` against the emulator, with the deployed configuration."""
+    """`python -m ops restore dev ARGV` against the emulator, with the deployed configuration."""
     out, err = io.StringIO(), io.StringIO()
-    tools = infra.Tools(out=out, err=err, root=deployment.config_root,
-                        environ={infra.EMULATOR_VARIABLE: deployment.endpoint},
+    tools = ops_tools.Tools(out=out, err=err, root=deployment.config_root,
+                        environ={project.EMULATOR_VARIABLE: deployment.endpoint},
                         aws=lambda project, service, region: deployment.client(service, region))
-    code = infra.main(["restore", DEPLOYED_ENVIRONMENT, *argv], tools)
+    code = cli.main(["restore", DEPLOYED_ENVIRONMENT, *argv], tools)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -1133,7 +1134,7 @@ def test_restore_drill_brings_the_database_back_in_the_dr_region(deployment):
     assert f"created {cluster['DBClusterIdentifier']}" in out
 
     again, _, refused = _restore(deployment, "--region", region, "--latest", "--yes")
-    assert again == infra.EXIT_REFUSED and "already exists" in refused, refused
+    assert again == errors.EXIT_REFUSED and "already exists" in refused, refused
     assert len([c for c in rds.describe_db_clusters()["DBClusters"]
                 if c["DBClusterIdentifier"].startswith(f"{source}-r")]) == 1
 
@@ -1176,12 +1177,12 @@ def test_every_drifting_attribute_still_drifts(deployment):
 
 
 def _drift(deployment: Deployment) -> tuple[int, str]:
-    """`scripts/infra.py drift dev` against the emulator, in the deployment's folder; (exit status, report)."""
+    """`python -m ops drift dev` against the emulator, in the deployment's folder; (exit status, report)."""
     out, err = io.StringIO(), io.StringIO()
-    tools = infra.Tools(out=out, err=err, root=deployment.config_root, synth_dir=deployment.outdir,
-                        environ={**deployment.env, infra.EMULATOR_VARIABLE: deployment.endpoint})
-    code = infra.main(["drift", DEPLOYED_ENVIRONMENT, "--no-color"], tools)
-    assert code != infra.EXIT_REFUSED, f"drift failed: {err.getvalue()}"
+    tools = ops_tools.Tools(out=out, err=err, root=deployment.config_root, synth_dir=deployment.outdir,
+                        environ={**deployment.env, project.EMULATOR_VARIABLE: deployment.endpoint})
+    code = cli.main(["drift", DEPLOYED_ENVIRONMENT, "--no-color"], tools)
+    assert code != errors.EXIT_REFUSED, f"drift failed: {err.getvalue()}"
     return code, out.getvalue()
 
 
@@ -1194,10 +1195,10 @@ def _resource_values(deployment: Deployment, kind: str, logical_prefix: str) -> 
 
 
 def test_drift_names_a_tag_and_a_rule_changed_behind_terraforms_back_and_clears_after_reapply(deployment):
-    """infra.py drift: exit 2 naming each changed resource and attribute; after re-apply, exit 0.
+    """`python -m ops drift`: exit 2 naming each changed resource and attribute; after re-apply, exit 0.
 
-    The flow applied dev with terraform directly, so first the state is settled as `infra.py deploy`
-    does after every apply (infra.settle: a refresh-only apply). The re-apply targets the drifted
+    The flow applied dev with terraform directly, so first the state is settled as `python -m ops deploy`
+    does after every apply (terraform.settle: a refresh-only apply). The re-apply targets the drifted
     resources: a full apply would also churn what moto reads back wrongly (EMULATOR_GAPS drifts).
     """
     environment_applied(deployment)
@@ -1215,7 +1216,7 @@ def test_drift_names_a_tag_and_a_rule_changed_behind_terraforms_back_and_clears_
             "CidrIpv4": "203.0.113.0/24"}}])
 
     code, report = _drift(deployment)
-    assert code == infra.EXIT_DRIFT == 2, report
+    assert code == errors.EXIT_DRIFT == 2, report
     header, *lines = report.splitlines()
     assert header == f"{DEPLOYED_ENVIRONMENT}: DRIFT: 3 resources differ from the state (changed outside Terraform):"
     # The rule's security group lists its rules too, so it reports the same change; nothing else differs.
@@ -1331,11 +1332,11 @@ def test_bootstrap_destroy_is_refused_by_prevent_destroy(deployment):
 
 
 def test_local_down_stops_the_emulator_and_removes_everything(deployment):
-    """The flow's last step: `infra.py local-down` stops local-up's emulator and removes its folder."""
+    """The flow's last step: `python -m ops local-down` stops local-up's emulator and removes its folder."""
     pid = read_pid(deployment.local)
     assert is_running(pid)
-    down = subprocess.run([sys.executable, str(deployment.product / "scripts" / "infra.py"), "local-down",
-                           "--local-dir", str(deployment.local)], cwd=deployment.scratch, env=deployment.env,
+    down = subprocess.run([sys.executable, "-m", "ops", "local-down", "--local-dir", str(deployment.local)],
+                          cwd=deployment.product, env=deployment.env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 0, down.stderr
     assert f"emulator (pid {pid}) stopped" in down.stdout

@@ -1,7 +1,7 @@
-"""scripts/infra.py: argument handling and the safety rules, without AWS or terraform.
+"""ops (`python -m ops`): argument handling and the safety rules, without AWS or terraform.
 
-Every side effect of infra.py (running main.py and terraform, asking the operator, the
-preflight) goes through `infra.Tools`, so these tests replace them with recorders and assert
+Every side effect of the commands (running main.py and terraform, asking the operator, the
+preflight) goes through `ops_tools.Tools`, so these tests replace them with recorders and assert
 what would have run. The rules under test are the ones that must never regress: production is
 applied only after its name is typed (or `--yes`), production is never destroyed, a failed
 preflight stops a deploy before anything is synthesized, and what is applied is the plan shown.
@@ -26,7 +26,8 @@ import boto3
 import pytest
 
 from environments.loader import load_project
-from scripts import emulator, infra, preflight
+from ops import cli, database_bootstrap, emulator, errors, local, preflight, project, terraform
+from ops import tools as ops_tools
 from tests.conftest import ENVIRONMENTS_DIR, ROOT
 
 TERRAFORM = "terraform"
@@ -59,7 +60,7 @@ class World:
     """Recorders and canned answers standing in for the terminal, terraform and AWS."""
 
     answers: list[str | type[EOFError]] = field(default_factory=list)
-    plan_exit: int = infra.PLAN_CHANGES
+    plan_exit: int = terraform.PLAN_CHANGES
     preflight_failures: tuple[str, ...] = ()
     calls: list[Call] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
@@ -73,7 +74,7 @@ class World:
     # The database bootstrap: what the SSM record holds, how a task run ends, which runs happened.
     database_record: str | None = None
     database_failure: str | None = None
-    database_runs: list[infra.BootstrapRun] = field(default_factory=list)
+    database_runs: list[database_bootstrap.BootstrapRun] = field(default_factory=list)
 
     def run(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
         call = Call(tuple(command), cwd, dict(env))
@@ -87,7 +88,7 @@ class World:
         environment stack reports."""
         code = self.run(command, cwd, env)
         if tuple(command[1:3]) == ("output", "-json"):
-            assert tuple(command[3:]) == (infra.BOOTSTRAP_OUTPUT,), command
+            assert tuple(command[3:]) == (database_bootstrap.OUTPUT,), command
             return code, json.dumps(BOOTSTRAP_SETTINGS)
         return code, json.dumps(self.shown)
 
@@ -104,8 +105,8 @@ class World:
         checks += [preflight.CheckResult(name, False, f"{name} is broken") for name in self.preflight_failures]
         return preflight.PreflightResult(environment or "bootstrap", "123456789012", tuple(checks))
 
-    def tools(self) -> infra.Tools:
-        return infra.Tools(run=self.run, capture=self.capture, ask=self.ask, run_preflight=self.preflight,
+    def tools(self) -> ops_tools.Tools:
+        return ops_tools.Tools(run=self.run, capture=self.capture, ask=self.ask, run_preflight=self.preflight,
                            state_bucket_status=lambda project: self.bucket_status, out=io.StringIO(),
                            err=io.StringIO(), environ=self.environ, bootstrap_state=self.bootstrap_state,
                            database_bootstrapper=lambda project, env: FakeDatabase(self))
@@ -133,14 +134,14 @@ class FakeDatabase:
 
     world: World
 
-    def recorded(self, run: infra.BootstrapRun) -> str | None:
+    def recorded(self, run: database_bootstrap.BootstrapRun) -> str | None:
         return self.world.database_record
 
-    def run_task(self, run: infra.BootstrapRun) -> str | None:
+    def run_task(self, run: database_bootstrap.BootstrapRun) -> str | None:
         self.world.database_runs.append(run)
         return self.world.database_failure
 
-    def record(self, run: infra.BootstrapRun) -> None:
+    def record(self, run: database_bootstrap.BootstrapRun) -> None:
         self.world.database_record = run.fingerprint
 
 
@@ -155,22 +156,23 @@ class Outcome:
 def run_infra(*argv: str, world: World | None = None) -> Outcome:
     world = world or World()
     tools = world.tools()
-    code = infra.main(list(argv), tools)
+    code = cli.main(list(argv), tools)
     return Outcome(code, tools.out.getvalue(), tools.err.getvalue(), world)
 
 
 @pytest.fixture(autouse=True)
 def fake_terraform_binary(monkeypatch):
     """The recorder stands in for terraform, so these tests do not depend on it being installed."""
-    monkeypatch.setattr(infra, "terraform_binary", lambda: TERRAFORM)
+    monkeypatch.setattr(terraform, "terraform_binary", lambda: TERRAFORM)
 
 
 def deploy_calls(stack: str, action: str = "deploy", destroy: bool = False) -> list[str]:
     plan = f"plan -input=false -detailed-exitcode -out={action}.tfplan" + (" -destroy" if destroy else "")
     settle = [] if destroy else ["apply -refresh-only -auto-approve -input=false"]
-    calls = ["synth", "init -input=false", plan, f"apply -input=false {action}.tfplan", *settle]
+    show = [] if destroy else [f"show -json {action}.tfplan"]
+    calls = ["synth", "init -input=false", plan, *show, f"apply -input=false {action}.tfplan", *settle]
     if action == "deploy" and stack != "bootstrap":  # then the database bootstrap's settings are read
-        calls.append(f"output -json {infra.BOOTSTRAP_OUTPUT}")
+        calls.append(f"output -json {database_bootstrap.OUTPUT}")
     return calls
 
 
@@ -180,16 +182,17 @@ def deploy_calls(stack: str, action: str = "deploy", destroy: bool = False) -> l
                                   ["deploy", "dev", "--force"]])
 def test_bad_usage_exits_2_and_runs_nothing(argv, capsys):
     outcome = run_infra(*argv)
-    assert outcome.code == infra.EXIT_USAGE
-    assert "usage: infra" in capsys.readouterr().err
+    assert outcome.code == errors.EXIT_USAGE
+    assert "usage: python -m ops" in capsys.readouterr().err
     assert outcome.world.calls == [] and outcome.world.preflights == []
 
 
 @pytest.mark.parametrize("command", ["plan", "deploy", "destroy", "local-up"])
 def test_unknown_environment_is_one_line_and_exit_2(command):
     outcome = run_infra(command, "qa")
-    assert outcome.code == infra.EXIT_USAGE
-    assert outcome.err == "infra: unknown environment 'qa': environments/ defines dev, production, staging\n"
+    assert outcome.code == errors.EXIT_USAGE
+    assert outcome.err == ("ops: unknown stack 'qa': the stacks are bootstrap, baseline-eu-west-1, dev, production, "
+                           "staging\n")
     assert outcome.world.calls == []
 
 
@@ -202,9 +205,9 @@ def test_synth_runs_main_py_with_the_same_interpreter():
 def test_synth_passes_the_named_stacks_and_refuses_unknown_ones():
     assert run_infra("synth", "bootstrap", DEV).world.calls[0].stacks == ("bootstrap", DEV)
     outcome = run_infra("synth", DEV, "qa")
-    assert outcome.code == infra.EXIT_USAGE and outcome.world.calls == []
+    assert outcome.code == errors.EXIT_USAGE and outcome.world.calls == []
     stacks = ", ".join(load_project(ENVIRONMENTS_DIR).stack_names)
-    assert outcome.err == f"infra: unknown stack 'qa': the stacks are {stacks}\n"
+    assert outcome.err == f"ops: unknown stack 'qa': the stacks are {stacks}\n"
 
 
 # command -> the only stacks it may synthesize (environments/ defines three; bootstrap is a fourth)
@@ -218,12 +221,12 @@ SYNTHESIZED = {
 
 @pytest.mark.parametrize("argv", sorted(SYNTHESIZED), ids=" ".join)
 def test_each_command_synthesizes_only_the_stack_it_runs_terraform_in(argv):
-    world = World(environ={infra.STACKS_VARIABLE: "production"})  # an inherited selection is ignored
+    world = World(environ={terraform.STACKS_VARIABLE: "production"})  # an inherited selection is ignored
     outcome = run_infra(*argv, world=world)
     assert outcome.code == 0, outcome.err
     synth = [call for call in world.calls if call.name == "synth"]
     assert [call.stacks for call in synth] == [SYNTHESIZED[argv]]
-    assert infra.STACKS_VARIABLE not in synth[0].env
+    assert terraform.STACKS_VARIABLE not in synth[0].env
     assert {call.cwd.name for call in world.calls if call.name != "synth"} == set(SYNTHESIZED[argv])
 
 
@@ -252,7 +255,7 @@ def test_drift_is_a_read_only_refresh_and_exits_0_when_clean():
 
 def test_drift_exits_2_naming_each_drifted_resource_and_attribute():
     outcome = run_infra("drift", DEV, world=World(shown=TAGGED_VPC_DRIFT, plan_exit=0))
-    assert outcome.code == infra.EXIT_DRIFT == 2
+    assert outcome.code == errors.EXIT_DRIFT == 2
     assert outcome.out.splitlines() == [
         "dev: DRIFT: 2 resources differ from the state (changed outside Terraform):",
         "  aws_vpc.vpc: tags.Owner",
@@ -268,19 +271,19 @@ def test_drift_errors_exit_1_never_2(failure):
     if failure == "show gives no JSON":
         world.capture = lambda command, cwd, env: (0, "Error: not a plan")
     outcome = run_infra("drift", "qa" if failure == "unknown environment" else DEV, world=world)
-    assert outcome.code == infra.EXIT_REFUSED, outcome.err
+    assert outcome.code == errors.EXIT_REFUSED, outcome.err
     assert len(outcome.err.splitlines()) == 1 and "DRIFT" not in outcome.out
 
 
 def test_synthesis_goes_where_terraform_will_run_whatever_cdktf_outdir_says():
-    outcome = run_infra("plan", DEV, world=World(environ={infra.OUTDIR_VARIABLE: "/elsewhere"}))
-    synth, *terraform = outcome.world.calls
-    assert synth.env[infra.OUTDIR_VARIABLE] == str(ROOT / "cdktf.out")
-    assert {call.cwd for call in terraform} == {ROOT / "cdktf.out" / "stacks" / DEV}
+    outcome = run_infra("plan", DEV, world=World(environ={terraform.OUTDIR_VARIABLE: "/elsewhere"}))
+    synth, *terraform_calls = outcome.world.calls
+    assert synth.env[terraform.OUTDIR_VARIABLE] == str(ROOT / "cdktf.out")
+    assert {call.cwd for call in terraform_calls} == {ROOT / "cdktf.out" / "stacks" / DEV}
 
 
 def test_plan_without_changes_says_so():
-    outcome = run_infra("plan", DEV, world=World(plan_exit=infra.PLAN_NO_CHANGES))
+    outcome = run_infra("plan", DEV, world=World(plan_exit=terraform.PLAN_NO_CHANGES))
     assert outcome.code == 0 and outcome.out.splitlines()[-1] == "dev: no changes"
 
 
@@ -299,8 +302,8 @@ def test_a_failing_step_stops_with_one_line():
     world = World()
     world.run = lambda command, cwd, env: 1  # synthesis fails
     outcome = run_infra("deploy", DEV, "--yes", world=world)
-    assert outcome.code == infra.EXIT_REFUSED
-    assert outcome.err.splitlines()[-1] == "infra: synthesis failed (exit 1): see the message above"
+    assert outcome.code == errors.EXIT_REFUSED
+    assert outcome.err.splitlines()[-1] == "ops: synthesis failed (exit 1): see the message above"
 
 
 # --- production confirmation ---------------------------------------------------------------------------
@@ -308,8 +311,8 @@ def test_a_failing_step_stops_with_one_line():
 @pytest.mark.parametrize("answer", ["yes", "y", "Production", " production", "production ", "prod", ""])
 def test_production_deploy_refused_unless_its_exact_name_is_typed(answer):
     outcome = run_infra("deploy", PRODUCTION, world=World(answers=[answer]))
-    assert outcome.code == infra.EXIT_REFUSED
-    assert outcome.err.splitlines()[-1] == (f"infra: not deploying production: the answer {answer!r} "
+    assert outcome.code == errors.EXIT_REFUSED
+    assert outcome.err.splitlines()[-1] == (f"ops: not deploying production: the answer {answer!r} "
                                             "is not 'production'")
     assert not outcome.world.applied()
     assert "type its name (production)" in outcome.world.prompts[0]
@@ -331,7 +334,7 @@ def test_production_deploy_with_yes_does_not_ask():
 
 def test_production_deploy_without_a_terminal_is_refused():
     outcome = run_infra("deploy", PRODUCTION, world=World(answers=[EOFError]))
-    assert outcome.code == infra.EXIT_REFUSED and not outcome.world.applied()
+    assert outcome.code == errors.EXIT_REFUSED and not outcome.world.applied()
     assert "there is no terminal to ask (pass --yes" in outcome.err
 
 
@@ -339,42 +342,42 @@ def test_non_production_deploy_needs_yes_typed():
     accepted = run_infra("deploy", DEV, world=World(answers=["yes"]))
     assert accepted.code == 0 and accepted.world.names() == deploy_calls(DEV)
     refused = run_infra("deploy", DEV, world=World(answers=["y"]))
-    assert refused.code == infra.EXIT_REFUSED and not refused.world.applied()
+    assert refused.code == errors.EXIT_REFUSED and not refused.world.applied()
 
 
 def test_no_changes_means_nothing_to_confirm_or_apply():
-    outcome = run_infra("deploy", PRODUCTION, world=World(plan_exit=infra.PLAN_NO_CHANGES))
+    outcome = run_infra("deploy", PRODUCTION, world=World(plan_exit=terraform.PLAN_NO_CHANGES))
     assert outcome.code == 0 and outcome.world.prompts == [] and not outcome.world.applied()
     assert "production: no changes, nothing to deploy" in outcome.out
 
 
 def test_a_failed_plan_is_never_applied():
     outcome = run_infra("deploy", DEV, "--yes", world=World(plan_exit=1))
-    assert outcome.code == infra.EXIT_REFUSED and not outcome.world.applied()
-    assert outcome.err.startswith("infra: terraform plan failed (exit 1)")
+    assert outcome.code == errors.EXIT_REFUSED and not outcome.world.applied()
+    assert outcome.err.startswith("ops: terraform plan failed (exit 1)")
 
 
 def test_bootstrap_is_confirmed_by_name():
     """Every environment's state lives in the bootstrap: it is treated like production."""
     refused = run_infra("deploy-bootstrap", world=World(answers=["yes"]))
-    assert refused.code == infra.EXIT_REFUSED and not refused.world.applied()
+    assert refused.code == errors.EXIT_REFUSED and not refused.world.applied()
     accepted = run_infra("deploy-bootstrap", world=World(answers=["bootstrap"]))
     assert accepted.code == 0 and accepted.world.names() == deploy_calls("bootstrap")
-    assert accepted.world.preflights == [None]
+    assert accepted.world.preflights == ["bootstrap"]
 
 
 def test_bootstrap_without_its_state_file_is_not_applied_over_an_existing_bucket():
     """A second bootstrap would create an orphan KMS key before failing on the existing bucket."""
     outcome = run_infra("deploy-bootstrap", "--yes", world=World(bucket_status="exists"))
-    assert outcome.code == infra.EXIT_REFUSED and outcome.world.calls == []
-    assert outcome.err == ("infra: state bucket webapp-terraform-state-example already exists but "
+    assert outcome.code == errors.EXIT_REFUSED and outcome.world.calls == []
+    assert outcome.err == ("ops: state bucket webapp-terraform-state-example already exists but "
                            "terraform.bootstrap.tfstate is not in this checkout: the bootstrap was deployed from "
                            "elsewhere; copy its state file here first\n")
 
 
 def test_bootstrap_refuses_a_bucket_name_owned_by_another_account():
     outcome = run_infra("deploy-bootstrap", "--yes", world=World(bucket_status="forbidden"))
-    assert outcome.code == infra.EXIT_REFUSED and outcome.world.calls == []
+    assert outcome.code == errors.EXIT_REFUSED and outcome.world.calls == []
     assert "is taken by another account (403): choose another state.bucket" in outcome.err
 
 
@@ -386,13 +389,13 @@ def test_bootstrap_with_its_state_file_updates_the_existing_backend(tmp_path):
 
 
 def test_bootstrap_with_its_state_in_the_bucket_needs_no_local_file(monkeypatch):
-    real_load = infra.load
+    real_load = project.load
 
     def state_in_bucket(*args, **kwargs):
         project = real_load(*args, **kwargs)
         return replace(project, state=replace(project.state, bootstrap_state_in_bucket=True))
 
-    monkeypatch.setattr(infra, "load", state_in_bucket)
+    monkeypatch.setattr(project, "load", state_in_bucket)
     outcome = run_infra("deploy-bootstrap", "--yes", world=World(bucket_status="exists"))
     assert outcome.code == 0 and outcome.world.names() == deploy_calls("bootstrap")
 
@@ -402,15 +405,15 @@ def test_bootstrap_with_its_state_in_the_bucket_needs_no_local_file(monkeypatch)
 @pytest.mark.parametrize("extra", [[], ["--yes"]])
 def test_destroying_production_is_refused_before_anything_runs(extra):
     outcome = run_infra("destroy", PRODUCTION, *extra, world=World(answers=[PRODUCTION]))
-    assert outcome.code == infra.EXIT_REFUSED
-    assert outcome.err == ("infra: refusing to destroy production: environments/production.toml sets "
+    assert outcome.code == errors.EXIT_REFUSED
+    assert outcome.err == ("ops: refusing to destroy production: environments/production.toml sets "
                            "production = true, and production environments are never destroyed by this tool\n")
     assert outcome.world.calls == [] and outcome.world.preflights == [] and outcome.world.prompts == []
 
 
 def test_destroying_dev_needs_its_name_and_applies_a_destroy_plan():
     refused = run_infra("destroy", DEV, world=World(answers=["yes"]))
-    assert refused.code == infra.EXIT_REFUSED and not refused.world.applied()
+    assert refused.code == errors.EXIT_REFUSED and not refused.world.applied()
     accepted = run_infra("destroy", DEV, world=World(answers=[DEV]))
     assert accepted.code == 0
     assert accepted.world.names() == deploy_calls(DEV, "destroy", destroy=True)
@@ -434,7 +437,7 @@ def test_first_deploy_runs_the_database_bootstrap_and_records_it():
 
 
 def test_a_later_deploy_of_the_same_cluster_and_sql_does_not_run_it_again():
-    for plan_exit in (infra.PLAN_CHANGES, infra.PLAN_NO_CHANGES):
+    for plan_exit in (terraform.PLAN_CHANGES, terraform.PLAN_NO_CHANGES):
         outcome = run_infra("deploy", DEV, "--yes", world=World(database_record=DONE, plan_exit=plan_exit))
         assert outcome.code == 0 and outcome.world.database_runs == []
         assert outcome.out.splitlines()[-1] == (
@@ -448,7 +451,8 @@ def test_a_later_deploy_of_the_same_cluster_and_sql_does_not_run_it_again():
     (f"{CLUSTER_RESOURCE_ID} fedcba9876543210", "its SQL changed since it last ran"),
 ])
 def test_a_new_cluster_or_changed_sql_runs_it_again(record, reason):
-    outcome = run_infra("deploy", DEV, "--yes", world=World(database_record=record, plan_exit=infra.PLAN_NO_CHANGES))
+    world = World(database_record=record, plan_exit=terraform.PLAN_NO_CHANGES)
+    outcome = run_infra("deploy", DEV, "--yes", world=world)
     assert outcome.code == 0 and len(outcome.world.database_runs) == 1
     assert f"dev: running the database bootstrap task: {reason}" in outcome.out
     assert outcome.world.database_record == DONE
@@ -457,23 +461,23 @@ def test_a_new_cluster_or_changed_sql_runs_it_again(record, reason):
 def test_a_failed_bootstrap_task_is_one_line_exit_1_and_not_recorded():
     world = World(database_failure="task t-1 stopped (Essential container in task exited), exit codes [2]")
     outcome = run_infra("deploy", DEV, "--yes", world=world)
-    assert outcome.code == infra.EXIT_REFUSED and world.database_record is None
-    assert outcome.err == ("infra: dev: the database bootstrap task failed: task t-1 stopped (Essential container in "
+    assert outcome.code == errors.EXIT_REFUSED and world.database_record is None
+    assert outcome.err == ("ops: dev: the database bootstrap task failed: task t-1 stopped (Essential container in "
                            "task exited), exit codes [2]; its log is in /aws/ecs/db-bootstrap-dev; fix it and run: "
-                           "python scripts/infra.py database-bootstrap dev\n")
+                           "python -m ops database-bootstrap dev\n")
 
 
 def test_a_refused_apply_runs_no_bootstrap():
     outcome = run_infra("deploy", DEV, world=World(answers=["no"]))
-    assert outcome.code == infra.EXIT_REFUSED and outcome.world.database_runs == []
-    assert f"output -json {infra.BOOTSTRAP_OUTPUT}" not in outcome.world.names()
+    assert outcome.code == errors.EXIT_REFUSED and outcome.world.database_runs == []
+    assert f"output -json {database_bootstrap.OUTPUT}" not in outcome.world.names()
 
 
 def test_database_bootstrap_command_runs_it_whatever_the_record_says():
     outcome = run_infra("database-bootstrap", DEV, world=World(database_record=DONE))
     assert outcome.code == 0, outcome.err
     assert outcome.world.preflights == [DEV]
-    assert outcome.world.names() == ["synth", "init -input=false", f"output -json {infra.BOOTSTRAP_OUTPUT}"]
+    assert outcome.world.names() == ["synth", "init -input=false", f"output -json {database_bootstrap.OUTPUT}"]
     assert len(outcome.world.database_runs) == 1
     assert "dev: running the database bootstrap task: asked to run it again" in outcome.out
 
@@ -488,29 +492,29 @@ def test_an_aws_error_in_the_bootstrap_is_one_line():
 
     world = World()
     tools = replace(world.tools(), database_bootstrapper=lambda project, env: Denied(world))
-    code = infra.main(["deploy", DEV, "--yes"], tools)
-    assert code == infra.EXIT_REFUSED
-    assert tools.err.getvalue() == "infra: dev: database bootstrap: AccessDeniedException: no ssm:GetParameter\n"
+    code = cli.main(["deploy", DEV, "--yes"], tools)
+    assert code == errors.EXIT_REFUSED
+    assert tools.err.getvalue() == "ops: dev: database bootstrap: AccessDeniedException: no ssm:GetParameter\n"
 
 
 # --- preflight gates the deploy ---------------------------------------------------------------------
 
 def test_failed_preflight_stops_the_deploy_before_synthesis():
     outcome = run_infra("deploy", PRODUCTION, "--yes", world=World(preflight_failures=("lock table", "account")))
-    assert outcome.code == infra.EXIT_REFUSED
+    assert outcome.code == errors.EXIT_REFUSED
     assert outcome.world.calls == [] and outcome.world.prompts == []
     assert outcome.err.splitlines() == [
         "preflight failed: lock table: lock table is broken",
         "preflight failed: account: account is broken",
         "preflight production: 2 of 3 checks failed",
-        "infra: not deploying production: preflight failed (lock table, account); fix the lines above first",
+        "ops: not deploying production: preflight failed (lock table, account); fix the lines above first",
     ]
 
 
 def test_failed_preflight_stops_a_destroy_too():
     outcome = run_infra("destroy", DEV, "--yes", world=World(preflight_failures=("state lock",)))
-    assert outcome.code == infra.EXIT_REFUSED and outcome.world.calls == []
-    assert outcome.err.splitlines()[-1] == ("infra: not destroying dev: preflight failed (state lock); "
+    assert outcome.code == errors.EXIT_REFUSED and outcome.world.calls == []
+    assert outcome.err.splitlines()[-1] == ("ops: not destroying dev: preflight failed (state lock); "
                                             "fix the lines above first")
 
 
@@ -532,20 +536,20 @@ def mocked_aws(monkeypatch, tmp_path) -> Iterator[None]:
 def test_deploy_before_the_bootstrap_is_refused_by_the_real_preflight(mocked_aws):
     """The real preflight (boto3 against moto's mock): no state bucket, no table, so no deploy."""
     world = World()
-    tools = infra.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={})
-    code = infra.main(["deploy", DEV, "--yes"], tools)
+    tools = ops_tools.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={})
+    code = cli.main(["deploy", DEV, "--yes"], tools)
     err = tools.err.getvalue()
-    assert code == infra.EXIT_REFUSED and world.calls == []
+    assert code == errors.EXIT_REFUSED and world.calls == []
     assert ("preflight failed: state bucket: state bucket webapp-terraform-state-example does not exist: "
-            "deploy the bootstrap first (python scripts/infra.py deploy-bootstrap)") in err
+            "deploy the bootstrap first (python -m ops deploy-bootstrap)") in err
     assert "preflight failed: lock table: lock table webapp-terraform-locks does not exist" in err
-    assert err.splitlines()[-1] == ("infra: not deploying dev: preflight failed (state bucket, lock table); "
+    assert err.splitlines()[-1] == ("ops: not deploying dev: preflight failed (state bucket, lock table); "
                                     "fix the lines above first")
 
 
 def test_real_preflight_passes_once_the_backend_exists(mocked_aws):
     """The control for the test above: the same command proceeds to terraform when the backend is right."""
-    region, state = "eu-west-1", infra.load(infra.Tools(environ={})).state
+    region, state = "eu-west-1", project.load(ops_tools.Tools(environ={})).state
     s3, dynamodb = boto3.client("s3", region_name=region), boto3.client("dynamodb", region_name=region)
     s3.create_bucket(Bucket=state.bucket, CreateBucketConfiguration={"LocationConstraint": region})
     s3.put_bucket_versioning(Bucket=state.bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -557,18 +561,18 @@ def test_real_preflight_passes_once_the_backend_exists(mocked_aws):
                           KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
                           AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}])
     world = World()
-    tools = infra.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={},
+    tools = ops_tools.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={},
                         capture=world.capture, database_bootstrapper=lambda project, env: FakeDatabase(world))
-    assert infra.main(["deploy", DEV, "--yes"], tools) == 0, tools.err.getvalue()
+    assert cli.main(["deploy", DEV, "--yes"], tools) == 0, tools.err.getvalue()
     assert world.names() == deploy_calls(DEV)
 
 
 def test_wrong_account_stops_deploy_bootstrap(mocked_aws, monkeypatch):
-    real_load = infra.load
-    monkeypatch.setattr(infra, "load", lambda *a, **k: replace(real_load(*a, **k), account_id="210987654321"))
+    real_load = project.load
+    monkeypatch.setattr(project, "load", lambda *a, **k: replace(real_load(*a, **k), account_id="210987654321"))
     world = World()
-    tools = infra.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={})
-    assert infra.main(["deploy-bootstrap", "--yes"], tools) == infra.EXIT_REFUSED
+    tools = ops_tools.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={})
+    assert cli.main(["deploy-bootstrap", "--yes"], tools) == errors.EXIT_REFUSED
     assert world.calls == []
     assert ("preflight failed: account: the credentials are for account 123456789012, but "
             "environments/project.toml sets account_id = 210987654321") in tools.err.getvalue()
@@ -578,7 +582,7 @@ def test_wrong_account_stops_deploy_bootstrap(mocked_aws, monkeypatch):
 
 def test_local_up_refuses_a_production_environment(tmp_path):
     outcome = run_infra("local-up", PRODUCTION, "--local-dir", str(tmp_path / "local"))
-    assert outcome.code == infra.EXIT_USAGE and "production = true" in outcome.err
+    assert outcome.code == errors.EXIT_USAGE and "production = true" in outcome.err
     assert not (tmp_path / "local").exists()
 
 
@@ -587,7 +591,7 @@ def test_local_down_never_deletes_a_folder_it_did_not_create(tmp_path):
     precious.mkdir()
     (precious / "keep.txt").write_text("keep")
     outcome = run_infra("local-down", "--local-dir", str(precious))
-    assert outcome.code == infra.EXIT_USAGE and "was not created by local-up" in outcome.err
+    assert outcome.code == errors.EXIT_USAGE and "was not created by local-up" in outcome.err
     assert (precious / "keep.txt").read_text() == "keep"
 
 
@@ -604,7 +608,7 @@ MINI_DEV_STACK = {"resource": {
 
 
 def fake_synthesis(call: Call) -> None:
-    stacks = Path(call.env[infra.OUTDIR_VARIABLE]) / "stacks"
+    stacks = Path(call.env[terraform.OUTDIR_VARIABLE]) / "stacks"
     for name, body in {"bootstrap": {"resource": {"aws_s3_bucket": {"state": {}}}}, DEV: MINI_DEV_STACK}.items():
         (stacks / name).mkdir(parents=True)
         (stacks / name / "cdk.tf.json").write_text(json.dumps(body))
@@ -620,16 +624,16 @@ def test_deployable_leaves_out_what_moto_cannot_create_and_its_dependents():
 
 def test_local_up_deploys_bootstrap_then_dev_through_the_emulator_only(tmp_path, monkeypatch):
     """The order, folders and environment local-up gives terraform (the emulator itself is faked here)."""
-    local = tmp_path / "local"
+    folder = tmp_path / "local"
     endpoint = "http://127.0.0.1:45678"
-    monkeypatch.setattr(infra, "start_emulator", lambda tools, paths, port: endpoint)
+    monkeypatch.setattr(local, "start_emulator", lambda tools, paths, port: endpoint)
     mirror = tmp_path / "mirror"
     (mirror / "registry.terraform.io").mkdir(parents=True)
     world = World(environ={"PATH": os.environ["PATH"], "AWS_PROFILE": "production-admin", "TF_WORKSPACE": "x",
-                           "HTTPS_PROXY": "http://corporate:3128", infra.MIRROR_VARIABLE: str(mirror)},
+                           "HTTPS_PROXY": "http://corporate:3128", local.MIRROR_VARIABLE: str(mirror)},
                   on_synth=fake_synthesis)
 
-    outcome = run_infra("local-up", "--local-dir", str(local), world=world)
+    outcome = run_infra("local-up", "--local-dir", str(folder), world=world)
 
     assert outcome.code == 0, outcome.err
     apply = "apply -input=false -auto-approve -no-color -parallelism=30"
@@ -639,20 +643,20 @@ def test_local_up_deploys_bootstrap_then_dev_through_the_emulator_only(tmp_path,
                              "output -no-color", "output -no-color"]
     assert ("dev: leaving out 3 blocks: the emulator cannot create aws_cloudfront_cache_policy, and the rest "
             "depend on those") in outcome.out
-    synth, *terraform = world.calls
+    synth, *runs = world.calls
     assert synth.stacks == ("bootstrap", DEV)
-    assert synth.env[infra.EMULATOR_VARIABLE] == endpoint
-    assert synth.env[infra.OUTDIR_VARIABLE] == str(local / "cdktf.out")
-    assert [call.cwd.name for call in terraform] == ["bootstrap"] * 2 + [DEV] * 2 + ["bootstrap", DEV]
-    assert all(call.cwd.is_relative_to(local) for call in terraform), "never the real cdktf.out"
-    for call in terraform:
+    assert synth.env[project.EMULATOR_VARIABLE] == endpoint
+    assert synth.env[terraform.OUTDIR_VARIABLE] == str(folder / "cdktf.out")
+    assert [call.cwd.name for call in runs] == ["bootstrap"] * 2 + [DEV] * 2 + ["bootstrap", DEV]
+    assert all(call.cwd.is_relative_to(folder) for call in runs), "never the real cdktf.out"
+    for call in runs:
         assert "AWS_PROFILE" not in call.env and "TF_WORKSPACE" not in call.env
         assert call.env["AWS_ACCESS_KEY_ID"] == "local"
-        assert call.env["TF_CLI_CONFIG_FILE"] == str(local / "terraform.tfrc")
+        assert call.env["TF_CLI_CONFIG_FILE"] == str(folder / "terraform.tfrc")
         assert call.env["NO_PROXY"] == "127.0.0.1,localhost"
-    applies = [call for call in terraform if not call.name.startswith("init")]
-    assert {call.env["HTTPS_PROXY"] for call in applies} == {infra.DEAD_PROXY}
-    assert str(mirror) in (local / "terraform.tfrc").read_text()
+    applies = [call for call in runs if not call.name.startswith("init")]
+    assert {call.env["HTTPS_PROXY"] for call in applies} == {local.DEAD_PROXY}
+    assert str(mirror) in (folder / "terraform.tfrc").read_text()
     assert f"local stack up: bootstrap and dev on {endpoint} (fake credentials" in outcome.out
 
 
@@ -674,25 +678,25 @@ def read_pid(local: Path) -> int:
 
 @pytest.mark.emulator
 def test_emulator_starts_answers_and_local_down_leaves_nothing_running(tmp_path):
-    local = infra.LocalPaths(tmp_path / "local")
-    local.create()
-    tools = infra.Tools(out=io.StringIO(), err=io.StringIO())
-    endpoint = infra.start_emulator(tools, local, port=0)
-    pid = read_pid(local.root)
+    paths = local.LocalPaths(tmp_path / "local")
+    paths.create()
+    tools = ops_tools.Tools(out=io.StringIO(), err=io.StringIO())
+    endpoint = local.start_emulator(tools, paths, port=0)
+    pid = read_pid(paths.root)
     try:
         assert endpoint.startswith("http://127.0.0.1:") and is_running(pid)
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1",
                           aws_access_key_id="local", aws_secret_access_key="local")
         assert s3.list_buckets()["Buckets"] == []
-        assert infra.start_emulator(tools, local, port=0) == endpoint, "a second local-up reuses the emulator"
-        assert read_pid(local.root) == pid
+        assert local.start_emulator(tools, paths, port=0) == endpoint, "a second local-up reuses the emulator"
+        assert read_pid(paths.root) == pid
 
-        outcome = run_infra("local-down", "--local-dir", str(local.root))
+        outcome = run_infra("local-down", "--local-dir", str(paths.root))
 
         assert outcome.code == 0 and f"emulator (pid {pid}) stopped" in outcome.out
         assert not is_running(pid), f"emulator pid {pid} still running after local-down"
-        assert not local.root.exists()
-        assert run_infra("local-down", "--local-dir", str(local.root)).out == "no emulator was running\n"
+        assert not paths.root.exists()
+        assert run_infra("local-down", "--local-dir", str(paths.root)).out == "no emulator was running\n"
     finally:
         if is_running(pid):
             os.kill(pid, 9)
@@ -707,9 +711,9 @@ def test_emulator_refuses_to_listen_beyond_loopback(host, capsys):
 
 def test_the_bootstrap_record_is_an_ssm_parameter(mocked_aws):
     """The real AWS side's record (moto): absent before the first run, the fingerprint after it."""
-    env = infra.load(infra.Tools(environ={})).environment(DEV)
-    run = infra.BootstrapRun.from_output(env, BOOTSTRAP_SETTINGS)
-    aws_side = infra.AwsDatabaseBootstrapper(env.region)
+    env = project.load(ops_tools.Tools(environ={})).environment(DEV)
+    run = database_bootstrap.BootstrapRun.from_output(env, BOOTSTRAP_SETTINGS)
+    aws_side = database_bootstrap.AwsDatabaseBootstrapper(env.region)
     assert aws_side.recorded(run) is None
     aws_side.record(run)
     assert aws_side.recorded(run) == DONE
@@ -720,13 +724,13 @@ def test_the_bootstrap_record_is_an_ssm_parameter(mocked_aws):
 def test_production_without_an_account_id_is_never_deployed(mocked_aws):
     """The real preflight refuses before any AWS call, so nothing is synthesized, planned or applied."""
     world = World()
-    tools = infra.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={},
+    tools = ops_tools.Tools(run=world.run, ask=world.ask, out=io.StringIO(), err=io.StringIO(), environ={},
                         capture=world.capture, database_bootstrapper=lambda project, env: FakeDatabase(world))
-    assert infra.main(["deploy", PRODUCTION, "--yes"], tools) == infra.EXIT_REFUSED
+    assert cli.main(["deploy", PRODUCTION, "--yes"], tools) == errors.EXIT_REFUSED
     assert world.calls == [] and world.database_runs == []
     assert tools.err.getvalue().splitlines() == [
         "preflight failed: account: environments/production.toml: account_id: must be set to deploy a production "
         "environment (here or in environments/project.toml), so that no other account can receive it",
         "preflight production: 1 of 1 checks failed",
-        "infra: not deploying production: preflight failed (account); fix the lines above first",
+        "ops: not deploying production: preflight failed (account); fix the lines above first",
     ]

@@ -1,4 +1,4 @@
-"""Plan summaries and drift reports (scripts/plan_report.py) on real `terraform show -json` output.
+"""Plan summaries and drift reports (ops/plan_report.py) on real `terraform show -json` output.
 
 The plans in tests/fixtures/plans/ were produced by Terraform against the stacks deployed to the
 emulator (tests/fixtures/plans/record.py says how): each variant changes the deployed stack's
@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from scripts import emulator, infra, plan_report
+from ops import deploy, emulator, plan_report, terraform
 from tests.conftest import ROOT
 from tests.fixtures.plans import record
 
@@ -35,7 +35,7 @@ def addresses(shown: dict, actions: list[str]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def backend_names(project) -> frozenset[str]:
-    return infra.state_backend_names(project)
+    return deploy.state_backend_names(project)
 
 
 def test_every_recorded_plan_is_terraform_output():
@@ -121,12 +121,12 @@ def test_breaking_the_recorded_plan_changes_the_summary():
 def test_infra_plan_prints_the_summary_and_writes_the_comment_table(tmp_path, project, monkeypatch):
     from tests.test_infra_cli import World, run_infra
 
-    monkeypatch.setattr(infra, "terraform_binary", lambda: "terraform")
+    monkeypatch.setattr(terraform, "terraform_binary", lambda: "terraform")
     shown = recorded("dev-database-replaced")
     table = tmp_path / "summary.md"
     outcome = run_infra("plan", "dev", "--summary", str(table), world=World(shown=shown))
     assert outcome.code == 0, outcome.err
-    summary = plan_report.summarize_plan(shown, infra.state_backend_names(project))
+    summary = plan_report.summarize_plan(shown, deploy.state_backend_names(project))
     assert table.read_text() == plan_report.summary_markdown("dev", summary)
     assert outcome.out.splitlines()[:3] == plan_report.summary_lines("dev", summary)
 

@@ -1,4 +1,4 @@
-"""scripts/preflight.py against a real moto server on 127.0.0.1.
+"""ops/preflight.py against a real moto server on 127.0.0.1.
 
 Every test starts from an empty emulator, builds the state backend the bootstrap stack would
 create (versioned, KMS-encrypted, public access blocked bucket; LockID lock table) with boto3,
@@ -21,7 +21,9 @@ import pytest
 
 from environments.loader import load_project
 from environments.model import ProjectConfig
-from scripts import preflight
+from ops import cli, errors, preflight
+from ops import project as project_module
+from ops.tools import Tools
 from tests.conftest import ENVIRONMENTS_DIR, ROOT
 from tests.moto_server import loopback_moto, reset_emulator
 
@@ -57,7 +59,7 @@ def moto_endpoint(tmp_path_factory) -> Iterator[str]:
 def endpoint(moto_endpoint, monkeypatch) -> str:
     """An empty emulator, named by INFRA_AWS_ENDPOINT as a user would."""
     reset_emulator(moto_endpoint)
-    monkeypatch.setenv(preflight.EMULATOR_VARIABLE, moto_endpoint)
+    monkeypatch.setenv(project_module.EMULATOR_VARIABLE, moto_endpoint)
     return moto_endpoint
 
 
@@ -155,7 +157,7 @@ def test_the_configured_account_passes(backend, project):
 
 def test_bootstrap_preflight_checks_only_credentials_and_account(aws, project):
     """Before the bootstrap exists there is no bucket to check: that must not block deploying it."""
-    result = preflight.run_preflight(project, None)
+    result = preflight.run_preflight(project, "bootstrap")
     assert result.ok and [check.name for check in result.checks] == ["credentials", "account"]
 
 
@@ -313,7 +315,7 @@ def test_unreadable_lock_info_is_still_listed(backend, project):
 
 def run_main(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = preflight.main(list(argv), out=out, err=err)
+    code = cli.main(["preflight", *argv], Tools(out=out, err=err))
     return code, out.getvalue(), err.getvalue()
 
 
@@ -359,7 +361,7 @@ def test_cli_prints_the_held_lock_and_the_force_unlock_hint(backend):
 
     code, out, err = run_main(ENVIRONMENT)
 
-    assert code == preflight.EXIT_FAILED
+    assert code == errors.EXIT_REFUSED
     path = backend.lock_path(ENVIRONMENT)
     assert (f"lock held on {path} (DynamoDB table {backend.state.lock_table} and S3 lock file "
             f"s3://{path}.tflock): ID 0d9c2a61-lock, who alice@laptop, created 2026-11-24T03:12:45.123456789Z, "
@@ -377,7 +379,7 @@ def test_cli_reports_each_failed_check_on_one_line(backend, project):
     backend.s3.put_bucket_versioning(Bucket=project.state.bucket, VersioningConfiguration={"Status": "Suspended"})
     backend.dynamodb.delete_table(TableName=project.state.lock_table)
     code, _, err = run_main(ENVIRONMENT)
-    assert code == preflight.EXIT_FAILED
+    assert code == errors.EXIT_REFUSED
     lines = err.splitlines()
     assert [line.split(":")[0] for line in lines[:-1]] == ["preflight failed"] * 2
     assert lines[0].startswith("preflight failed: state bucket versioning: ")
@@ -387,35 +389,34 @@ def test_cli_reports_each_failed_check_on_one_line(backend, project):
 
 def test_cli_rejects_an_unknown_environment_in_one_line(endpoint):
     code, out, err = run_main("qa")
-    assert (code, out) == (preflight.EXIT_USAGE, "")
-    assert err == ("configuration error: environments: has no environment 'qa' "
-                   "(known: dev, production, staging)\n")
+    assert (code, out) == (errors.EXIT_USAGE, "")
+    assert err == "ops: unknown stack 'qa': the stacks are bootstrap, baseline-eu-west-1, dev, production, staging\n"
 
 
-def test_script_runs_from_any_directory(backend, tmp_path):
-    """`python scripts/preflight.py dev` as a user types it: the repository is found without PYTHONPATH."""
+def test_command_runs_as_a_user_types_it(backend):
+    """`python -m ops preflight dev` from the repository, without PYTHONPATH."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "preflight.py"), ENVIRONMENT],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "ops", "preflight", ENVIRONMENT],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "preflight dev: all" in result.stdout and "Traceback" not in result.stderr
 
 
 # --- production must name its account (issue 14) ----------------------------------------------------
 
-PRODUCTION_WITHOUT_ACCOUNT = ("configuration error: environments/production.toml: account_id: must be set to deploy "
-                              "a production environment (here or in environments/project.toml), so that no other "
-                              "account can receive it\n")
+PRODUCTION_WITHOUT_ACCOUNT = ("ops: configuration error: environments/production.toml: account_id: must be set to "
+                              "deploy a production environment (here or in environments/project.toml), so that no "
+                              "other account can receive it\n")
 
 
 def test_cli_refuses_production_without_an_account_id_before_any_aws_call(endpoint):
     """Bad input: one line naming file, field and rule; exit 2. The shipped files set no account_id."""
     code, out, err = run_main("production")
-    assert (code, out, err) == (preflight.EXIT_USAGE, "", PRODUCTION_WITHOUT_ACCOUNT)
+    assert (code, out, err) == (errors.EXIT_USAGE, "", PRODUCTION_WITHOUT_ACCOUNT)
 
 
 def test_production_without_an_account_id_fails_the_account_check_alone(backend, project):
-    """What infra.py deploy sees: the one failed check, and no AWS call made (no credentials check ran)."""
+    """What `python -m ops deploy` sees: the one failed check, and no AWS call made (no credentials check ran)."""
     result = preflight.run_preflight(project, "production")
     assert [(check.name, check.ok) for check in result.checks] == [("account", False)]
     assert "account_id: must be set to deploy a production environment" in failed(result)["account"]

@@ -19,9 +19,9 @@ import pytest
 from environments.model import NatMode
 from reachability.flows import DENIED, evaluate_flows
 from reachability.topology import read_topology
-from scripts.reachability import render
 from stacks.environment import EnvironmentStack
 from tests.conftest import ROOT, resources_of
+from tools.reachability import render
 
 DOCS = ROOT / "docs" / "reachability.md"
 EPHEMERAL = (1024, 65535)
@@ -122,7 +122,7 @@ def test_forbidden_flows_are_stopped_by_more_than_one_layer(env_stack):
 def test_the_reachability_table_is_up_to_date(project, stacks):
     text = render(project, stacks)
     assert DOCS.is_file() and DOCS.read_text(encoding="utf-8") == text, \
-        "docs/reachability.md is stale: run `python main.py && python scripts/reachability.py`"
+        "docs/reachability.md is stale: run `python main.py && python tools/reachability.py`"
     for env in project.environments:
         assert f"## {env.name}" in text
     assert "does not hold" not in text

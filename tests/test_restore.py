@@ -1,6 +1,6 @@
-"""`infra.py restore`: its safety rules through the injectable tools (no AWS), and its names vs the stacks.
+"""`python -m ops restore`: its safety rules through the injectable tools (no AWS), and its names vs the stacks.
 
-The AWS side is a small in-memory fake of the calls scripts/restore.py makes (RDS, EC2, KMS per
+The AWS side is a small in-memory fake of the calls ops/restore.py makes (RDS, EC2, KMS per
 region); the restore drill against the emulator is in tests/test_emulated_deploy.py.
 """
 
@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from scripts import infra, restore
+from ops import cli, errors, restore
+from ops import tools as ops_tools
 from tests.conftest import ROOT, resources_of
 
 DR = "eu-central-1"
@@ -128,9 +129,9 @@ def world(project) -> dict[str, Region]:
 def run(world: dict[str, Region], *argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     clients = {"rds": FakeRds, "ec2": FakeEc2, "kms": FakeKms}
-    tools = infra.Tools(out=out, err=err, root=ROOT, environ={},
+    tools = ops_tools.Tools(out=out, err=err, root=ROOT, environ={},
                         aws=lambda project, service, region: clients[service](world[region]))
-    code = infra.main(["restore", *argv], tools)
+    code = cli.main(["restore", *argv], tools)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -164,7 +165,7 @@ def test_yes_restores_the_newest_copy_into_a_new_private_serverless_cluster(worl
 def test_a_second_run_refuses_to_overwrite(world):
     assert run(world, "staging", "--region", DR, "--yes")[0] == 0
     code, _, err = run(world, "staging", "--region", DR, "--yes")
-    assert code == infra.EXIT_REFUSED and "already exists" in err and "refusing to overwrite" in err
+    assert code == errors.EXIT_REFUSED and "already exists" in err and "refusing to overwrite" in err
     assert len(world[DR].restored) == 1
 
 
@@ -172,7 +173,7 @@ def test_an_existing_writer_instance_is_not_overwritten_either(world, project):
     cluster = f"{restore.cluster_identifier(project.environment('staging'))}-r202612020300"
     world[DR].instances.add(f"{cluster}-writer")
     code, _, err = run(world, "staging", "--region", DR, "--yes")
-    assert code == infra.EXIT_REFUSED and "DB instance" in err and not world[DR].restored
+    assert code == errors.EXIT_REFUSED and "DB instance" in err and not world[DR].restored
 
 
 def test_a_named_snapshot_of_the_cluster_is_used(world):
@@ -187,18 +188,18 @@ def test_a_named_snapshot_of_the_cluster_is_used(world):
 ])
 def test_a_named_snapshot_must_be_this_clusters_and_available(world, snapshot_id, message):
     code, _, err = run(world, "staging", "--region", DR, "--snapshot", snapshot_id, "--yes")
-    assert code == infra.EXIT_REFUSED and message in err and not world[DR].restored
+    assert code == errors.EXIT_REFUSED and message in err and not world[DR].restored
 
 
 def test_only_the_environments_regions_are_allowed(world):
     code, _, err = run(world, "staging", "--region", "us-west-2")
-    assert code == infra.EXIT_USAGE and "only into eu-west-1 or eu-central-1" in err
+    assert code == errors.EXIT_USAGE and "only into eu-west-1 or eu-central-1" in err
     code, _, err = run(world, "dev", "--region", DR)
-    assert code == infra.EXIT_USAGE and "only into eu-west-1" in err
+    assert code == errors.EXIT_USAGE and "only into eu-west-1" in err
 
 
 def test_snapshot_and_latest_exclude_each_other(world):
-    assert run(world, "staging", "--snapshot", "x", "--latest")[0] == infra.EXIT_USAGE
+    assert run(world, "staging", "--snapshot", "x", "--latest")[0] == errors.EXIT_USAGE
 
 
 @pytest.mark.parametrize(("remove", "message"), [
@@ -210,7 +211,7 @@ def test_snapshot_and_latest_exclude_each_other(world):
 def test_what_the_restore_needs_must_exist(world, remove, message):
     remove(world[DR])
     code, _, err = run(world, "staging", "--region", DR, "--yes")
-    assert code == infra.EXIT_REFUSED and message in err and not world[DR].restored
+    assert code == errors.EXIT_REFUSED and message in err and not world[DR].restored
 
 
 def test_another_network_can_be_named(world, project):

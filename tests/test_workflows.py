@@ -179,7 +179,7 @@ def test_pull_request_runs_the_suite_synth_checkov_and_a_plan_per_environment():
     assert "make test" in test_steps and "make synth" in test_steps and "checkov" in test_steps
     plan = data["jobs"]["plan"]
     assert plan["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
-    assert "scripts/infra.py plan" in " ".join(step.get("run", "") for step in plan["steps"])
+    assert "-m ops plan" in " ".join(step.get("run", "") for step in plan["steps"])
     plan_run = " ".join(step.get("run", "") for step in plan["steps"])
     assert "--summary summary.md" in plan_run
     upload = next(step for step in plan["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
@@ -203,7 +203,7 @@ def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environment
         assert len(credentials) == 1, f"{name}: expected one OIDC role assumption"
         assert credentials[0]["with"]["role-to-assume"] == f"${{{{ vars.AWS_DEPLOY_ROLE_ARN_{name.upper()} }}}}"
         assert "aws-access-key-id" not in credentials[0]["with"], "no long-lived keys"
-        assert steps[-1]["run"] == f".venv/bin/python scripts/infra.py deploy {name} --yes"
+        assert steps[-1]["run"] == f".venv/bin/python -m ops deploy {name} --yes"
 
 
 def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_environment():
@@ -215,7 +215,7 @@ def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_envi
         assert job["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
     credentials = [s for s in drift["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
     assert [c["with"]["role-to-assume"] for c in credentials] == ["${{ vars.AWS_PLAN_ROLE_ARN }}"], "read-only role"
-    assert 'scripts/infra.py drift "$ENVIRONMENT"' in " ".join(step.get("run", "") for step in drift["steps"])
+    assert '-m ops drift "$ENVIRONMENT"' in " ".join(step.get("run", "") for step in drift["steps"])
     # Only the issue job writes, and it never runs the repository's code.
     assert {name for name, job in jobs.items() if "write" in job["permissions"].values()
             and set(job["permissions"]) != {"contents", "id-token"}} == {"issue"}

@@ -6,13 +6,13 @@ ratios compare numbers taken under the same load:
 
   floor       a one-resource stack through core.aws, the lazy loader: the floor for any synthesis
   naive       the same stack importing the provider bindings the naive way (package __init__)
-  one env     `python main.py dev`: one environment stack (what `infra.py plan dev` synthesizes)
+  one env     `python main.py dev`: one environment stack (what `python -m ops plan dev` synthesizes)
   whole app   `python main.py`: every stack of the shipped configuration
   12 envs     `python main.py` in a temporary copy whose environments/ holds 12 environments
               (the shipped ones plus copies of dev.toml with their own name, CIDR and domain)
 
 Targets: one env <= 1.3 x floor, whole app <= 1.6 x floor, each added environment <= 0.3 s,
-whole app <= 0.4 x naive. Usage: python scripts/benchmark.py [--runs N]
+whole app <= 0.4 x naive. Usage: python tools/benchmark.py [--runs N]
 """
 
 from __future__ import annotations

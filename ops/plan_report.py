@@ -77,7 +77,7 @@ def drift_of(shown: Mapping[str, Any]) -> list[Drift]:
 
 
 def drift_lines(environment: str, drifts: list[Drift]) -> list[str]:
-    """What `infra.py drift` prints: one line per drifted resource, naming its drifted attributes."""
+    """What `python -m ops drift` prints: one line per drifted resource, naming its drifted attributes."""
     if not drifts:
         return [f"{environment}: no drift: every resource matches its state"]
     noun = "resource differs" if len(drifts) == 1 else "resources differ"

@@ -5,10 +5,10 @@ described in `EMULATOR_GAPS` and worked around by `work_around_emulator_gaps`. T
 monkeypatches, so they only take effect inside the process that runs moto: that is why this
 module starts the server itself instead of using the `moto_server` command. Usage::
 
-    python scripts/emulator.py --port 5000                  # until Ctrl-C or SIGTERM
-    python scripts/emulator.py --port 0 --ready-file F      # any free port; endpoint written to F
+    python -m ops.emulator --port 5000                  # until Ctrl-C or SIGTERM
+    python -m ops.emulator --port 0 --ready-file F      # any free port; endpoint written to F
 
-`scripts/infra.py local-up` starts it in the background; the emulated-deployment tests apply
+`python -m ops local-up` starts it in the background; the emulated-deployment tests apply
 the same workarounds in-process through `work_around_emulator_gaps(monkeypatch)`. What moto
 cannot create at all is listed in `NOT_CREATABLE`; `deployable()` gives the `-target` list that
 deploys everything else.
@@ -54,7 +54,7 @@ class Gap:
 
 
 # Every difference between moto 5.2.5 and AWS that deploying these stacks runs into, in one place:
-# `work_around_emulator_gaps` (used by `scripts/infra.py local-up` and the emulated-deployment tests)
+# `work_around_emulator_gaps` (used by `python -m ops local-up` and the emulated-deployment tests)
 # implements the workarounds named here, and the tests check the resource types against the stacks.
 EMULATOR_GAPS: dict[str, Gap] = {
     "s3-policy-conditions": Gap(
@@ -167,7 +167,7 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "moto's RestoreDBClusterFromSnapshot fails with HTTP 500 (KeyError '_master_user_password') when the "
         "snapshot's cluster has an RDS-managed master password, as ours does. Workaround: the cluster's "
         "configuration is read with no password when it has none. Not proven: anything about the master "
-        "secret of a restored cluster (infra.py restore tells the operator to hand it to RDS again)."
+        "secret of a restored cluster (`python -m ops restore` tells the operator to hand it to RDS again)."
     ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
@@ -195,7 +195,7 @@ def drifting_attributes() -> dict[str, set[str]]:
     return drifting
 
 
-# Resource types moto cannot create at all, by gap. `infra.py local-up` leaves them, and every
+# Resource types moto cannot create at all, by gap. `python -m ops local-up` leaves them, and every
 # block that references them, out of the apply (`-target` for the rest), so the rest still deploys.
 NOT_CREATABLE: dict[str, tuple[str, ...]] = {
     name: gap.not_creatable for name, gap in EMULATOR_GAPS.items() if gap.not_creatable

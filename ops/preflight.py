@@ -2,21 +2,20 @@
 
 A deploy that fails half-way because the state bucket is missing, or that writes unversioned or
 unencrypted state, or that runs against the wrong account, is worse than one that never starts.
-This script checks, with read-only calls::
-
-    python scripts/preflight.py dev
+`python -m ops preflight STACK` checks, with read-only calls, for any stack (an environment, a
+baseline, the bootstrap); `deploy` and `destroy` run the same checks first:
 
 0. a `production = true` environment has an `account_id` (its own or project.toml's): without one
    nothing but the operator's care stops production from being applied to the wrong account. This is
-   a configuration error (exit 2) for `preflight.py`, and a failed check for `infra.py deploy`;
+   a configuration error (exit 2) for `preflight`, and a failed check for `deploy`;
 1. credentials work (STS GetCallerIdentity);
-2. the account is the one configured (`account_id` of the environment, else of project.toml);
-3. the state bucket exists, has versioning Enabled, default encryption aws:kms and all four
-   public-access blocks on;
+2. the account is the one configured (`account_id` of the environment or baseline, else of project.toml);
+3. (not for the bootstrap, which creates them) the state bucket exists, has versioning Enabled,
+   default encryption aws:kms and all four public-access blocks on;
 4. the lock table exists with hash key `LockID` (string);
-5. no state lock is held on the environment's state. Every lock held in the bucket or table is
-   listed with who took it, when, for which operation, and the `terraform force-unlock <ID>`
-   command that releases it (only ever for a holder that is really gone).
+5. no state lock is held on the stack's state. Every lock held in the bucket or table is listed
+   with who took it, when, for which operation, and the `terraform force-unlock <ID>` command that
+   releases it (only ever for a holder that is really gone).
 
 Each failed check is one line on stderr and the exit status is 1; configuration or usage errors
 exit 2. `INFRA_AWS_ENDPOINT` (a local emulator) is used as the endpoint of every AWS call.
@@ -25,32 +24,25 @@ exit 2. `INFRA_AWS_ENDPOINT` (a local emulator) is used as the endpoint of every
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, TextIO
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from botocore.config import Config  # noqa: E402
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError  # noqa: E402
+from environments.loader import ConfigError
+from environments.model import EnvironmentConfig, ProjectConfig
+from ops.errors import EXIT_REFUSED, UsageError
+from ops.locks import LOCK_HASH_KEY, HeldLock, dynamodb_locks, merge_locks, s3_lock_files
+from ops.locks import error_code as _error_code
+from ops.targets import Kind, Target, resolve
 
-from environments.loader import ConfigError, load_project  # noqa: E402
-from environments.model import EnvironmentConfig, ProjectConfig  # noqa: E402
+if TYPE_CHECKING:
+    from ops.tools import Tools
 
-ENVIRONMENTS_DIR = ROOT / "environments"
-EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-LOCK_FILE_SUFFIX = ".tflock"
-LOCK_HASH_KEY = "LockID"
 PUBLIC_ACCESS_BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-BOOTSTRAP_HINT = "deploy the bootstrap first (python scripts/infra.py deploy-bootstrap)"
+BOOTSTRAP_HINT = "deploy the bootstrap first (python -m ops deploy-bootstrap)"
 # Fail fast on an unreachable endpoint instead of botocore's default minutes of retries.
 CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
 
@@ -60,32 +52,6 @@ class CheckResult:
     name: str
     ok: bool
     message: str
-
-
-@dataclass(frozen=True)
-class HeldLock:
-    """One Terraform state lock, as recorded in the DynamoDB table and/or an S3 lock file."""
-
-    state: str  # "<bucket>/<key>" of the locked state file
-    lock_id: str
-    who: str
-    created: str
-    operation: str
-    sources: tuple[str, ...]
-    stack: str | None = None
-
-    @property
-    def unlock_command(self) -> str:
-        return f"terraform force-unlock {self.lock_id}"
-
-    def describe(self) -> str:
-        where = " and ".join(self.sources)
-        return (f"lock held on {self.state} ({where}): ID {self.lock_id}, who {self.who}, "
-                f"created {self.created}, operation {self.operation}")
-
-    def hint(self) -> str:
-        folder = f"cdktf.out/stacks/{self.stack}" if self.stack else "the stack's folder"
-        return f"if its holder is really gone, release it in {folder}: {self.unlock_command}"
 
 
 @dataclass(frozen=True)
@@ -135,10 +101,6 @@ class AwsClients:
 
 # Every error an AWS call can raise that is the environment's fault, not a bug: shown as one line.
 AWS_ERRORS = (ClientError, BotoCoreError)
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def describe_error(error: Exception) -> str:
@@ -291,68 +253,6 @@ def _lock_table(dynamodb, table: str) -> str:
     return "hash key LockID (S)"
 
 
-def _lock_info(text: str) -> dict[str, Any]:
-    try:
-        info = json.loads(text)
-    except ValueError:
-        return {"ID": "unknown", "Who": f"unreadable lock info {text[:60]!r}"}
-    return info if isinstance(info, dict) else {"ID": "unknown", "Who": f"unreadable lock info {text[:60]!r}"}
-
-
-def _lock_from(info: dict[str, Any], state: str, source: str) -> HeldLock:
-    return HeldLock(
-        state=state, lock_id=str(info.get("ID") or "unknown"), who=str(info.get("Who") or "unknown"),
-        created=str(info.get("Created") or "unknown"), operation=str(info.get("Operation") or "unknown"),
-        sources=(source,),
-    )
-
-
-def dynamodb_locks(dynamodb, table: str) -> list[HeldLock]:
-    """Lock items: Terraform writes `Info` while it holds a lock (the `-md5` digest items have none)."""
-    locks = []
-    pages = dynamodb.get_paginator("scan").paginate(
-        TableName=table, ConsistentRead=True, FilterExpression="attribute_exists(#info)",
-        ExpressionAttributeNames={"#info": "Info"},
-    )
-    for page in pages:
-        for item in page.get("Items", []):
-            state = item.get(LOCK_HASH_KEY, {}).get("S", "?")
-            locks.append(_lock_from(_lock_info(item["Info"].get("S", "")), state, f"DynamoDB table {table}"))
-    return locks
-
-
-def s3_lock_files(s3, bucket: str) -> list[HeldLock]:
-    """S3-native locks (`use_lockfile`): `<state key>.tflock` objects whose body is the lock info."""
-    locks = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for entry in page.get("Contents", []):
-            key = entry["Key"]
-            if not key.endswith(LOCK_FILE_SUFFIX):
-                continue
-            try:
-                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")
-            except ClientError as error:
-                if _error_code(error) == "NoSuchKey":  # released between listing and reading
-                    continue
-                raise
-            state = f"{bucket}/{key.removesuffix(LOCK_FILE_SUFFIX)}"
-            locks.append(_lock_from(_lock_info(body), state, f"S3 lock file s3://{bucket}/{key}"))
-    return locks
-
-
-def merge_locks(locks: Sequence[HeldLock], project: ProjectConfig) -> tuple[HeldLock, ...]:
-    """One entry per lock: Terraform writes the same lock ID to the table and the lock file."""
-    stacks = {f"{project.state.bucket}/{env.state_key}": env.name for env in project.environments}
-    stacks[f"{project.state.bucket}/{project.state.bootstrap_key}"] = "bootstrap"  # bootstrap_state_in_bucket
-    merged: dict[tuple[str, str], HeldLock] = {}
-    for lock in locks:
-        key = (lock.state, lock.lock_id)
-        if key in merged:
-            lock = replace(merged[key], sources=merged[key].sources + lock.sources)
-        merged[key] = replace(lock, stack=stacks.get(lock.state))
-    return tuple(sorted(merged.values(), key=lambda lock: (lock.state, lock.lock_id)))
-
-
 def _held_locks(clients: AwsClients, project: ProjectConfig, checks: _Checks,
                 bucket_ok: bool, table_ok: bool) -> tuple[HeldLock, ...]:
     """Every lock in the table and the bucket; a listing that fails is a failed check, not a crash."""
@@ -367,36 +267,33 @@ def _held_locks(clients: AwsClients, project: ProjectConfig, checks: _Checks,
     return merge_locks(found, project)
 
 
-def _check_environment_unlocked(env: EnvironmentConfig, project: ProjectConfig, locks: Sequence[HeldLock],
-                                checks: _Checks) -> None:
-    state = f"{project.state.bucket}/{env.state_key}"
+def _check_unlocked(stack: Target, project: ProjectConfig, locks: Sequence[HeldLock], checks: _Checks) -> None:
+    state = f"{project.state.bucket}/{stack.state_key}"
     mine = [lock for lock in locks if lock.state == state]
     if mine:
         lock = mine[0]
-        checks.failed("state lock", f"{env.name} state is locked by {lock.who} since {lock.created} "
+        checks.failed("state lock", f"{stack.name} state is locked by {lock.who} since {lock.created} "
                                     f"({lock.operation}, ID {lock.lock_id})")
     else:
         checks.passed("state lock", f"no lock held on {state}")
 
 
-def run_preflight(project: ProjectConfig, environment: str | None, clients: AwsClients | None = None
-                  ) -> PreflightResult:
-    """Every check for deploying `environment` (None: the bootstrap, which only needs the account checks)."""
-    env = project.environment(environment) if environment else None
+def run_preflight(project: ProjectConfig, stack_name: str, clients: AwsClients | None = None) -> PreflightResult:
+    """Every check for deploying the stack `stack_name` (the bootstrap with local state: the account checks)."""
+    stack = resolve(project, stack_name)
+    env = stack.environment
     checks = _Checks()
-    name = environment or "bootstrap"
     unpinned = missing_production_account(project, env)
     if unpinned:
         checks.failed("account", str(unpinned))
-        return PreflightResult(name, None, tuple(checks.results))
+        return PreflightResult(stack.name, None, tuple(checks.results))
     clients = clients or AwsClients.for_project(project)
     account = check_identity(clients, checks)
     if account is None:
-        return PreflightResult(name, None, tuple(checks.results))
-    source = env.source if env and env.account_id else project.source
-    check_account(account, expected_account(project, env), source, checks)
-    if env is None:
-        return PreflightResult(name, account, tuple(checks.results))
+        return PreflightResult(stack.name, None, tuple(checks.results))
+    check_account(account, stack.account_id, stack.account_source, checks)
+    if stack.state_key is None:
+        return PreflightResult(stack.name, account, tuple(checks.results))
 
     state = project.state
     s3 = clients.s3
@@ -407,8 +304,9 @@ def run_preflight(project: ProjectConfig, environment: str | None, clients: AwsC
         checks.run("state bucket public access", lambda: _public_access_blocked(s3, state.bucket))
     table_ok = checks.run("lock table", lambda: _lock_table(clients.dynamodb, state.lock_table))
     locks = _held_locks(clients, project, checks, bucket_ok, table_ok)
-    _check_environment_unlocked(env, project, locks, checks)
-    return PreflightResult(name, account, tuple(checks.results), locks, certificate_warnings(env))
+    _check_unlocked(stack, project, locks, checks)
+    warnings = certificate_warnings(env) if stack.kind is Kind.ENVIRONMENT else ()
+    return PreflightResult(stack.name, account, tuple(checks.results), locks, warnings)
 
 
 def certificate_warnings(env: EnvironmentConfig) -> tuple[str, ...]:
@@ -453,37 +351,15 @@ def report(result: PreflightResult, out: TextIO, err: TextIO) -> None:
               file=err)
 
 
-def load(environments_dir: Path, environment: str | None) -> ProjectConfig:
-    """The validated project, checked to contain `environment`; raises ConfigError otherwise."""
-    project = load_project(environments_dir, os.environ.get(EMULATOR_VARIABLE) or None)
-    if environment is not None and environment not in {env.name for env in project.environments}:
-        known = ", ".join(env.name for env in project.environments)
-        raise ConfigError(environments_dir.name, "", f"has no environment {environment!r} (known: {known})")
-    return project
+def cmd_preflight(tools: Tools, args: argparse.Namespace) -> int:
+    """The checks on their own: exit 0 all passed, 1 one failed, 2 bad configuration."""
+    from ops.project import load, target
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Check credentials, account and state backend before a deploy.")
-    parser.add_argument("environment", help="the environment to be deployed (a file name in environments/)")
-    parser.add_argument("--environments-dir", type=Path, default=ENVIRONMENTS_DIR, help=argparse.SUPPRESS)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out, err = out or sys.stdout, err or sys.stderr
-    args = _parser().parse_args(argv)
-    try:
-        project = load(args.environments_dir, args.environment)
-        unpinned = missing_production_account(project, project.environment(args.environment))
-        if unpinned:
-            raise unpinned
-    except ConfigError as error:
-        print(f"configuration error: {error}", file=err)
-        return EXIT_USAGE
-    result = run_preflight(project, args.environment)
-    report(result, out, err)
-    return 0 if result.ok else EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    project = load(tools)
+    stack = target(project, args.stack)
+    unpinned = missing_production_account(project, stack.environment)
+    if unpinned:
+        raise UsageError(f"configuration error: {unpinned}")
+    result = tools.run_preflight(project, stack.name)
+    report(result, tools.out, tools.err)
+    return 0 if result.ok else EXIT_REFUSED

@@ -1,4 +1,4 @@
-"""Restore an environment's Aurora cluster from a recovery point into a NEW cluster (`infra.py restore`).
+"""Restore an environment's Aurora cluster from a recovery point into a NEW cluster (`python -m ops restore`).
 
 The recovery points are cluster snapshots: AWS Backup's in the environment's region (encrypted with
 the database key) and their copies in the DR region (re-encrypted with the DR backup vault's key),
@@ -23,12 +23,20 @@ tests/test_restore.py checks them against the synthesized stacks, so they cannot
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from environments.model import EnvironmentConfig
+from ops import preflight
+from ops.errors import Refused, UsageError
+from ops.project import load_target
+from ops.targets import Kind
+
+if TYPE_CHECKING:
+    from ops.tools import Tools
 
 # What RestoreDBClusterFromSnapshot and CreateDBInstance need that the snapshot does not carry.
 INSTANCE_CLASS = "db.serverless"
@@ -240,7 +248,7 @@ def plan_restore(env: EnvironmentConfig, region: str, snapshot_name: str | None,
 def restore_tags(env: EnvironmentConfig, plan: RestorePlan) -> list[dict[str, str]]:
     """The environment's cost and ownership tags; not `ManagedBy: cdktf`, since no stack manages it."""
     tags = {"Environment": env.name, "Application": env.application, "Project": env.application,
-            "Owner": env.owner, "CostCenter": env.cost_center, "ManagedBy": "infra.py restore",
+            "Owner": env.owner, "CostCenter": env.cost_center, "ManagedBy": "ops restore",
             "RestoredFrom": plan.snapshot.arn}
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
@@ -277,6 +285,34 @@ def next_steps(env: EnvironmentConfig, plan: RestorePlan, endpoint: str) -> list
         f"  3. point the API at it: its tasks read DB_HOST and the secret named in DB_SECRET_ARN; set DB_HOST to "
         f"{endpoint} and the secret to the one step 2 printed in a new task-definition revision of the "
         f"{env.resource_name('api')} service (in {region}), or make it permanent by renaming the lost cluster "
-        f"away and this one to {cluster_identifier(env)}, then `python scripts/infra.py plan {env.name}` "
+        f"away and this one to {cluster_identifier(env)}, then `python -m ops plan {env.name}` "
         "to reconcile (docs/runbooks.md, Region lost)",
     ]
+
+
+def cmd_restore(tools: Tools, args: argparse.Namespace) -> int:
+    """Plan the restore (always shown), and carry it out with --yes."""
+    project, stack = load_target(tools, args.environment, Kind.ENVIRONMENT)
+    env = stack.environment
+    region = args.region or env.region
+
+    def client(service: str, service_region: str):
+        return tools.aws(project, service, service_region)
+
+    try:
+        plan = plan_restore(env, region, args.snapshot, client, args.subnet_group, args.security_group)
+        for line in plan.lines():
+            tools.say(line)
+        if not args.yes:
+            tools.say("dry run: nothing created; add --yes to restore")
+            return 0
+        cluster = apply_restore(env, plan, client)
+    except RestoreUsageError as error:
+        raise UsageError(str(error)) from None
+    except RestoreRefused as error:
+        raise Refused(f"not restoring {env.name}: {error}") from None
+    except preflight.AWS_ERRORS as error:
+        raise Refused(f"not restoring {env.name}: {preflight.describe_error(error)}") from None
+    for line in next_steps(env, plan, cluster.get("Endpoint", "(not reported yet)")):
+        tools.say(line)
+    return 0

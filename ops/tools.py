@@ -1,0 +1,79 @@
+"""The one way commands reach processes, AWS and the terminal: an injectable `Tools`.
+
+Tests replace its members with recorders, so every safety rule is exercised without AWS or
+Terraform; nothing in `ops` starts a process, calls AWS or asks a question any other way.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from environments.model import EnvironmentConfig, ProjectConfig
+from ops import database_bootstrap, preflight
+
+ROOT = Path(__file__).resolve().parents[1]
+
+Runner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
+Capturer = Callable[[Sequence[str], Path, Mapping[str, str]], tuple[int, str]]
+
+
+def run_streaming(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
+    """Run a command with its output going straight to the terminal; return its exit status."""
+    return subprocess.run(list(command), cwd=cwd, env=dict(env), check=False).returncode
+
+
+def run_capturing(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:
+    """Run a command and return its exit status and standard output (stderr still goes to the terminal)."""
+    result = subprocess.run(list(command), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, text=True, check=False)
+    return result.returncode, result.stdout
+
+
+def aws_client(project: ProjectConfig, service: str, region: str):
+    """A boto3 client in `region`, pointed at the emulator when INFRA_AWS_ENDPOINT names one."""
+    import boto3
+
+    endpoint = project.emulator.endpoint if project.emulator else None
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint,
+                                          config=preflight.CLIENT_CONFIG)
+
+
+def ask_terminal(prompt: str) -> str:
+    """Read one answer from the terminal; EOFError when there is nobody to ask (CI, a pipe)."""
+    if not sys.stdin.isatty():
+        raise EOFError
+    return input(prompt)
+
+
+@dataclass
+class Tools:
+    """Everything with a side effect, so the safety rules can be tested without AWS or terraform."""
+
+    run: Runner = run_streaming
+    capture: Capturer = run_capturing
+    ask: Callable[[str], str] = ask_terminal
+    run_preflight: Callable[[ProjectConfig, str], preflight.PreflightResult] = preflight.run_preflight
+    state_bucket_status: Callable[[ProjectConfig], str] = preflight.state_bucket_status
+    database_bootstrapper: Callable[[ProjectConfig, EnvironmentConfig],
+                                    database_bootstrap.DatabaseBootstrapper] = database_bootstrap.aws_bootstrapper
+    aws: Callable[[ProjectConfig, str, str], object] = aws_client
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    root: Path = ROOT
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    # Where the bootstrap keeps its state (bootstrap/stack.py: LOCAL_STATE_PATH, the repository root).
+    bootstrap_state: Path = ROOT / "terraform.bootstrap.tfstate"
+    # Where stacks are synthesized and terraform runs; None: cdktf.out/ under `root`.
+    synth_dir: Path | None = None
+
+    def say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    @property
+    def outdir(self) -> Path:
+        return self.synth_dir or self.root / "cdktf.out"
