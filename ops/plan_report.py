@@ -96,6 +96,7 @@ STATEFUL_KINDS = {
     "aws_s3_bucket": "bucket",
     "aws_kms_key": "key",
     "aws_cloudwatch_log_group": "log group",
+    "aws_backup_vault": "backup vault",
 }
 # Attributes that hold a resource's own name, in order of preference (the address is shown too).
 NAME_ATTRIBUTES = ("bucket", "identifier", "cluster_identifier", "name", "description", "id")

@@ -216,6 +216,9 @@ SYNTHESIZED = {
     ("deploy", DEV, "--yes"): (DEV,),
     ("destroy", DEV, "--yes"): (DEV,),
     ("deploy-bootstrap", "--yes"): ("bootstrap",),
+    ("deploy", "bootstrap", "--yes"): ("bootstrap",),
+    ("plan", "baseline-eu-west-1"): ("baseline-eu-west-1",),
+    ("deploy", "baseline-eu-west-1", "--yes"): ("baseline-eu-west-1",),
 }
 
 
@@ -253,6 +256,13 @@ def test_drift_is_a_read_only_refresh_and_exits_0_when_clean():
     assert not outcome.world.applied() and outcome.world.preflights == []
 
 
+def test_drift_takes_any_stack():
+    outcome = run_infra("drift", "baseline-eu-west-1", world=World(shown={"resource_drift": []}, plan_exit=0))
+    assert outcome.code == 0, outcome.err
+    assert outcome.world.calls[0].stacks == ("baseline-eu-west-1",)
+    assert {call.cwd.name for call in outcome.world.calls[1:]} == {"baseline-eu-west-1"}
+
+
 def test_drift_exits_2_naming_each_drifted_resource_and_attribute():
     outcome = run_infra("drift", DEV, world=World(shown=TAGGED_VPC_DRIFT, plan_exit=0))
     assert outcome.code == errors.EXIT_DRIFT == 2
@@ -273,6 +283,29 @@ def test_drift_errors_exit_1_never_2(failure):
     outcome = run_infra("drift", "qa" if failure == "unknown environment" else DEV, world=world)
     assert outcome.code == errors.EXIT_REFUSED, outcome.err
     assert len(outcome.err.splitlines()) == 1 and "DRIFT" not in outcome.out
+
+
+@pytest.mark.parametrize("stack", ["bootstrap", "baseline-eu-west-1", DEV])
+def test_deploy_runs_the_preflight_for_any_stack_and_confirms_shared_stacks_by_name(stack):
+    outcome = run_infra("deploy", stack, world=World(answers=[stack if stack != DEV else "yes"]))
+    assert outcome.code == 0, outcome.err
+    assert outcome.world.preflights == [stack]
+    expected = f"type its name ({stack})" if stack != DEV else "type yes"
+    assert [expected in prompt for prompt in outcome.world.prompts] == [True]
+
+
+@pytest.mark.parametrize("stack", ["bootstrap", "baseline-eu-west-1"])
+def test_shared_stacks_are_never_destroyed(stack):
+    outcome = run_infra("destroy", stack, "--yes")
+    assert outcome.code == errors.EXIT_REFUSED and outcome.world.calls == []
+    assert outcome.err == (f"ops: refusing to destroy {stack}: it is the {stack.split('-')[0]} stack others depend "
+                           "on, and such stacks are never destroyed by this tool\n")
+
+
+def test_commands_that_need_an_environment_say_so_for_other_stacks():
+    outcome = run_infra("database-bootstrap", "baseline-eu-west-1")
+    assert outcome.code == errors.EXIT_USAGE and outcome.world.calls == []
+    assert outcome.err == ("ops: baseline-eu-west-1 is a baseline stack; this command takes an environment\n")
 
 
 def test_synthesis_goes_where_terraform_will_run_whatever_cdktf_outdir_says():

@@ -303,6 +303,23 @@ def test_a_lock_on_the_bootstrap_state_in_the_bucket_names_the_bootstrap_stack(b
     assert lock.stack == "bootstrap" and "cdktf.out/stacks/bootstrap: terraform force-unlock b00t-lock" in lock.hint()
 
 
+def test_a_baseline_gets_the_whole_preflight_and_its_own_lock_blocks_it(backend, project):
+    """Any stack by name: a baseline's state lives in the bucket, so it gets every backend check, and a
+    lock on its own state key fails it (named as the baseline's) while leaving dev's deploy alone."""
+    (baseline,) = project.baselines
+    info = {**lock_info(backend, ENVIRONMENT, "base-lock", "dave@desk", "OperationTypeApply"),
+            "Path": f"{project.state.bucket}/{baseline.state_key}"}
+    backend.s3.put_object(Bucket=project.state.bucket, Key=f"{baseline.state_key}.tflock",
+                          Body=json.dumps(info).encode())
+    result = preflight.run_preflight(project, baseline.stack_name)
+    assert [check.name for check in result.checks] == ALL_BACKEND_CHECKS
+    assert list(failed(result)) == ["state lock"]
+    assert failed(result)["state lock"].startswith(f"{baseline.stack_name} state is locked by dave@desk")
+    (lock,) = result.locks
+    assert lock.stack == baseline.stack_name
+    assert preflight.run_preflight(project, ENVIRONMENT).ok
+
+
 def test_unreadable_lock_info_is_still_listed(backend, project):
     backend.s3.put_object(Bucket=project.state.bucket, Key="dev/terraform.tfstate.tflock", Body=b"not json")
     result = preflight.run_preflight(project, ENVIRONMENT)
