@@ -3,8 +3,8 @@
 The API connects as its own role (`APP_USER`) with IAM database authentication; somebody has to
 create that role inside PostgreSQL first, and only the master user can. That somebody is this ECS
 task definition: `python -m ops deploy` runs it once per cluster (ops/database_bootstrap.py), it
-runs `psql` with the SQL below and exits. Its execution role is the only role of the stack that may read the master secret; it has no task role at all, so the running container
-can call no AWS API.
+runs `psql` with the SQL below and exits. Its execution role is the only role of the stack that
+may read the master secret; it has no task role at all, so the running container can call no AWS API.
 
 Why the SQL looks the way it does:
 

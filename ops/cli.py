@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("environment", nargs="?", default=LOCAL_ENVIRONMENT)
     up.add_argument("--port", type=int, default=0, help="emulator port on 127.0.0.1 (default: any free port)")
     up.add_argument("--bootstrap-only", action="store_true", help="deploy only the state backend")
+    up.add_argument("--verbose", action="store_true", help="stream Terraform's output instead of the progress view")
     up.set_defaults(handler=cmd_local_up)
 
     down = commands.add_parser("local-down", help="stop the emulator and remove everything local-up created")

@@ -11,11 +11,13 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,9 @@ KEPT_TF_VARIABLES = ("TF_LOG", "TF_LOG_PATH", "TF_LOG_PROVIDER", "TF_LOG_CORE", 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 # Requests for anything but loopback go here, where nothing listens: the local stack never reaches AWS.
 DEAD_PROXY = f"http://{LOOPBACK}:1"
+# What the quiet view reads from Terraform's log: the count line of an apply, the resource an error names.
+APPLY_COMPLETE = re.compile(r"Apply complete! Resources: ([^.]*)\.")
+ERROR_RESOURCE = re.compile(r"^\s+with ((?:data\.)?[a-z0-9_]+\.[A-Za-z0-9_-]+),$")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,10 @@ class LocalPaths:
     @property
     def log(self) -> Path:
         return self.root / "emulator.log"
+
+    @property
+    def terraform_log(self) -> Path:
+        return self.root / "terraform.log"
 
     @property
     def outdir(self) -> Path:
@@ -204,33 +213,100 @@ def local_down_command(local_dir: Path) -> str:
     return command if local_dir.resolve() == default_local_dir() else f"{command} --local-dir {local_dir}"
 
 
-def emulated_targets(tools: Tools, local: LocalPaths, stack: str) -> list[str]:
-    """`-target` options that leave out what the emulator cannot create (none when it can create everything)."""
-    synthesized = json.loads((local.outdir / "stacks" / stack / "cdk.tf.json").read_text())
-    targets, left_out = emulator.deployable(synthesized)
+def left_out_lines(stack: str, left_out: set[str]) -> list[str]:
+    """What the emulator could not take, grouped by the gap that stops it and then by type, not per resource."""
     if not left_out:
         return []
-    uncreatable = {kind for kinds in emulator.NOT_CREATABLE.values() for kind in kinds}
-    kinds = sorted({address.split(".")[-2] for address in left_out} & uncreatable)
-    tools.say(f"{stack}: leaving out {len(left_out)} blocks: the emulator cannot create {', '.join(kinds)}, "
-              "and the rest depend on those (ops/emulator.py NOT_CREATABLE)")
-    return [f"-target={address}" for address in targets]
+    counts = Counter(address.split(".")[-2] for address in left_out)
+    lines = [f"{stack}: {len(left_out)} blocks left out, the rest applied for real (ops/emulator.py EMULATOR_GAPS "
+             "says why):"]
+    uncreatable: set[str] = set()
+    for gap, kinds in emulator.NOT_CREATABLE.items():
+        uncreatable.update(kinds)
+        found = [f"{kind} x{counts[kind]}" for kind in kinds if counts[kind]]
+        if found:
+            lines.append(f"  the emulator cannot create ({gap}): {', '.join(found)}")
+    dependents = sorted((kind, count) for kind, count in counts.items() if kind not in uncreatable)
+    if dependents:
+        lines.append(f"  they depend on those: {', '.join(f'{kind} x{count}' for kind, count in dependents)}")
+    return lines
 
 
-def deploy_locally(tools: Tools, local: LocalPaths, endpoint: str, stacks: Sequence[str]) -> None:
-    """Synthesize for the emulator into the local folder, then init + apply each stack, then print outputs."""
+def emulated_targets(local: LocalPaths, stack: str) -> tuple[list[str], set[str]]:
+    """`-target` options that leave out what the emulator cannot create (none when it can create everything),
+    and the addresses left out."""
+    synthesized = json.loads((local.outdir / "stacks" / stack / "cdk.tf.json").read_text())
+    targets, left_out = emulator.deployable(synthesized)
+    return ([f"-target={address}" for address in targets] if left_out else []), left_out
+
+
+def applied_counts(log_text: str) -> str:
+    """Terraform's own count line ("3 added, 0 changed, 0 destroyed"), from the part of the log one apply wrote."""
+    found = APPLY_COMPLETE.findall(log_text)
+    return found[-1] if found else "nothing to change"
+
+
+def failure_lines(log_text: str) -> list[str]:
+    """Each error Terraform logged, with the resource it names: what a failed apply prints instead of "see the log"."""
+    lines = log_text.splitlines()
+    failures = []
+    for index, line in enumerate(lines):
+        if not line.startswith("Error: "):
+            continue
+        resource = next((match.group(1) for later in lines[index + 1:index + 12]
+                         if (match := ERROR_RESOURCE.match(later))), None)
+        failures.append(f"  {resource or '(no resource named)'}: {line.removeprefix('Error: ')}")
+    return failures or ["  (terraform printed no error block; the log's end says why)"]
+
+
+def apply_stack(tools: Tools, local: LocalPaths, stack: str, envs: tuple[dict[str, str], dict[str, str]],
+                verbose: bool) -> list[str]:
+    """init + apply one stack; in the quiet view one line when it starts and one when it ends (or its errors).
+
+    Returns the left-out summary lines for the final report.
+    """
+    init_env, apply_env = envs
+    log = None if verbose else local.terraform_log
+    started = time.monotonic()
+    targets, left_out = emulated_targets(local, stack)
+    tools.say(f"{stack}: applying" + (f" (leaving out {len(left_out)} blocks the emulator cannot create)"
+                                      if left_out else ""))
+    offset = local.terraform_log.stat().st_size if local.terraform_log.exists() else 0
+    try:
+        terraform_for(tools, stack, local.outdir, init_env, log)("init", "-input=false", "-no-color")
+        terraform_for(tools, stack, local.outdir, apply_env, log)(
+            "apply", "-input=false", "-auto-approve", "-no-color", LOCAL_PARALLELISM, *targets)
+    except Refused as error:
+        if log is None:
+            raise
+        written = _log_since(local.terraform_log, offset)
+        raise Refused("\n".join([f"{stack}: {error}", *failure_lines(written), f"  full log: {log}"])) from None
+    counts = "applied" if log is None else applied_counts(_log_since(local.terraform_log, offset))
+    tools.say(f"{stack}: {counts} in {time.monotonic() - started:.0f} s")
+    return left_out_lines(stack, left_out)
+
+
+def _log_since(log: Path, offset: int) -> str:
+    with log.open() as text:
+        text.seek(offset)
+        return text.read()
+
+
+def deploy_locally(tools: Tools, local: LocalPaths, endpoint: str, stacks: Sequence[str], verbose: bool) -> None:
+    """Synthesize for the emulator into the local folder, apply each stack, then report outputs and what was
+    left out."""
     project = load(tools, endpoint=endpoint)  # validates the endpoint as synthesis will
     synth(tools, stacks, local.outdir, endpoint)
-    init_env = local_terraform_env(tools, local, project.state.region, offline=False)
-    apply_env = local_terraform_env(tools, local, project.state.region, offline=True)
+    envs = (local_terraform_env(tools, local, project.state.region, offline=False),
+            local_terraform_env(tools, local, project.state.region, offline=True))
+    left_out = [line for stack in stacks for line in apply_stack(tools, local, stack, envs, verbose)]
     for stack in stacks:
-        terraform_for(tools, stack, local.outdir, init_env)("init", "-input=false", "-no-color")
-        terraform_for(tools, stack, local.outdir, apply_env)(
-            "apply", "-input=false", "-auto-approve", "-no-color", LOCAL_PARALLELISM,
-            *emulated_targets(tools, local, stack))
-    for stack in stacks:
-        tools.say(f"--- outputs of {stack} ---")
-        terraform_for(tools, stack, local.outdir, apply_env)("output", "-no-color")
+        outputs = terraform_for(tools, stack, local.outdir, envs[1]).text("output", "-no-color")
+        tools.say(f"outputs of {stack}:")
+        for line in outputs.splitlines():
+            tools.say(f"  {line}")
+    for line in left_out:
+        tools.say(line)
 
 
 def cmd_local_up(tools: Tools, args: argparse.Namespace) -> int:
@@ -243,9 +319,11 @@ def cmd_local_up(tools: Tools, args: argparse.Namespace) -> int:
     endpoint = start_emulator(tools, local, args.port)
     stacks = (BOOTSTRAP_STACK,) if args.bootstrap_only else (BOOTSTRAP_STACK, args.environment)
     try:
-        deploy_locally(tools, local, endpoint, stacks)
+        deploy_locally(tools, local, endpoint, stacks, args.verbose)
     except (Refused, UsageError) as error:
-        raise type(error)(f"{error} (the emulator keeps running for inspection; stop it with: {down})") from None
+        raise type(error)(f"{error}\n(the emulator keeps running for inspection; stop it with: {down})") from None
+    if not args.verbose:
+        tools.say(f"full Terraform log: {local.terraform_log}")
     tools.say(f"local stack up: {' and '.join(stacks)} on {endpoint} (fake credentials; "
               f"INFRA_AWS_ENDPOINT={endpoint}); stop it with: {down}")
     return 0

@@ -52,18 +52,29 @@ class Terraform:
     tools: Tools
     stack_dir: Path
     env: Mapping[str, str]
+    # Where its output goes instead of the terminal (local-up's quiet view); None: the terminal.
+    log: Path | None = None
 
     def __call__(self, *args: str, allowed: Sequence[int] = (0,)) -> int:
-        code = self.tools.run([terraform_binary(), *args], self.stack_dir, self.env)
+        command = [terraform_binary(), *args]
+        if self.log is None:
+            code = self.tools.run(command, self.stack_dir, self.env)
+        else:
+            code = self.tools.run_logged(command, self.stack_dir, self.env, self.log)
         if code not in allowed:
             raise Refused(f"terraform {args[0]} failed (exit {code}) in {self.stack_dir}")
         return code
 
-    def json(self, *args: str) -> Any:
-        """A `terraform ... -json` command's output, decoded."""
+    def text(self, *args: str) -> str:
+        """A terraform command's standard output (for the caller to show or decode)."""
         code, output = self.tools.capture([terraform_binary(), *args], self.stack_dir, self.env)
         if code != 0:
             raise Refused(f"terraform {args[0]} failed (exit {code}) in {self.stack_dir}")
+        return output
+
+    def json(self, *args: str) -> Any:
+        """A `terraform ... -json` command's output, decoded."""
+        output = self.text(*args)
         try:
             return json.loads(output)
         except json.JSONDecodeError as error:
@@ -79,9 +90,9 @@ class Terraform:
 
 
 def terraform_for(tools: Tools, stack: str, outdir: Path | None = None,
-                  env: Mapping[str, str] | None = None) -> Terraform:
+                  env: Mapping[str, str] | None = None, log: Path | None = None) -> Terraform:
     base = {**tools.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
-    return Terraform(tools, (outdir or tools.outdir) / "stacks" / stack, env or base)
+    return Terraform(tools, (outdir or tools.outdir) / "stacks" / stack, env or base, log)
 
 
 def settle(terraform: Terraform) -> None:

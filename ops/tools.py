@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 Runner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
 Capturer = Callable[[Sequence[str], Path, Mapping[str, str]], tuple[int, str]]
+LogRunner = Callable[[Sequence[str], Path, Mapping[str, str], Path], int]
 
 
 def run_streaming(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
@@ -32,6 +33,13 @@ def run_capturing(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> 
     """Run a command and return its exit status and standard output (stderr still goes to the terminal)."""
     result = subprocess.run(list(command), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, text=True, check=False)
     return result.returncode, result.stdout
+
+
+def run_to_log(command: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path) -> int:
+    """Run a command with its output (stdout and stderr) appended to `log`; return its exit status."""
+    with log.open("a") as out:
+        return subprocess.run(list(command), cwd=cwd, env=dict(env), stdout=out, stderr=subprocess.STDOUT,
+                              check=False).returncode
 
 
 def aws_client(project: ProjectConfig, service: str, region: str):
@@ -56,6 +64,7 @@ class Tools:
 
     run: Runner = run_streaming
     capture: Capturer = run_capturing
+    run_logged: LogRunner = run_to_log
     ask: Callable[[str], str] = ask_terminal
     run_preflight: Callable[[ProjectConfig, str], preflight.PreflightResult] = preflight.run_preflight
     state_bucket_status: Callable[[ProjectConfig], str] = preflight.state_bucket_status

@@ -75,6 +75,8 @@ class World:
     database_record: str | None = None
     database_failure: str | None = None
     database_runs: list[database_bootstrap.BootstrapRun] = field(default_factory=list)
+    # local-up's quiet view: (stack, terraform's log text) for an apply that fails.
+    apply_failure: tuple[str, str] | None = None
 
     def run(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
         call = Call(tuple(command), cwd, dict(env))
@@ -83,10 +85,25 @@ class World:
             self.on_synth(call)
         return self.plan_exit if call.name.startswith("plan") else 0
 
+    def run_logged(self, command: Sequence[str], cwd: Path, env: Mapping[str, str], log: Path) -> int:
+        """As `run`, with what terraform would print appended to `log` (an apply's count line, or an error)."""
+        code = self.run(command, cwd, env)
+        call = self.calls[-1]
+        with log.open("a") as text:
+            text.write(f"(terraform {call.name} in {cwd.name})\n")
+            if call.name.startswith("apply") and self.apply_failure and cwd.name == self.apply_failure[0]:
+                text.write(self.apply_failure[1])
+                return 1
+            if call.name.startswith("apply"):
+                text.write(f"Apply complete! Resources: {len(cwd.name)} added, 0 changed, 0 destroyed.\n")
+        return code
+
     def capture(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:
         """`terraform show -json` answers `shown`; `terraform output -json DatabaseBootstrap` what an applied
         environment stack reports."""
         code = self.run(command, cwd, env)
+        if tuple(command[1:3]) == ("output", "-no-color"):
+            return code, f'stack_name = "{cwd.name}"\n'
         if tuple(command[1:3]) == ("output", "-json"):
             assert tuple(command[3:]) == (database_bootstrap.OUTPUT,), command
             return code, json.dumps(BOOTSTRAP_SETTINGS)
@@ -106,7 +123,8 @@ class World:
         return preflight.PreflightResult(environment or "bootstrap", "123456789012", tuple(checks))
 
     def tools(self) -> ops_tools.Tools:
-        return ops_tools.Tools(run=self.run, capture=self.capture, ask=self.ask, run_preflight=self.preflight,
+        return ops_tools.Tools(run=self.run, capture=self.capture, run_logged=self.run_logged, ask=self.ask,
+                               run_preflight=self.preflight,
                            state_bucket_status=lambda project: self.bucket_status, out=io.StringIO(),
                            err=io.StringIO(), environ=self.environ, bootstrap_state=self.bootstrap_state,
                            database_bootstrapper=lambda project, env: FakeDatabase(self))
@@ -655,27 +673,33 @@ def test_deployable_leaves_out_what_moto_cannot_create_and_its_dependents():
     assert emulator.deployable(MINI_DEV_STACK, not_creatable=())[1] == set()
 
 
-def test_local_up_deploys_bootstrap_then_dev_through_the_emulator_only(tmp_path, monkeypatch):
-    """The order, folders and environment local-up gives terraform (the emulator itself is faked here)."""
-    folder = tmp_path / "local"
+def local_up_world(tmp_path, monkeypatch, **settings) -> tuple[World, Path, str]:
+    """A World for local-up: the emulator and the synthesis faked, a provider mirror configured."""
     endpoint = "http://127.0.0.1:45678"
     monkeypatch.setattr(local, "start_emulator", lambda tools, paths, port: endpoint)
     mirror = tmp_path / "mirror"
     (mirror / "registry.terraform.io").mkdir(parents=True)
     world = World(environ={"PATH": os.environ["PATH"], "AWS_PROFILE": "production-admin", "TF_WORKSPACE": "x",
                            "HTTPS_PROXY": "http://corporate:3128", local.MIRROR_VARIABLE: str(mirror)},
-                  on_synth=fake_synthesis)
+                  on_synth=fake_synthesis, **settings)
+    return world, mirror, endpoint
+
+
+LOCAL_APPLY = "apply -input=false -auto-approve -no-color -parallelism=30"
+LOCAL_CALLS = ["synth", "init -input=false -no-color", LOCAL_APPLY,
+               "init -input=false -no-color", f"{LOCAL_APPLY} -target=aws_s3_bucket.site",
+               "output -no-color", "output -no-color"]
+
+
+def test_local_up_deploys_bootstrap_then_dev_through_the_emulator_only(tmp_path, monkeypatch):
+    """The order, folders and environment local-up gives terraform (the emulator itself is faked here)."""
+    folder = tmp_path / "local"
+    world, mirror, endpoint = local_up_world(tmp_path, monkeypatch)
 
     outcome = run_infra("local-up", "--local-dir", str(folder), world=world)
 
     assert outcome.code == 0, outcome.err
-    apply = "apply -input=false -auto-approve -no-color -parallelism=30"
-    assert world.names() == ["synth",
-                             "init -input=false -no-color", apply,
-                             "init -input=false -no-color", f"{apply} -target=aws_s3_bucket.site",
-                             "output -no-color", "output -no-color"]
-    assert ("dev: leaving out 3 blocks: the emulator cannot create aws_cloudfront_cache_policy, and the rest "
-            "depend on those") in outcome.out
+    assert world.names() == LOCAL_CALLS
     synth, *runs = world.calls
     assert synth.stacks == ("bootstrap", DEV)
     assert synth.env[project.EMULATOR_VARIABLE] == endpoint
@@ -691,6 +715,68 @@ def test_local_up_deploys_bootstrap_then_dev_through_the_emulator_only(tmp_path,
     assert {call.env["HTTPS_PROXY"] for call in applies} == {local.DEAD_PROXY}
     assert str(mirror) in (folder / "terraform.tfrc").read_text()
     assert f"local stack up: bootstrap and dev on {endpoint} (fake credentials" in outcome.out
+
+
+def test_local_up_is_a_short_progress_view_with_outputs_and_what_was_left_out(tmp_path, monkeypatch):
+    """Terraform goes to the log; the terminal gets a line per stack start and end, the outputs, the left-out
+    summary grouped by gap and type, where the log is, and how to stop it all."""
+    folder = tmp_path / "local"
+    world, _, endpoint = local_up_world(tmp_path, monkeypatch)
+    outcome = run_infra("local-up", "--local-dir", str(folder), world=world)
+    assert outcome.code == 0, outcome.err
+    assert outcome.out.splitlines() == [
+        "bootstrap: applying",
+        "bootstrap: 9 added, 0 changed, 0 destroyed in 0 s",
+        "dev: applying (leaving out 3 blocks the emulator cannot create)",
+        "dev: 3 added, 0 changed, 0 destroyed in 0 s",
+        "outputs of bootstrap:", '  stack_name = "bootstrap"',
+        "outputs of dev:", '  stack_name = "dev"',
+        "dev: 3 blocks left out, the rest applied for real (ops/emulator.py EMULATOR_GAPS says why):",
+        "  the emulator cannot create (cloudfront-policies): aws_cloudfront_cache_policy x1",
+        "  they depend on those: aws_cloudfront_distribution x1, aws_cloudwatch_metric_alarm x1",
+        f"full Terraform log: {folder / 'terraform.log'}",
+        f"local stack up: bootstrap and dev on {endpoint} (fake credentials; INFRA_AWS_ENDPOINT={endpoint}); "
+        f"stop it with: python -m ops local-down --local-dir {folder}",
+    ]
+    log = (folder / "terraform.log").read_text()
+    assert log.count("(terraform init") == 2 and log.count("Apply complete!") == 2
+    assert [call.name for call in world.calls if call.name != "synth"] == LOCAL_CALLS[1:]
+
+
+def test_local_up_verbose_streams_terraform_and_writes_no_log(tmp_path, monkeypatch):
+    folder = tmp_path / "local"
+    world, _, _ = local_up_world(tmp_path, monkeypatch)
+    world.run_logged = None  # any use of the log runner would fail: verbose streams everything
+    outcome = run_infra("local-up", "--local-dir", str(folder), "--verbose", world=world)
+    assert outcome.code == 0, outcome.err
+    assert world.names() == LOCAL_CALLS
+    assert not (folder / "terraform.log").exists() and "full Terraform log" not in outcome.out
+    assert "dev: applied in 0 s" in outcome.out
+
+
+TERRAFORM_ERROR = """aws_s3_bucket.site: Creating...
+
+Error: creating S3 Bucket (webapp-dev-site): operation error S3: CreateBucket, BucketAlreadyExists
+
+  with aws_s3_bucket.site,
+  on cdk.tf.json line 1234, in resource "aws_s3_bucket" "site":
+1234:       },
+
+"""
+
+
+def test_a_failed_local_apply_prints_the_failing_resource_and_error(tmp_path, monkeypatch):
+    folder = tmp_path / "local"
+    world, _, _ = local_up_world(tmp_path, monkeypatch, apply_failure=(DEV, TERRAFORM_ERROR))
+    outcome = run_infra("local-up", "--local-dir", str(folder), world=world)
+    assert outcome.code == errors.EXIT_REFUSED
+    assert outcome.err.splitlines() == [
+        f"ops: dev: terraform apply failed (exit 1) in {folder / 'cdktf.out' / 'stacks' / DEV}",
+        "  aws_s3_bucket.site: creating S3 Bucket (webapp-dev-site): operation error S3: CreateBucket, "
+        "BucketAlreadyExists",
+        f"  full log: {folder / 'terraform.log'}",
+        f"(the emulator keeps running for inspection; stop it with: python -m ops local-down --local-dir {folder})",
+    ]
 
 
 # --- the real emulator process ----------------------------------------------------------------------
