@@ -76,13 +76,20 @@ def drift_of(shown: Mapping[str, Any]) -> list[Drift]:
     return sorted(drifts, key=lambda drift: drift.address)
 
 
-def drift_lines(environment: str, drifts: list[Drift]) -> list[str]:
-    """What `python -m ops drift` prints: one line per drifted resource, naming its drifted attributes."""
-    if not drifts:
+def drift_lines(environment: str, drifts: list[Drift], unaccounted: list[str] = ()) -> list[str]:
+    """What `python -m ops drift` prints: one line per drifted resource, naming its drifted attributes, then
+    one per thing the state holds that no managed resource accounts for."""
+    if not drifts and not unaccounted:
         return [f"{environment}: no drift: every resource matches its state"]
-    noun = "resource differs" if len(drifts) == 1 else "resources differ"
-    return [f"{environment}: DRIFT: {len(drifts)} {noun} from the state (changed outside Terraform):",
-            *(f"  {drift.describe()}" for drift in drifts)]
+    lines = []
+    if drifts:
+        noun = "resource differs" if len(drifts) == 1 else "resources differ"
+        lines += [f"{environment}: DRIFT: {len(drifts)} {noun} from the state (changed outside Terraform):",
+                  *(f"  {drift.describe()}" for drift in drifts)]
+    if unaccounted:
+        lines += [f"{environment}: DRIFT: {len(unaccounted)} in the state that no managed resource accounts for "
+                  "(added outside Terraform; a deploy's refresh keeps it):", *(f"  {line}" for line in unaccounted)]
+    return lines
 
 
 # --- plan summaries --------------------------------------------------------------------------------

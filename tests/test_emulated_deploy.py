@@ -366,7 +366,9 @@ def local_up_finished(deployment: Deployment) -> str:
     def finish() -> str:
         deployment.local_up.wait(timeout=LOCAL_UP_TIMEOUT_SECONDS)
         out, err = _local_up_output(deployment.scratch)
-        assert deployment.local_up.returncode == 0, f"local-up failed:\n{out[-4000:]}\n{err[-4000:]}"
+        log = deployment.local / "terraform.log"
+        tail = log.read_text()[-4000:] if log.exists() else "(no terraform log)"
+        assert deployment.local_up.returncode == 0, f"local-up failed:\n{out[-4000:]}\n{err[-4000:]}\n{tail}"
         return out
 
     return deployment.step("local-up", finish)
@@ -816,12 +818,21 @@ def test_bootstrap_creates_the_state_backend(deployment):
     _assert_access_log_delivery_is_granted(deployment, s3)
 
 
-def test_local_up_prints_both_stacks_outputs_and_its_bootstrap_passes_the_preflight(deployment):
-    """What a newcomer sees: both stacks' outputs; what the real bootstrap created passes the preflight
-    every deploy runs."""
+def test_local_up_prints_a_short_view_with_both_stacks_outputs_and_its_bootstrap_passes_the_preflight(deployment):
+    """What a newcomer sees: at most 60 lines (Terraform's thousands go to the log), each stack's start and
+    end, both stacks' outputs, what was left out grouped by gap; what the real bootstrap created passes the
+    preflight every deploy runs."""
     up = local_up_finished(deployment)
-    assert "--- outputs of bootstrap ---" in up and f'state_bucket = "{deployment.state.bucket}"' in up
-    dev_outputs = up.split(f"--- outputs of {DEPLOYED_ENVIRONMENT} ---", 1)
+    lines = up.splitlines()
+    assert len(lines) <= 60, f"local-up printed {len(lines)} lines:\n{up[:4000]}"
+    assert f"{DEPLOYED_ENVIRONMENT}: applying (leaving out " in up and "Apply complete!" not in up
+    assert re.search(rf"^{DEPLOYED_ENVIRONMENT}: \d+ added, \d+ changed, \d+ destroyed in \d+ s$", up, re.M), up
+    left_out = [line for line in lines if line.startswith("  the emulator cannot create (")]
+    assert left_out and len(left_out) <= len(emulator.NOT_CREATABLE), left_out
+    log = (deployment.local / "terraform.log").read_text()
+    assert log.count("Apply complete!") == 2 and f"full Terraform log: {deployment.local / 'terraform.log'}" in up
+    assert "outputs of bootstrap:" in up and f'  state_bucket = "{deployment.state.bucket}"' in up
+    dev_outputs = up.split(f"outputs of {DEPLOYED_ENVIRONMENT}:", 1)
     assert len(dev_outputs) == 2, f"dev was not brought up:\n{up[-4000:]}"
     assert "VpcId = " in dev_outputs[1] and "DatabaseSecretArn = " in dev_outputs[1], dev_outputs[1][:2000]
     assert f"local stack up: bootstrap and {DEPLOYED_ENVIRONMENT} on {deployment.endpoint}" in up
@@ -1194,8 +1205,9 @@ def _resource_values(deployment: Deployment, kind: str, logical_prefix: str) -> 
     return found[0]
 
 
-def test_drift_names_a_tag_and_a_rule_changed_behind_terraforms_back_and_clears_after_reapply(deployment):
-    """`python -m ops drift`: exit 2 naming each changed resource and attribute; after re-apply, exit 0.
+def test_drift_names_changes_and_hand_added_rules_behind_terraforms_back_and_clears_after_reapply(deployment):
+    """`python -m ops drift`: exit 2 naming each changed resource and attribute, and a rule added by hand even
+    after a deploy's settle recorded it; after re-apply (and the rule's removal), exit 0.
 
     The flow applied dev with terraform directly, so first the state is settled as `python -m ops deploy`
     does after every apply (terraform.settle: a refresh-only apply). The re-apply targets the drifted
@@ -1226,6 +1238,22 @@ def test_drift_names_a_tag_and_a_rule_changed_behind_terraforms_back_and_clears_
     drifted = _target_flags([vpc, rule, group])
     deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-auto-approve", "-input=false", *drifted)
     deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-refresh-only", "-auto-approve", "-input=false", *drifted)
+
+    # A rule added by hand, then a deploy's settle (the refresh-only apply): the state now lists the rule
+    # in the group, so the refresh finds nothing changed, yet drift still names it.
+    ec2.authorize_security_group_ingress(GroupId=rule_values["security_group_id"], IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.0/24"}]}])
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-refresh-only", "-auto-approve", "-input=false",
+                         f"-target={group}")
+    code, report = _drift(deployment)
+    assert code == errors.EXIT_DRIFT, report
+    assert report.splitlines()[1:] == [f"  {group}: ingress tcp 22 from 198.51.100.0/24 is in no rule resource"], report
+    assert "resources differ from the state" not in report, "settled: the refresh alone sees nothing"
+
+    ec2.revoke_security_group_ingress(GroupId=rule_values["security_group_id"], IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.0/24"}]}])
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-refresh-only", "-auto-approve", "-input=false",
+                         f"-target={group}")
     code, report = _drift(deployment)
     assert (code, report) == (0, f"{DEPLOYED_ENVIRONMENT}: no drift: every resource matches its state\n")
 
