@@ -2,6 +2,7 @@
 # runs the whole suite. Terraform tiers use $TF_PROVIDER_MIRROR when set (air-gapped installs).
 SHELL := /bin/bash
 space := $(subst ,, )
+comma := ,
 PYTHON ?= python3
 PIPENV := PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 $(PYTHON) -m pipenv
 PIPENV_VERSION := 2026.10.3
@@ -13,14 +14,18 @@ export CHECKPOINT_DISABLE := 1
 
 all: synth
 
-# Node.js majors the whole path (synth, cdktf diff, cdktf deploy) works on; README "Prerequisites"
-# says why. Checked before anything is installed, so an unsupported Node stops here, not half-way.
-SUPPORTED_NODE := 20 22
+# Node.js majors everything works on: make, make test, python -m ops. On 20 and 22 `npx cdktf` works
+# too; on 24 the cdktf CLI's terminal library has no binary, so tools/node-pty-guard stops every
+# `npx cdktf ...` with one line pointing at python -m ops (README "Prerequisites" has the table).
+SUPPORTED_NODE := 20 22 24
+CDKTF_CLI_NODE := 20 22
 node-check:
-	@version=$$(node --version 2>/dev/null) || { echo "make: Node.js not found: install Node.js 20 or 22 (see README, Prerequisites)" >&2; exit 1; }; \
+	@version=$$(node --version 2>/dev/null) || { echo "make: Node.js not found: install Node.js 24 (or 20, 22) (see README, Prerequisites)" >&2; exit 1; }; \
 	major=$${version#v}; major=$${major%%.*}; \
 	case " $(SUPPORTED_NODE) " in *" $$major "*) ;; *) \
-	  echo "make: Node.js $$version is not supported: use Node.js $(subst $(space), or ,$(SUPPORTED_NODE)) (see README, Prerequisites: the cdktf CLI's terminal library has prebuilt binaries only for those)" >&2; exit 1;; esac
+	  echo "make: Node.js $$version is not supported: use Node.js $(subst $(space),$(comma) ,$(SUPPORTED_NODE)) (see README, Prerequisites)" >&2; exit 1;; esac; \
+	case " $(CDKTF_CLI_NODE) " in *" $$major "*) ;; *) \
+	  echo "note: Node.js $$version: npx cdktf is unavailable (its terminal library has no binary); everything else works, deploy with python -m ops";; esac
 
 .make/pipenv:
 	@mkdir -p .make
@@ -33,13 +38,14 @@ node-check:
 
 .make/node: package-lock.json | node-check
 	npm ci --no-audit --no-fund --loglevel=error
-	@node -e "require('@cdktf/node-pty-prebuilt-multiarch')" 2>/dev/null || { echo "make: the cdktf CLI's terminal library (node-pty) has no binary for Node.js $$(node --version) on $$(uname -sm): use Node.js 20 there (see README, Prerequisites)" >&2; exit 1; }
+	@node -e "require('@cdktf/node-pty-prebuilt-multiarch')" 2>/dev/null || echo "note: npx cdktf is unavailable with Node.js $$(node --version) on $$(uname -sm) (no terminal-library binary); make, make test and python -m ops work (see README, Prerequisites)"
 	@touch $@
 
 setup: node-check .make/python .make/node
 
+# main.py directly (what `npx cdktf synth` runs too), so synthesis works on every supported Node.js.
 synth: setup
-	npx cdktf synth
+	$(PIPENV) run python -m ops synth
 
 # Two workers (the machines have two cores); `loadgroup` keeps module-wide scenarios on one worker.
 test: setup test-deps

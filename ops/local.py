@@ -286,6 +286,13 @@ def apply_stack(tools: Tools, local: LocalPaths, stack: str, envs: tuple[dict[st
     return left_out_lines(stack, left_out)
 
 
+def output_lines(outputs: dict) -> list[str]:
+    """One line per output (`terraform output -json`), maps and lists compact, sensitive values hidden."""
+    return [f"{name} = " + ("(sensitive)" if output.get("sensitive")
+                            else json.dumps(output.get("value"), separators=(",", ":")))
+            for name, output in sorted(outputs.items())]
+
+
 def _log_since(log: Path, offset: int) -> str:
     with log.open() as text:
         text.seek(offset)
@@ -296,14 +303,13 @@ def deploy_locally(tools: Tools, local: LocalPaths, endpoint: str, stacks: Seque
     """Synthesize for the emulator into the local folder, apply each stack, then report outputs and what was
     left out."""
     project = load(tools, endpoint=endpoint)  # validates the endpoint as synthesis will
-    synth(tools, stacks, local.outdir, endpoint)
+    synth(tools, stacks, local.outdir, endpoint, log=None if verbose else local.terraform_log)
     envs = (local_terraform_env(tools, local, project.state.region, offline=False),
             local_terraform_env(tools, local, project.state.region, offline=True))
     left_out = [line for stack in stacks for line in apply_stack(tools, local, stack, envs, verbose)]
     for stack in stacks:
-        outputs = terraform_for(tools, stack, local.outdir, envs[1]).text("output", "-no-color")
         tools.say(f"outputs of {stack}:")
-        for line in outputs.splitlines():
+        for line in output_lines(terraform_for(tools, stack, local.outdir, envs[1]).json("output", "-json")):
             tools.say(f"  {line}")
     for line in left_out:
         tools.say(line)

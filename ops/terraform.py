@@ -29,18 +29,30 @@ def terraform_binary() -> str:
     return binary
 
 
-def synth(tools: Tools, stacks: Sequence[str] = (), outdir: Path | None = None, endpoint: str | None = None) -> None:
+def synth(tools: Tools, stacks: Sequence[str] = (), outdir: Path | None = None, endpoint: str | None = None,
+          log: Path | None = None) -> None:
     """Synthesize `stacks` (every stack when empty) with main.py (the same interpreter) into `outdir`.
 
     A command synthesizes only the stacks it runs terraform in: with a dozen environments, planning
     one of them must not pay for the other eleven. main.py still validates the whole configuration.
+    With `log`, main.py's output goes there (local-up's quiet view), and a failure quotes its last lines.
     """
     env = {**tools.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
            OUTDIR_VARIABLE: str(outdir or tools.outdir)}
     env.pop(STACKS_VARIABLE, None)  # the stacks are named on the command line, never inherited
     if endpoint is not None:
         env[EMULATOR_VARIABLE] = endpoint
-    code = tools.run([sys.executable, str(tools.root / "main.py"), *stacks], tools.root, env)
+    command = [sys.executable, str(tools.root / "main.py"), *stacks]
+    if log is None:
+        code = tools.run(command, tools.root, env)
+    else:
+        offset = log.stat().st_size if log.exists() else 0
+        code = tools.run_logged(command, tools.root, env, log)
+        if code != 0:
+            with log.open() as text:
+                text.seek(offset)
+                said = text.read().strip().splitlines()[-3:]
+            raise Refused("\n".join([f"synthesis failed (exit {code}):", *(f"  {line}" for line in said)]))
     if code != 0:
         raise Refused(f"synthesis failed (exit {code}): see the message above")
 

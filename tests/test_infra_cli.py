@@ -102,8 +102,10 @@ class World:
         """`terraform show -json` answers `shown`; `terraform output -json DatabaseBootstrap` what an applied
         environment stack reports."""
         code = self.run(command, cwd, env)
-        if tuple(command[1:3]) == ("output", "-no-color"):
-            return code, f'stack_name = "{cwd.name}"\n'
+        if tuple(command[1:]) == ("output", "-json"):
+            return code, json.dumps({"stack_name": {"value": cwd.name, "sensitive": False},
+                                     "settings": {"value": {"a": [1, 2]}, "sensitive": False},
+                                     "secret": {"value": "x", "sensitive": True}})
         if tuple(command[1:3]) == ("output", "-json"):
             assert tuple(command[3:]) == (database_bootstrap.OUTPUT,), command
             return code, json.dumps(BOOTSTRAP_SETTINGS)
@@ -688,7 +690,7 @@ def local_up_world(tmp_path, monkeypatch, **settings) -> tuple[World, Path, str]
 LOCAL_APPLY = "apply -input=false -auto-approve -no-color -parallelism=30"
 LOCAL_CALLS = ["synth", "init -input=false -no-color", LOCAL_APPLY,
                "init -input=false -no-color", f"{LOCAL_APPLY} -target=aws_s3_bucket.site",
-               "output -no-color", "output -no-color"]
+               "output -json", "output -json"]
 
 
 def test_local_up_deploys_bootstrap_then_dev_through_the_emulator_only(tmp_path, monkeypatch):
@@ -729,8 +731,8 @@ def test_local_up_is_a_short_progress_view_with_outputs_and_what_was_left_out(tm
         "bootstrap: 9 added, 0 changed, 0 destroyed in 0 s",
         "dev: applying (leaving out 3 blocks the emulator cannot create)",
         "dev: 3 added, 0 changed, 0 destroyed in 0 s",
-        "outputs of bootstrap:", '  stack_name = "bootstrap"',
-        "outputs of dev:", '  stack_name = "dev"',
+        "outputs of bootstrap:", "  secret = (sensitive)", '  settings = {"a":[1,2]}', '  stack_name = "bootstrap"',
+        "outputs of dev:", "  secret = (sensitive)", '  settings = {"a":[1,2]}', '  stack_name = "dev"',
         "dev: 3 blocks left out, the rest applied for real (ops/emulator.py EMULATOR_GAPS says why):",
         "  the emulator cannot create (cloudfront-policies): aws_cloudfront_cache_policy x1",
         "  they depend on those: aws_cloudfront_distribution x1, aws_cloudwatch_metric_alarm x1",
@@ -739,7 +741,7 @@ def test_local_up_is_a_short_progress_view_with_outputs_and_what_was_left_out(tm
         f"stop it with: python -m ops local-down --local-dir {folder}",
     ]
     log = (folder / "terraform.log").read_text()
-    assert log.count("(terraform init") == 2 and log.count("Apply complete!") == 2
+    assert log.count("(terraform init") == 2 and log.count("Apply complete!") == 2 and "(terraform synth" in log
     assert [call.name for call in world.calls if call.name != "synth"] == LOCAL_CALLS[1:]
 
 

@@ -1,6 +1,7 @@
-"""`make` stops before installing anything when Node.js is a version the cdktf path does not work on.
+"""`make` stops before installing anything when Node.js is a version the product does not work on.
 
-Supported: Node.js 20 and 22 (README, Prerequisites, says why). `node` is replaced by a stand-in
+Supported: Node.js 20, 22 and 24; on 24 the cdktf CLI is not (its terminal library has no binary), which
+`make` says in one note line (README, Prerequisites, says why). `node` is replaced by a stand-in
 that reports a version, so every case runs here whatever Node.js is installed.
 """
 
@@ -33,21 +34,84 @@ def make_node_check(tmp_path: Path, version: str | None) -> subprocess.Completed
 
 
 @pytest.mark.parametrize("version", ["v20.20.2", "v22.23.3"])
-def test_supported_node_passes(tmp_path, version):
+def test_node_with_the_cdktf_cli_passes_quietly(tmp_path, version):
     result = make_node_check(tmp_path, version)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_node_24_passes_and_says_npx_cdktf_is_unavailable(tmp_path):
+    result = make_node_check(tmp_path, "v24.21.0")
     assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == ("note: Node.js v24.21.0: npx cdktf is unavailable (its terminal library has no binary); "
+                             "everything else works, deploy with python -m ops\n")
 
 
-@pytest.mark.parametrize("version", ["v18.20.8", "v21.7.3", "v24.21.0", "v26.0.0"])
+@pytest.mark.parametrize("version", ["v18.20.8", "v21.7.3", "v23.1.0", "v26.0.0"])
 def test_unsupported_node_stops_with_one_clear_line(tmp_path, version):
     result = make_node_check(tmp_path, version)
     assert result.returncode != 0
     assert result.stderr.splitlines()[0] == (
-        f"make: Node.js {version} is not supported: use Node.js 20 or 22 (see README, Prerequisites: "
-        "the cdktf CLI's terminal library has prebuilt binaries only for those)")
+        f"make: Node.js {version} is not supported: use Node.js 20, 22, 24 (see README, Prerequisites)")
 
 
 def test_missing_node_says_what_to_install(tmp_path):
     result = make_node_check(tmp_path, None)
     assert result.returncode != 0
-    assert result.stderr.startswith("make: Node.js not found: install Node.js 20 or 22")
+    assert result.stderr.startswith("make: Node.js not found: install Node.js 24 (or 20, 22)")
+
+
+GUARD = ROOT / "tools" / "node-pty-guard" / "index.js"
+
+
+def run_guard(tmp_path: Path, binary: bool, real_module: str = "module.exports = {spawn: 'real'};"
+              ) -> subprocess.CompletedProcess[str]:
+    """Load the guard beside a stand-in for the real terminal library, with or without a binary for this Node.js."""
+    modules = tmp_path / "node_modules" / "@cdktf"
+    (modules / "guard").mkdir(parents=True)
+    shutil.copy(GUARD, modules / "guard" / "index.js")
+    real = modules / "node-pty-real"
+    (real / "lib").mkdir(parents=True)
+    (real / "package.json").write_text('{"name": "@cdktf/node-pty-prebuilt-multiarch", "main": "index.js"}')
+    (real / "index.js").write_text(real_module)
+    found = "'/prebuilds/pty.node'" if binary else "null"
+    (real / "lib" / "prebuild-file-path.js").write_text(f"exports.ptyPath = {found}; exports.winPtyPath = null;")
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("Node.js is not installed (README, Prerequisites)", pytrace=False)
+    script = "console.log(JSON.stringify(require('@cdktf/guard')))"
+    return subprocess.run([node, "-e", script], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_guard_is_the_real_terminal_library_where_that_has_a_binary(tmp_path):
+    result = run_guard(tmp_path, binary=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, '{"spawn":"real"}\n', "")
+
+
+def test_a_binary_compiled_from_source_counts(tmp_path):
+    (tmp_path / "node_modules" / "@cdktf" / "node-pty-real" / "build" / "Release").mkdir(parents=True)
+    (tmp_path / "node_modules" / "@cdktf" / "node-pty-real" / "build" / "Release" / "pty.node").touch()
+    result = run_guard(tmp_path, binary=False)
+    assert (result.returncode, result.stdout) == (0, '{"spawn":"real"}\n')
+
+
+def test_without_a_binary_every_npx_cdktf_stops_with_one_line(tmp_path):
+    result = run_guard(tmp_path, binary=False, real_module="throw new Error('must not be loaded');")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"cdktf: the cdktf CLI's terminal library has no binary for Node.js {node_version()} on "
+        f"{node_platform()}: use python -m ops synth|plan|deploy STACK (or Node.js 20/22 for npx cdktf; README, "
+        "Prerequisites)"]
+
+
+def test_any_other_failure_of_the_real_library_is_not_hidden(tmp_path):
+    result = run_guard(tmp_path, binary=True, real_module="throw new Error('broken in another way');")
+    assert result.returncode == 1 and "broken in another way" in result.stderr
+
+
+def node_version() -> str:
+    return subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def node_platform() -> str:
+    return subprocess.run(["node", "-p", "process.platform + '-' + process.arch"], capture_output=True, text=True,
+                          check=True).stdout.strip()

@@ -1,0 +1,28 @@
+"use strict";
+// The cdktf CLI loads its terminal library (@cdktf/node-pty-prebuilt-multiarch) when it starts, and that
+// library ships binaries only for the Node.js versions and platforms it was built for (up to Node.js 22).
+// package.json's "overrides" puts this module in its place: where the real one has a binary, it is the
+// real one; where it has none (Node.js 24, or 22 on a platform without one), every `npx cdktf ...` stops
+// with one line saying what to use instead, not the library's stack traces. README "Prerequisites".
+const fs = require("fs");
+const path = require("path");
+
+const REAL = "@cdktf/node-pty-real";
+
+function hasBinary() {
+  // The library's own answer to "is there a prebuilt binary for this Node.js ABI and platform?"
+  const prebuilt = require(`${REAL}/lib/prebuild-file-path`);
+  const root = path.dirname(require.resolve(`${REAL}/package.json`));
+  const compiled = ["Release", "Debug"].some((mode) => fs.existsSync(path.join(root, "build", mode, "pty.node")));
+  return Boolean(prebuilt.ptyPath || prebuilt.winPtyPath || compiled);
+}
+
+if (!hasBinary()) {
+  process.stderr.write(
+    `cdktf: the cdktf CLI's terminal library has no binary for Node.js ${process.version} on ` +
+      `${process.platform}-${process.arch}: use python -m ops synth|plan|deploy STACK (or Node.js 20/22 ` +
+      "for npx cdktf; README, Prerequisites)\n",
+  );
+  process.exit(2);
+}
+module.exports = require(REAL);
