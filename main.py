@@ -70,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     outdir = os.environ.get(OUTDIR_VARIABLE, "cdktf.out")
     build_app(project, outdir, selected).synth()
-    for stack in summarize(outdir):
-        print(f"{stack.name:<12} {stack.resources:>4} resources  {stack.path}")
+    written = summarize(outdir)
+    width = max((len(stack.name) for stack in written), default=0)  # the longest name, not a guess
+    for stack in written:
+        print(f"{stack.name:<{width}} {stack.resources:>4} resources  {stack.path}")
     skipped = [name for name in project.stack_names if name not in selected]
     if skipped:
         print(f"wrote {len(selected)} of {len(selected) + len(skipped)} stacks; not synthesized: {', '.join(skipped)}")

@@ -80,6 +80,9 @@ def test_a_good_configuration_synthesizes_and_prints_one_line_per_stack(tmp_path
     lines = run.stdout.splitlines()
     summaries = [SUMMARY_LINE.fullmatch(line) for line in lines]
     assert all(summaries), f"every line is '<stack> <n> resources <dir>':\n{run.stdout}"
+    columns = {line.index(" resources") for line in lines}
+    assert len(columns) == 1, f"the counts line up whatever the longest stack name:\n{run.stdout}"
+    assert min(len(line) - len(line.lstrip()) for line in lines) == 0
     assert set(SHIPPED_STACKS) >= SPEC_STACKS
     assert sorted(match["name"] for match in summaries) == sorted(SHIPPED_STACKS), "exactly one line per stack"
     for match in summaries:
