@@ -245,8 +245,11 @@ class Substitution:
         resource_type, logical_id = address.split(".")[-2:]
         config = self.stack.get("resource", {}).get(resource_type, {}).get(logical_id, {})
         name = config.get(NAME_ATTRIBUTES.get(resource_type, "name"))
-        if isinstance(name, str) and "${" not in name:
-            return name
+        if isinstance(name, str):
+            try:
+                return self.apply(name)  # "webapp-dev-${data.aws_caller_identity.caller.account_id}"
+            except NotValidatable:
+                pass
         return re.sub(r"[^a-z0-9-]", "-", logical_id.lower())
 
     def value(self, expression: str) -> str:
