@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,18 +90,19 @@ PLACEHOLDER_ACCOUNT = "111122223333"
 PLACEHOLDER_PARTITION = "aws"
 # (referenced type, attribute) -> a well-formed value of that attribute's shape, for references a plan
 # does not know (or without a plan). Fields: partition, region and account of the stack; name: the
-# referenced resource's literal name, else its logical id. ARN forms: each service's "Resource types"
-# table in the Service Authorization Reference.
+# referenced resource's literal name, else its logical id; uuid and id: derived from the referenced
+# address, so two resources never share a placeholder (the provider would merge them in a set).
+# ARN forms: each service's "Resource types" table in the Service Authorization Reference.
 PLACEHOLDERS: dict[tuple[str, str], str] = {
     ("aws_backup_vault", "arn"): "arn:{partition}:backup:{region}:{account}:backup-vault:{name}",
-    ("aws_cloudfront_distribution", "arn"): "arn:{partition}:cloudfront::{account}:distribution/EPLACEHOLDER00",
+    ("aws_cloudfront_distribution", "arn"): "arn:{partition}:cloudfront::{account}:distribution/E{id:.13}",
     ("aws_cloudwatch_log_group", "arn"): "arn:{partition}:logs:{region}:{account}:log-group:{name}",
     ("aws_ecr_repository", "arn"): "arn:{partition}:ecr:{region}:{account}:repository/{name}",
-    ("aws_kms_key", "arn"): "arn:{partition}:kms:{region}:{account}:key/00000000-0000-4000-8000-000000000000",
+    ("aws_kms_key", "arn"): "arn:{partition}:kms:{region}:{account}:key/{uuid}",
     ("aws_rds_cluster", "arn"): "arn:{partition}:rds:{region}:{account}:cluster:{name}",
-    ("aws_rds_cluster", "cluster_resource_id"): "cluster-PLACEHOLDER0000000000000000",
+    ("aws_rds_cluster", "cluster_resource_id"): "cluster-{id:.26}",
     ("aws_rds_cluster", "master_user_secret[0].secret_arn"):
-        "arn:{partition}:secretsmanager:{region}:{account}:secret:rds!cluster-placeholder-AbCdEf",
+        "arn:{partition}:secretsmanager:{region}:{account}:secret:rds!cluster-{uuid}-AbCdEf",
     ("aws_s3_bucket", "arn"): "arn:{partition}:s3:::{name}",
     ("aws_sns_topic", "arn"): "arn:{partition}:sns:{region}:{account}:{name}",
     ("data.aws_caller_identity", "account_id"): "{account}",
@@ -168,6 +170,11 @@ STATEMENT_ELEMENTS = {"sid": "Sid", "effect": "Effect", "actions": "Action", "no
 PRINCIPAL_ELEMENTS = {"principals": "Principal", "not_principals": "NotPrincipal"}
 
 
+def _set(value: Any) -> Any:
+    """A list without repeats (the provider's schema holds these as sets); sid and effect as they are."""
+    return list(dict.fromkeys(value)) if isinstance(value, list) else value
+
+
 def _principal(blocks: list[Mapping[str, Any]]) -> Any:
     """`principals` blocks as the Principal element; type and identifiers "*" is `"Principal": "*"`."""
     if len(blocks) == 1 and blocks[0]["type"] == "*" and blocks[0]["identifiers"] == ["*"]:
@@ -175,14 +182,15 @@ def _principal(blocks: list[Mapping[str, Any]]) -> Any:
     merged: dict[str, list[str]] = {}
     for block in blocks:
         merged.setdefault(block["type"], []).extend(block["identifiers"])
-    return merged
+    return {kind: _set(identifiers) for kind, identifiers in merged.items()}
 
 
 def _condition(blocks: list[Mapping[str, Any]]) -> dict[str, dict[str, list[str]]]:
     merged: dict[str, dict[str, list[str]]] = {}
     for block in blocks:
         merged.setdefault(block["test"], {}).setdefault(block["variable"], []).extend(block["values"])
-    return merged
+    return {test: {variable: _set(values) for variable, values in variables.items()}
+            for test, variables in merged.items()}
 
 
 def render_statement(statement: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,7 +198,7 @@ def render_statement(statement: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise NotValidatable(f"its policy document uses {', '.join(unknown)}, which is not rendered here")
     rendered: dict[str, Any] = {"Effect": "Allow"}
-    rendered.update({element: statement[key] for key, element in STATEMENT_ELEMENTS.items() if key in statement})
+    rendered.update({element: _set(statement[key]) for key, element in STATEMENT_ELEMENTS.items() if key in statement})
     rendered.update({element: _principal(statement[key]) for key, element in PRINCIPAL_ELEMENTS.items()
                      if statement.get(key)})
     if statement.get("condition"):
@@ -265,8 +273,10 @@ class Substitution:
             raise NotValidatable(f"${{{expression}}} is unknown before apply and has no placeholder "
                                  "(ops/policy_validation.py PLACEHOLDERS)")
         self.used.append(expression)
+        unique = uuid.uuid5(uuid.NAMESPACE_URL, address)
         return template.format(partition=self._known_partition(), region=self._region(address),
-                               account=self.account, name=self._name(address))
+                               account=self.account, name=self._name(address), uuid=unique,
+                               id=unique.hex.upper())
 
     def _known_partition(self) -> str:
         for address, values in self.known.items():

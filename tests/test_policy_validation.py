@@ -26,6 +26,7 @@ from botocore.stub import Stubber
 from ops import cli, policy_validation
 from ops import tools as ops_tools
 from ops.policy_validation import EXIT_NOT_RUN, PLACEHOLDER_ACCOUNT, extract_policies
+from tests.terraform_tools import run_terraform
 
 STACK_NAMES = ("bootstrap", "baseline-eu-west-1", "dev", "staging", "production")
 LINK = "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-reference-policy-checks.html"
@@ -398,3 +399,66 @@ def test_a_rendered_policy_document_keeps_every_statement_of_its_block(stacks):
             sids = [statement["Sid"] for statement in json.loads(policy.document)["Statement"]]
             assert sids == [statement["sid"] for statement in source["statement"]], policy.label
 
+
+
+# --- the renderer against the provider's own rendering ----------------------------------------------
+
+def _normalized(value: Any) -> Any:
+    """A policy with the provider's shorthand undone: one-element lists as lists, every list sorted."""
+    if isinstance(value, dict):
+        return {key: _normalized(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return sorted((_normalized(item) for item in value), key=lambda item: json.dumps(item, sort_keys=True))
+    return value
+
+
+def _as_lists(value: Any, key: str = "") -> Any:
+    """Scalars that the provider may shorten from one-element lists, as lists (not Version, Sid, Effect)."""
+    if isinstance(value, dict):
+        return {name: _as_lists(item, name) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_as_lists(item, "Version") if isinstance(item, str) else _as_lists(item) for item in value]
+    if isinstance(value, str) and key not in ("Version", "Sid", "Effect", "Principal", "NotPrincipal"):
+        return [value]
+    return value
+
+
+def test_rendered_policy_documents_match_the_providers_rendering(stacks, terraform_env, tmp_path):
+    """Every shipped aws_iam_policy_document, references replaced the same way, rendered by hashicorp/aws
+    offline (a data source needs no AWS call) and compared statement by statement with the renderer here."""
+    root: dict[str, Any] = {"terraform": {"required_providers": stacks["dev"]["terraform"]["required_providers"]},
+                            "provider": {"aws": {"region": "eu-west-1", "access_key": "offline",
+                                                 "secret_key": "offline", "skip_credentials_validation": True,
+                                                 "skip_requesting_account_id": True,
+                                                 "skip_metadata_api_check": True}},
+                            "data": {"aws_iam_policy_document": {}}, "output": {}}
+    expected = {}
+    for stack_name, stack in sorted(stacks.items()):
+        substitution = policy_validation.Substitution(stack, {}, PLACEHOLDER_ACCOUNT)
+        for name, block in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+            key = f"d{len(expected)}"
+            concrete = json.loads(substitution.apply(json.dumps({k: v for k, v in block.items() if k != "//"})))
+            root["data"]["aws_iam_policy_document"][key] = concrete
+            root["output"][key] = {"value": f"${{data.aws_iam_policy_document.{key}.json}}"}
+            expected[key] = (f"{stack_name}: {name}", policy_validation.render_policy_document(concrete))
+    assert len(expected) > 50, "too few documents: the comparison would prove little"
+    (tmp_path / "main.tf.json").write_text(json.dumps(root))
+    run_terraform(["init", "-backend=false", "-input=false", "-no-color"], tmp_path, terraform_env)
+    run_terraform(["apply", "-auto-approve", "-input=false", "-no-color"], tmp_path, terraform_env)
+    outputs = json.loads(run_terraform(["output", "-json"], tmp_path, terraform_env).stdout)
+    for key, (where, ours) in expected.items():
+        theirs = json.loads(outputs[key]["value"])
+        assert _normalized(_as_lists(theirs)) == _normalized(_as_lists(ours)), f"{where}: {theirs} != {ours}"
+
+
+def test_the_rendering_comparison_ignores_only_the_providers_shorthand():
+    ours = {"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow", "Action": ["s3:GetObject"],
+                                                    "Principal": {"Service": ["s3.amazonaws.com"]},
+                                                    "Condition": {"Bool": {"aws:SecureTransport": ["true"]}}}]}
+    shorthand = {"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow", "Action": "s3:GetObject",
+                                                         "Principal": {"Service": "s3.amazonaws.com"},
+                                                         "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}
+    assert _normalized(_as_lists(shorthand)) == _normalized(_as_lists(ours))
+    dropped = copy.deepcopy(ours)
+    del dropped["Statement"][0]["Condition"]
+    assert _normalized(_as_lists(dropped)) != _normalized(_as_lists(ours))
