@@ -30,6 +30,7 @@ from ops.deploy import cmd_deploy, cmd_deploy_bootstrap, cmd_destroy, cmd_plan
 from ops.drift import cmd_drift
 from ops.errors import EXIT_REFUSED, EXIT_USAGE, Refused, UsageError
 from ops.local import LOCAL_ENVIRONMENT, cmd_local_down, cmd_local_up, default_local_dir
+from ops.policy_validation import cmd_validate_policies
 from ops.preflight import cmd_preflight
 from ops.project import load
 from ops.restore import cmd_restore
@@ -80,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     drift = _stack_command(commands, "drift", cmd_drift,
                            "refresh-only plan: exit 0 no drift, 2 drift, 1 error (read-only)")
     drift.add_argument("--no-color", action="store_true", help="plain text output (for CI)")
+
+    policies = _stack_command(commands, "validate-policies", cmd_validate_policies,
+                              "IAM Access Analyzer judges every policy of the stack (exit 3: could not run)")
+    policies.add_argument("--plan", type=Path, metavar="PLAN_JSON",
+                          help="`terraform show -json PLANFILE` output: its known values replace placeholders")
+    policies.add_argument("--summary", type=Path, metavar="FILE", help="also write the report (Markdown) here")
 
     _deploy_options(_stack_command(commands, "deploy", cmd_deploy, "preflight, plan, guard and apply one stack"))
     bootstrap = commands.add_parser("deploy-bootstrap", help="deploy the state bucket, lock table, KMS key")

@@ -190,6 +190,24 @@ def test_pull_request_runs_the_suite_synth_checkov_and_a_plan_per_environment():
     assert comment.index('echo "$marker"') < comment.index("cat summary.md") < comment.index("plan.txt")
 
 
+def test_the_plan_job_has_access_analyzer_judge_every_policy_and_the_comment_lists_the_findings():
+    data = load_workflow(PULL_REQUEST)
+    steps = data["jobs"]["plan"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    plan = next(index for index, run in enumerate(runs) if "-m ops plan" in run)
+    validate = next(index for index, run in enumerate(runs) if '-m ops validate-policies "$ENVIRONMENT"' in run)
+    upload = next(index for index, step in enumerate(steps)
+                  if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert plan < validate < upload, "after the plan (whose JSON it reads), before the upload of its report"
+    step = steps[validate]
+    assert step["if"] == "${{ !cancelled() }}", "also after a failed plan"
+    assert "show -json plan.tfplan" in step["run"] and '--plan "$plan_json"' in step["run"]
+    assert "--summary policies.md" in step["run"] and 'exit "$status"' in step["run"], "findings fail the job"
+    assert {"policies.md", "policies-status.txt"} <= set(steps[upload]["with"]["path"].split())
+    comment = " ".join(step.get("run", "") for step in data["jobs"]["comment"]["steps"])
+    assert comment.index("cat summary.md") < comment.index("policies.md") < comment.index("plan.txt")
+
+
 def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environments():
     data = load_workflow(DEPLOY)
     assert data["on"] == {"push": {"branches": ["main"]}}
