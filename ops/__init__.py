@@ -9,5 +9,7 @@ plumbing apart):
   preflight gate), `terraform` (synthesis and the Terraform runner);
 - the commands: `deploy` (plan, deploy, destroy, the bootstrap, the data-loss guard), `drift`,
   `database_bootstrap`, `restore`, `preflight` (with `locks`), `local` (local-up, local-down);
-- `plan_report` (reading plans), `emulator` (moto on loopback and its gap table).
+- `plan_report` (reading plans), `unaccounted` (what a state holds beyond its managed resources),
+  `policy_documents` and `policy_validation` (IAM Access Analyzer judges every policy),
+  `emulator` (moto on loopback and its gap table).
 """

@@ -23,9 +23,10 @@ import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 
-from ops import cli, policy_validation
+from ops import cli, policy_documents, policy_validation
 from ops import tools as ops_tools
-from ops.policy_validation import EXIT_NOT_RUN, PLACEHOLDER_ACCOUNT, extract_policies
+from ops.policy_documents import PLACEHOLDER_ACCOUNT, extract_policies
+from ops.policy_validation import EXIT_NOT_RUN
 from tests.terraform_tools import run_terraform
 
 STACK_NAMES = ("bootstrap", "baseline-eu-west-1", "dev", "staging", "production")
@@ -70,13 +71,13 @@ def test_every_policy_of_every_stack_is_extracted(stacks, name):
 def test_every_policy_bearing_type_of_the_stacks_has_an_extractor(stacks):
     present = {(address.split(".")[0], attribute) for stack in stacks.values() for address, attribute in
                policy_bearing(stack)}
-    assert present == set(policy_validation.POLICY_ATTRIBUTES), "types in the table that no stack ships are dead"
+    assert present == set(policy_documents.POLICY_ATTRIBUTES), "types in the table that no stack ships are dead"
 
 
 def test_dropping_an_extractor_fails_the_completeness_check(stacks, monkeypatch):
-    table = dict(policy_validation.POLICY_ATTRIBUTES)
+    table = dict(policy_documents.POLICY_ATTRIBUTES)
     del table[("aws_kms_key_policy", "policy")]
-    monkeypatch.setattr(policy_validation, "POLICY_ATTRIBUTES", table)
+    monkeypatch.setattr(policy_documents, "POLICY_ATTRIBUTES", table)
     with pytest.raises(AssertionError, match=r"aws_kms_key_policy\.policy \(aws_kms_key_policy\.frontend_key"):
         assert_every_policy_extracted(stacks["dev"])
 
@@ -217,7 +218,7 @@ def run_command(synth_dir, tmp_path) -> Callable[..., Run]:
     return run
 
 
-def policy_of(stacks: dict, stack: str, prefix: str) -> policy_validation.Policy:
+def policy_of(stacks: dict, stack: str, prefix: str) -> policy_documents.Policy:
     return next(policy for policy in extract_policies(stacks[stack]) if policy.address.startswith(prefix))
 
 
@@ -303,7 +304,7 @@ def test_requests_have_the_shape_of_the_api_with_the_documented_resource_types(s
     # The ValidatePolicy reference: trust policies and bucket policies have their own resource type;
     # KMS keys (and the types it does not list) take none. Each value is one the API model enumerates.
     assert {attribute: (kind.policy_type, kind.validate_resource_type, kind.public_access_type)
-            for attribute, kind in policy_validation.POLICY_ATTRIBUTES.items()} == {
+            for attribute, kind in policy_documents.POLICY_ATTRIBUTES.items()} == {
         ("aws_iam_role", "assume_role_policy"): ("RESOURCE_POLICY", "AWS::IAM::AssumeRolePolicyDocument",
                                                  "AWS::IAM::AssumeRolePolicyDocument"),
         ("aws_iam_role_policy", "policy"): ("IDENTITY_POLICY", None, None),
@@ -313,7 +314,7 @@ def test_requests_have_the_shape_of_the_api_with_the_documented_resource_types(s
         ("aws_sns_topic_policy", "policy"): ("RESOURCE_POLICY", None, "AWS::SNS::Topic"),
         ("aws_vpc_endpoint", "policy"): ("RESOURCE_POLICY", None, None)}
     shapes = client.meta.service_model.shape_for
-    for kind in policy_validation.POLICY_ATTRIBUTES.values():
+    for kind in policy_documents.POLICY_ATTRIBUTES.values():
         assert kind.policy_type in shapes("PolicyType").enum
         assert kind.validate_resource_type in (None, *shapes("ValidatePolicyResourceType").enum)
         assert kind.public_access_type in (None, *shapes("AccessCheckResourceType").enum)
@@ -434,13 +435,13 @@ def test_rendered_policy_documents_match_the_providers_rendering(stacks, terrafo
                             "data": {"aws_iam_policy_document": {}}, "output": {}}
     expected = {}
     for stack_name, stack in sorted(stacks.items()):
-        substitution = policy_validation.Substitution(stack, {}, PLACEHOLDER_ACCOUNT)
+        substitution = policy_documents.Substitution(stack, {}, PLACEHOLDER_ACCOUNT)
         for name, block in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
             key = f"d{len(expected)}"
             concrete = json.loads(substitution.apply(json.dumps({k: v for k, v in block.items() if k != "//"})))
             root["data"]["aws_iam_policy_document"][key] = concrete
             root["output"][key] = {"value": f"${{data.aws_iam_policy_document.{key}.json}}"}
-            expected[key] = (f"{stack_name}: {name}", policy_validation.render_policy_document(concrete))
+            expected[key] = (f"{stack_name}: {name}", policy_documents.render_policy_document(concrete))
     assert len(expected) > 50, "too few documents: the comparison would prove little"
     (tmp_path / "main.tf.json").write_text(json.dumps(root))
     run_terraform(["init", "-backend=false", "-input=false", "-no-color"], tmp_path, terraform_env)
