@@ -1273,6 +1273,44 @@ def test_drift_names_changes_and_hand_added_rules_behind_terraforms_back_and_cle
     assert (code, report) == (0, f"{DEPLOYED_ENVIRONMENT}: no drift: every resource matches its state\n")
 
 
+def test_deploy_refuses_a_plan_replacing_a_bucket_of_the_bootstrap_and_applies_nothing(deployment):
+    """`python -m ops deploy bootstrap --yes` against the emulator: the real preflight, synthesis, init and
+    plan, with the access-log bucket renamed in the synthesized stack (a replacement); the guard refuses
+    it by address before anything is applied, and the bootstrap's state is untouched."""
+    bootstrap_applied(deployment)
+    synthesized = deployment.local / "cdktf.out" / "stacks" / BOOTSTRAP_STACK / "cdk.tf.json"
+    state = deployment.local / "terraform.bootstrap.tfstate"
+    original, serial = synthesized.read_bytes(), json.loads(state.read_text())["serial"]
+    renamed = {}
+
+    def run(command, cwd, env):
+        code = ops_tools.run_to_log(command, cwd, env, deployment.scratch / "guard.log")
+        if command[1].endswith("main.py") and code == 0:  # right after synthesis: rename the bucket
+            stack = json.loads(synthesized.read_text())
+            (name, bucket), = [(name, body) for name, body in stack["resource"]["aws_s3_bucket"].items()
+                               if body["bucket"].endswith("-access-logs")]
+            bucket["bucket"] += "-renamed"
+            renamed["address"] = f"aws_s3_bucket.{name}"
+            synthesized.write_text(json.dumps(stack))
+        return code
+
+    out, err = io.StringIO(), io.StringIO()
+    tools = ops_tools.Tools(run=run, out=out, err=err, root=deployment.config_root,
+                            synth_dir=deployment.local / "cdktf.out", bootstrap_state=state,
+                            ask=lambda prompt: pytest.fail(f"asked although --yes: {prompt}"),
+                            environ={**deployment.env, project.EMULATOR_VARIABLE: deployment.endpoint})
+    try:
+        code = cli.main(["deploy", BOOTSTRAP_STACK, "--yes"], tools)
+    finally:
+        synthesized.write_bytes(original)
+    assert code == errors.EXIT_REFUSED, f"{out.getvalue()}\n{err.getvalue()}"
+    assert f"replace bucket webapp-terraform-state-example-access-logs: --allow-replace {renamed['address']}" in \
+        err.getvalue(), err.getvalue()
+    assert "(nothing applied)" in err.getvalue()
+    assert json.loads(state.read_text())["serial"] == serial, "the bootstrap's state changed"
+    assert not (deployment.scratch / "guard.log").read_text().count("Apply complete!")
+
+
 def _address_of_id(deployment: Deployment, kind: str, resource_id: str) -> str:
     found = [r["address"] for r in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
              if r["type"] == kind and r["values"].get("id") == resource_id]

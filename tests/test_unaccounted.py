@@ -1,4 +1,4 @@
-"""ops/unaccounted.py: what the refreshed state of a group, role or bucket policy holds beyond the managed resources.
+"""ops/unaccounted.py: what the refreshed state of a security group or role holds beyond the managed resources.
 
 A deploy's settle (a refresh-only apply) records whatever was added by hand, so the drift plan alone
 finds nothing; these checks read the refreshed state. Plans here are in the shape of `terraform show
@@ -8,19 +8,12 @@ finds nothing; these checks read the refreshed state. Plans here are in the shap
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ops import plan_report, unaccounted
 
 GROUP = "aws_security_group.network_alb-sg"
 ROLE = "aws_iam_role.api_task-role"
-POLICY = "aws_s3_bucket_policy.frontend_logs_policy"
-DOCUMENT = "data.aws_iam_policy_document.frontend_logs_policy-document"
-TLS_ONLY = {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::logs/*"}
-HAND_ADDED = {"Sid": "Friend", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
-              "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::logs/*"}
 
 
 def resource(address: str, values: dict, mode: str = "managed") -> dict:
@@ -33,9 +26,8 @@ def https_in(cidr: str) -> dict:
             "prefix_list_ids": [], "security_groups": [], "self": False, "description": ""}
 
 
-def refreshed(group_ingress: list[dict], inline: list[str], attached: list[str], statements: list[dict],
-              policy_expression: dict | None = None) -> dict:
-    """A refresh-only plan's JSON: the managed rule, role policy and attachment, and the bucket policy."""
+def refreshed(group_ingress: list[dict], inline: list[str], attached: list[str]) -> dict:
+    """A refresh-only plan's JSON: a group with its managed rule, a role with its policy and attachment."""
     resources = [
         resource(GROUP, {"id": "sg-1", "ingress": group_ingress, "egress": []}),
         resource("aws_vpc_security_group_ingress_rule.network_alb-https-in", {
@@ -46,18 +38,12 @@ def refreshed(group_ingress: list[dict], inline: list[str], attached: list[str],
         resource("aws_iam_role_policy.api_task-role-policy", {"role": "webapp-dev-api-task", "name": "task"}),
         resource("aws_iam_role_policy_attachment.api_xray", {
             "role": "webapp-dev-api-task", "policy_arn": "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"}),
-        resource(POLICY, {"policy": json.dumps({"Version": "2012-10-17", "Statement": statements})}),
-        resource(DOCUMENT, {"json": json.dumps({"Version": "2012-10-17", "Statement": [TLS_ONLY]})}, mode="data"),
     ]
-    expression = policy_expression or {"references": [f"{DOCUMENT}.json", DOCUMENT]}
-    return {"prior_state": {"values": {"root_module": {"resources": resources}}},
-            "configuration": {"root_module": {"resources": [
-                {"address": POLICY, "mode": "managed", "type": "aws_s3_bucket_policy",
-                 "expressions": {"policy": expression}}]}}}
+    return {"prior_state": {"values": {"root_module": {"resources": resources}}}}
 
 
 CLEAN = dict(group_ingress=[https_in("0.0.0.0/0")], inline=["task"],
-             attached=["arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"], statements=[TLS_ONLY])
+             attached=["arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"])
 
 
 def test_a_state_matching_its_managed_resources_holds_nothing_unaccounted():
@@ -97,23 +83,6 @@ def test_a_role_policy_put_or_attached_by_hand_is_named():
     assert unaccounted.unaccounted(shown) == [
         f"{ROLE}: inline policy debug is in no aws_iam_role_policy",
         f"{ROLE}: attached policy arn:aws:iam::aws:policy/AdministratorAccess is in no aws_iam_role_policy_attachment"]
-
-
-@pytest.mark.parametrize("expression", [None, {"constant_value": json.dumps({"Statement": [TLS_ONLY]})}],
-                         ids=["data source", "constant"])
-def test_a_bucket_policy_statement_not_in_the_configured_document_is_named(expression):
-    shown = refreshed(**{**CLEAN, "statements": [TLS_ONLY, HAND_ADDED]}, policy_expression=expression)
-    assert unaccounted.unaccounted(shown) == [f"{POLICY}: statement Friend is not in the synthesized document"]
-
-
-def test_aws_rewriting_single_values_as_lists_is_not_a_new_statement():
-    rewritten = {**TLS_ONLY, "Action": ["s3:*"], "Resource": ["arn:aws:s3:::logs/*"]}
-    assert unaccounted.unaccounted(refreshed(**{**CLEAN, "statements": [rewritten]})) == []
-
-
-def test_a_policy_whose_document_is_unknown_before_apply_is_not_judged():
-    shown = refreshed(**{**CLEAN, "statements": [HAND_ADDED]}, policy_expression={"references": ["aws_s3_bucket.x"]})
-    assert unaccounted.unaccounted(shown) == []
 
 
 def test_drift_lines_report_unaccounted_things_as_drift():
