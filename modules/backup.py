@@ -102,7 +102,7 @@ class BackupProps:
     region: str
     cluster_arn: str
     cluster_kms_key_arn: str
-    schedule: str  # cron(...) or rate(...)
+    schedule: str  # cron(...): the BackupRule API takes no rate(...)
     retention_days: int
     notification_topic_arn: str
     vault_lock: bool = False
