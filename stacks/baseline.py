@@ -63,6 +63,7 @@ class BaselineStack(TerraformStack):
         key = KmsKey(self, "config-key", KmsKeyProps(
             account=account, alias=f"alias/{prefix}-config",
             description=f"Encrypts the AWS Config history of {baseline.account_label} in {baseline.region}",
+            # AWS Config Developer Guide, "Permissions for the KMS Key" (delivery channel to an encrypted bucket).
             service_grants=(ServiceGrant(service="config.amazonaws.com",
                                          actions=("kms:Decrypt", "kms:GenerateDataKey")),)))
         topic = AlertTopic(self, "compliance-topic", AlertTopicProps(
@@ -80,13 +81,17 @@ class BaselineStack(TerraformStack):
                         description="Warnings: a Config rule turned NON_COMPLIANT")
 
     def _xray_encryption(self) -> None:
-        """X-Ray has one encryption setting per account and region: every trace here uses this CMK."""
+        """X-Ray has one encryption setting per account and region: every trace here uses this CMK.
+
+        No statement for X-Ray in the key policy: X-Ray uses the key through grants it creates as the caller
+        of PutEncryptionConfig (X-Ray Developer Guide, "Data protection in AWS X-Ray"), so the deploying role
+        needs kms:CreateGrant and kms:DescribeKey on the key, and whoever reads traces needs kms:Decrypt
+        (docs/deployment.md, "X-Ray's key").
+        """
         baseline = self.baseline
         key = KmsKey(self, "xray-key", KmsKeyProps(
             account=self.account, alias=f"alias/{self.name_prefix}-xray",
-            description=f"Encrypts the X-Ray traces of {baseline.account_label} in {baseline.region}",
-            service_grants=(ServiceGrant(service="xray.amazonaws.com",
-                                         actions=("kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey")),)))
+            description=f"Encrypts the X-Ray traces of {baseline.account_label} in {baseline.region}"))
         aws.xray_encryption_config.XrayEncryptionConfig(self, "xray-encryption", type="KMS", key_id=key.arn)
         TerraformOutput(self, "XRayKeyArn", value=key.arn, description="CMK encrypting this account's X-Ray traces")
 
