@@ -17,9 +17,11 @@ object to a replica built the same way (SecureBucket, its own CMK in that region
 sink there), and the distribution reads through an origin group: when the primary origin answers
 one of FAILOVER_STATUS_CODES (or cannot be reached), CloudFront retries the request on the replica.
 Both origins are signed with the same Origin Access Control and each bucket admits only this
-distribution. 403 and 404 are in the list because a bucket in a failing region can answer them
-for objects that exist; the SPA function already turns client routes into /index.html, so a 404
-here means a real object the primary could not serve.
+distribution. Only 5xx answers fail over, never 403 or 404: S3 replication does not replicate the
+deletion of a specific object version, so a file taken down with "delete all versions" is still in
+the replica, and failing over on the primary's 404 (or the 403 S3 answers for a missing key) would
+serve it again. A takedown therefore also deletes the object's versions in the replica
+(docs/runbooks.md, "Taking content down").
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ ASSET_PATTERNS = ("*.js", "*.css", "*.woff", "*.woff2", "*.ttf", "*.png", "*.jpg
 HSTS_SECONDS = 63072000  # two years
 MINIMUM_TLS = "TLSv1.2_2021"
 SITE_ORIGIN, REPLICA_ORIGIN, FAILOVER_GROUP = "site", "site-replica", "site-with-failover"
-# Answers of the primary origin on which CloudFront retries the request on the replica.
-FAILOVER_STATUS_CODES = (403, 404, 500, 502, 503, 504)
+# Answers of the primary origin on which CloudFront retries the request on the replica: server errors only,
+# so content deleted from the primary is never served from the replica (see the module docstring).
+FAILOVER_STATUS_CODES = (500, 502, 503, 504)
 SITE_NONCURRENT_DAYS, SITE_TIERING_DAYS = 90, 30
 
 
