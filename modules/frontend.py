@@ -126,20 +126,29 @@ class Frontend(Construct):
         # Only this distribution's delivery source (_access_logs) may write, named by ARN: the source
         # itself is created after the bucket.
         source = f"arn:{account.partition}:logs:us-east-1:{account.id}:delivery-source:{self._log_source_name}"
-        delivery = statement(
-            "CloudFrontLogDelivery", ["s3:PutObject"], [f"arn:aws:s3:::{name}/cloudfront/*"],
-            principals=[principal("Service", "delivery.logs.amazonaws.com")],
-            conditions=[condition("StringEquals", "aws:SourceAccount", account.id),
-                        condition("ArnLike", "aws:SourceArn", source)])
+        delivery_service = [principal("Service", "delivery.logs.amazonaws.com")]
+        this_source = [condition("StringEquals", "aws:SourceAccount", account.id),
+                       condition("ArnLike", "aws:SourceArn", source)]
+        # CloudWatch Logs User Guide, "Enable logging from AWS services", "Logs sent to Amazon S3": the write
+        # statement (objects owned by the bucket owner) and the ACL check statement, both for this source only.
+        delivery = (
+            statement("CloudFrontLogDelivery", ["s3:PutObject"], [f"arn:aws:s3:::{name}/cloudfront/*"],
+                      principals=delivery_service,
+                      conditions=[*this_source,
+                                  condition("StringEquals", "s3:x-amz-acl", "bucket-owner-full-control")]),
+            statement("CloudFrontLogDeliveryAclCheck", ["s3:GetBucketAcl"], [f"arn:aws:s3:::{name}"],
+                      principals=delivery_service, conditions=this_source),
+        )
         return SecureBucket(self, "logs", SecureBucketProps(
             name=name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,
             expiration_days=props.access_log_days, s3_access_logs_from_account=props.account.id,
-            policy_statements=(delivery,),
+            policy_statements=delivery,
             force_destroy=props.force_destroy))
 
     def _site_key(self, id: str, alias_suffix: str, region: str, provider: Any) -> KmsKey:
         props = self.props
-        # CloudFront may decrypt for this distribution only. No cycle: the distribution names its origins
+        # CloudFront may decrypt for this distribution only (CloudFront Developer Guide, "Restrict access to an
+        # Amazon S3 origin", SSE-KMS key policy). No cycle: the distribution names its origins
         # by the buckets' (known) names, never by a bucket or a key. The policy is attached on its own,
         # so the key, the bucket's encryption and its replication do not wait for the distribution.
         return KmsKey(self, id, KmsKeyProps(
@@ -152,6 +161,7 @@ class Frontend(Construct):
 
     def _origin_bucket(self, id: str, name: str, key: KmsKey, logs: SecureBucket, provider: Any) -> SecureBucket:
         """Private origin: only this distribution may read it, signed through Origin Access Control."""
+        # CloudFront Developer Guide, "Restrict access to an Amazon S3 origin" (origin access control).
         read = statement(
             "OnlyThisDistributionReads", ["s3:GetObject"], [f"arn:aws:s3:::{name}/*"],
             principals=[principal("Service", "cloudfront.amazonaws.com")],
