@@ -100,7 +100,7 @@ class BaselineStack(TerraformStack):
         No statement for X-Ray in the key policy: X-Ray uses the key through grants it creates as the caller
         of PutEncryptionConfig (X-Ray Developer Guide, "Data protection in AWS X-Ray"), so the deploying role
         needs kms:CreateGrant and kms:DescribeKey on the key, and whoever reads traces needs kms:Decrypt
-        (docs/deployment.md, "X-Ray's key").
+        (docs/architecture.md, "Tracing").
         """
         baseline = self.baseline
         key = KmsKey(self, "xray-key", KmsKeyProps(
