@@ -38,6 +38,8 @@ def service_role(scope: Construct, id: str, *, name: str, service: str, account_
 
     Permissions: one inline policy from `policy_statements` and/or AWS-managed policies.
     """
+    # IAM User Guide, "The confused deputy problem" (cross-service): aws:SourceAccount in a service's trust
+    # policy; each caller names the page of its service's role (tests/test_service_grants.py holds the table).
     trust = document(scope, f"{id}-trust", [
         aws.data_aws_iam_policy_document.DataAwsIamPolicyDocumentStatement(
             sid="ServiceAssumesRole", effect="Allow", actions=["sts:AssumeRole"],

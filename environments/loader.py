@@ -63,10 +63,13 @@ HOSTED_ZONE_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
 CERTIFICATE_RE = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-f-]{36}$")
 CSP_RE = re.compile(r"^(?=.*default-src )[ -~]{10,4096}$")
 ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$")
-# AWS Backup schedules: `cron(<6 fields>)` (checked field by field below) or `rate(<n> hour(s)|day(s))`.
-SCHEDULE_RE = re.compile(r"^(cron\([^()]+\)|rate\([0-9]+ (hour|hours|day|days)\))$")
+# AWS Backup schedules: `cron(<6 fields>)` only, checked field by field below. The BackupRule API takes "a CRON
+# expression" (AWS Backup API Reference, BackupRuleInput.ScheduleExpression); a `rate(...)` fails at deploy.
+SCHEDULE_RE = re.compile(r"^cron\([^()]+\)$")
 CRON_RULE = ("must be cron(minute hour day-of-month month day-of-week year) with a single minute and `?` in "
-             "exactly one of the day fields, or rate(N hours|days)")
+             "exactly one of the day fields")
+ANY_TEXT_RE = re.compile(r".*", re.DOTALL)
+RATE_RULE = "must be a cron(...) expression: AWS Backup refuses rate(...) schedules"
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 # (low, high, names) of each cron field after the minute; names count from `low`.
@@ -369,9 +372,6 @@ def valid_schedule(expression: str) -> bool:
     """An AWS Backup schedule: at most hourly (one minute value), day fields per AWS's `?` rule."""
     if not SCHEDULE_RE.fullmatch(expression):
         return False
-    if expression.startswith("rate("):
-        count, unit = expression[5:-1].split()
-        return int(count) >= 1 and (unit.endswith("s") == (int(count) != 1))
     fields = expression[5:-1].split()
     if len(fields) != 6 or not fields[0].isdigit() or int(fields[0]) > 59:
         return False
@@ -413,7 +413,10 @@ def _dr(section: _Section, region: str) -> DisasterRecoveryConfig | None:
     if not section.present:
         return None
     dr_region = _second_region(section, "region", region, "region")
-    schedule = section.string("backup_schedule", SCHEDULE_RE, CRON_RULE)
+    # Any string first, so a rate(...) gets its own rule rather than the cron one.
+    schedule = section.string("backup_schedule", ANY_TEXT_RE, CRON_RULE)
+    if schedule.strip().startswith("rate("):
+        raise section.fail("backup_schedule", f"{RATE_RULE} (got {schedule!r})")
     if not valid_schedule(schedule):
         raise section.fail("backup_schedule", f"{CRON_RULE} (got {schedule!r})")
     result = DisasterRecoveryConfig(

@@ -104,7 +104,7 @@ class DisasterRecoveryConfig:
     """A second region that receives copies of the backups and of the site's files."""
 
     region: str
-    # When AWS Backup takes a recovery point of the database: `cron(...)` or `rate(...)`.
+    # When AWS Backup takes a recovery point of the database: `cron(...)` (AWS Backup refuses `rate(...)`).
     backup_schedule: str
     # How long the copies in `region` are kept (days).
     copy_retention_days: int

@@ -205,7 +205,7 @@ ENVIRONMENT: dict[str, FieldDoc] = {
     "dr.backup_schedule": FieldDoc("When AWS Backup takes a recovery point (UTC); its interval is the recovery "
                                    "point objective for a lost region (docs/runbooks.md).",
                                    "`cron(minute hour day-of-month month day-of-week year)` with one minute value "
-                                   "and `?` in exactly one day field, or `rate(N hours|days)` (at most hourly)",
+                                   "and `?` in exactly one day field (at most hourly); AWS Backup refuses `rate(...)`",
                                    pattern=loader.SCHEDULE_RE),
     "dr.copy_retention_days": FieldDoc("Days the copies in `dr.region` are kept.",
                                        minimum=loader.COPY_RETENTION_DAYS[0], maximum=loader.COPY_RETENTION_DAYS[1]),

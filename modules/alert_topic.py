@@ -9,7 +9,7 @@ from constructs import Construct
 from core.account import Account
 from core.aws import aws
 from core.iam import condition, document, principal, statement
-from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
+from modules.kms_key import EVENTBRIDGE_TOPIC_GRANT, KmsKey, KmsKeyProps, ServiceGrant
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,15 @@ class AlertTopicProps:
     publishers: tuple[Publisher, ...]
 
 
+def _key_grant(service: str) -> ServiceGrant:
+    """The key statement a publishing service needs: EventBridge's in the one form AWS documents for it (no
+    source condition, see EVENTBRIDGE_TOPIC_GRANT), any other service's held to this account."""
+    if service == EVENTBRIDGE_TOPIC_GRANT.service:
+        return EVENTBRIDGE_TOPIC_GRANT
+    # SNS Developer Guide, "Enable compatibility between event sources from AWS services and encrypted topics".
+    return ServiceGrant(service=service, actions=("kms:Decrypt", "kms:GenerateDataKey*"))
+
+
 class AlertTopic(Construct):
     """Why its own key: a service publishing to an encrypted topic must be allowed to use the key,
     and that grant should reach no other topic. Exposes `arn`."""
@@ -37,11 +46,10 @@ class AlertTopic(Construct):
         account = props.account
         key = KmsKey(self, "key", KmsKeyProps(
             account=account, alias=f"alias/{props.name}", description=f"Encrypts the {props.name} topic",
-            service_grants=tuple(ServiceGrant(service=publisher.service,
-                                              actions=("kms:Decrypt", "kms:GenerateDataKey*"))
-                                 for publisher in props.publishers)))
+            service_grants=tuple(_key_grant(publisher.service) for publisher in props.publishers)))
         topic = aws.sns_topic.SnsTopic(self, "topic", name=props.name, kms_master_key_id=key.arn)
         statements = [
+            # EventBridge User Guide, "Permissions for Amazon SNS": the rule's ARN as aws:SourceArn.
             statement(f"Publisher{index}", ["sns:Publish"], [topic.arn],
                       principals=[principal("Service", publisher.service)],
                       conditions=[condition("ArnEquals", "aws:SourceArn", publisher.source_arn)])

@@ -23,6 +23,7 @@ from constructs import Construct
 
 from core.account import Account
 from core.aws import aws
+from core.elb import alb_log_writer
 from core.iam import condition, principal, service_role, statement
 from core.naming import bounded_name
 from modules.kms_key import KmsKey, KmsKeyProps
@@ -175,6 +176,7 @@ class Api(Construct):
         props = self.props
         return service_role(
             self, "execution-role", name=f"{props.name_prefix}-api-execution",
+            # ECS Developer Guide, "Amazon ECS task execution IAM role" (trust policy).
             service="ecs-tasks.amazonaws.com", account_id=props.account.id,
             description="ECS pulls the API image, writes its logs and injects the database secret",
             policy_statements=[
@@ -212,6 +214,7 @@ class Api(Construct):
                          f"{props.database_cluster_resource_id}/{props.database_user}")
         return service_role(
             self, "task-role", name=f"{props.name_prefix}-api-task",
+            # ECS Developer Guide, "Amazon ECS task IAM role" (trust policy, aws:SourceAccount).
             service="ecs-tasks.amazonaws.com", account_id=account.id,
             description="The API application's own permissions: its database login"
                         + (" and the audited ECS Exec channel" if props.exec_enabled else ""),
@@ -291,21 +294,15 @@ class Api(Construct):
     # -- load balancer --------------------------------------------------------------------------
 
     def _access_log_bucket(self) -> SecureBucket:
-        """ALB access logs; S3 only accepts them SSE-S3-encrypted, from the regional ELB principals."""
+        """ALB access logs; S3 only accepts them SSE-S3-encrypted, from the region's ELB log writer."""
         props = self.props
-        elb_account = aws.data_aws_elb_service_account.DataAwsElbServiceAccount(self, "elb-account")
         bucket_name = f"{props.name_prefix}-alb-logs-{props.account.id}"
         objects = f"arn:aws:s3:::{bucket_name}/alb/AWSLogs/{props.account.id}/*"
-        delivery = [
-            statement("AlbLogDeliveryLegacyRegions", ["s3:PutObject"], [objects],
-                      principals=[principal("AWS", elb_account.arn)]),
-            # The service principal (newer regions) acts for a load balancer of this account only; the legacy
-            # regions' ELB account above is an account principal, which carries no source keys: for both, the
-            # object path (AWSLogs/<this account>/) is what ELB writes for this account's load balancers.
-            statement("AlbLogDelivery", ["s3:PutObject"], [objects],
-                      principals=[principal("Service", "logdelivery.elasticloadbalancing.amazonaws.com")],
-                      conditions=[condition("StringEquals", "aws:SourceAccount", props.account.id)]),
-        ]
+        kind, writer = alb_log_writer(props.region, props.account.partition)
+        # ELB User Guide for ALBs, "Enable access logs for your Application Load Balancer": the region's ELB
+        # account (regions before August 2022) or the log delivery service principal, without conditions AWS
+        # does not document for it; the object path (AWSLogs/<this account>/) keeps it to this account's logs.
+        delivery = [statement("AlbLogDelivery", ["s3:PutObject"], [objects], principals=[principal(kind, writer)])]
         return SecureBucket(self, "access-logs", SecureBucketProps(
             name=bucket_name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,
             expiration_days=props.access_log_days, policy_statements=tuple(delivery),

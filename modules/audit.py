@@ -4,7 +4,12 @@ One multi-region trail covers a whole account, so the account baseline stack own
 environment (stacks/baseline.py).
 
 Secrets Manager's GetSecretValue is a management (read) event, so recording all management
-events is what makes every read of the database secret auditable: who, when, from where.
+events is what makes every read of the database secret auditable: who, when, from where. The
+trail also delivers to a CloudWatch Logs group, so a metric filter on that group counts reads of an
+RDS-managed master secret (`rds!...`) by anyone but a database bootstrap task's execution role, and
+an alarm on that count notifies the baseline's warning topic (docs/runbooks.md calls such a read an
+incident). Object-level (data) events are recorded for the buckets named in `data_event_buckets`
+(the Terraform state buckets), so every read and write of a state file is on record.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ class AuditProps:
     logs_kms_key_arn: str
     trail_retention_days: int
     access_log_bucket: SecureBucket
+    # Buckets whose object reads and writes are recorded (S3 data events): the Terraform state and its replica.
+    data_event_buckets: tuple[str, ...] = ()
+    # Roles allowed to read RDS-managed master secrets (the database bootstrap tasks' execution roles); a read
+    # by anyone else raises the alarm, which notifies `alarm_topic_arn`.
+    secret_reader_roles: tuple[str, ...] = ()
+    alarm_topic_arn: str | None = None
 
 
 class AuditTrail(Construct):
@@ -39,6 +50,7 @@ class AuditTrail(Construct):
         super().__init__(scope, id)
         name = f"{props.name_prefix}-trail"
         trail_arn = f"arn:aws:cloudtrail:{props.region}:{props.account.id}:trail/{name}"
+        # CloudTrail User Guide, "Configure AWS KMS key policies for CloudTrail" (the trail's ARN as aws:SourceArn).
         key = KmsKey(self, "key", KmsKeyProps(
             account=props.account,
             alias=f"alias/{name}", description=f"Encrypts the {name} CloudTrail log files",
@@ -46,6 +58,7 @@ class AuditTrail(Construct):
                 service="cloudtrail.amazonaws.com", actions=("kms:GenerateDataKey*", "kms:DescribeKey"),
                 conditions=(("StringEquals", "aws:SourceArn", trail_arn),)),)))
         bucket_name = f"{props.name_prefix}-trail-{props.account.id}"
+        # CloudTrail User Guide, "Amazon S3 bucket policy for CloudTrail".
         cloudtrail = principal("Service", "cloudtrail.amazonaws.com")
         from_trail = condition("StringEquals", "aws:SourceArn", trail_arn)
         bucket = SecureBucket(self, "bucket", SecureBucketProps(
@@ -61,6 +74,7 @@ class AuditTrail(Construct):
         logs = LogGroup(self, "log-group", LogGroupProps(
             name=f"/aws/cloudtrail/{name}", retention_days=props.log_retention_days,
             kms_key_arn=props.logs_kms_key_arn))
+        # CloudTrail User Guide, "Sending events to CloudWatch Logs" (the role CloudTrail assumes).
         role = service_role(
             self, "logs-role", name=f"{name}-logs", service="cloudtrail.amazonaws.com",
             account_id=props.account.id, description="Lets CloudTrail deliver to its own log group",
@@ -70,8 +84,49 @@ class AuditTrail(Construct):
             self, "trail", name=name, s3_bucket_name=bucket.name, kms_key_id=key.arn,
             is_multi_region_trail=True, include_global_service_events=True, enable_log_file_validation=True,
             cloud_watch_logs_group_arn=f"{logs.arn}:*", cloud_watch_logs_role_arn=role.arn,
-            event_selector=[aws.cloudtrail.CloudtrailEventSelector(read_write_type="All",
-                                                                   include_management_events=True)],
+            event_selector=[aws.cloudtrail.CloudtrailEventSelector(
+                read_write_type="All", include_management_events=True,
+                data_resource=self._data_resources(props))],
             depends_on=[bucket.policy])
         self.trail_arn: str = trail.arn
         self.log_group_name: str = logs.name
+        self.secret_read_alarm_name: str = self._secret_read_alarm(props, logs.name)
+
+    @staticmethod
+    def _data_resources(props: AuditProps) -> list:
+        """S3 data events for every object of the named buckets (CloudTrail: the bucket ARN with a slash)."""
+        if not props.data_event_buckets:
+            return []
+        return [aws.cloudtrail.CloudtrailEventSelectorDataResource(
+            type="AWS::S3::Object",
+            values=[f"arn:{props.account.partition}:s3:::{bucket}/" for bucket in props.data_event_buckets])]
+
+    def _secret_read_alarm(self, props: AuditProps, log_group_name: str) -> str:
+        """A metric filter counting reads of RDS master secrets by any other caller, and an alarm on it."""
+        name = f"{props.name_prefix}-master-secret-read"
+        aws.cloudwatch_log_metric_filter.CloudwatchLogMetricFilter(
+            self, "master-secret-reads", name=name, log_group_name=log_group_name,
+            pattern=master_secret_read_pattern(props.account, props.secret_reader_roles),
+            metric_transformation=aws.cloudwatch_log_metric_filter.CloudwatchLogMetricFilterMetricTransformation(
+                name="UnexpectedMasterSecretReads", namespace=f"{props.name_prefix}/audit", value="1",
+                default_value="0", unit="Count"))
+        actions = [props.alarm_topic_arn] if props.alarm_topic_arn else None
+        aws.cloudwatch_metric_alarm.CloudwatchMetricAlarm(
+            self, "master-secret-read-alarm", alarm_name=name,
+            alarm_description="A database master secret (rds!...) was read by someone other than a database "
+                              "bootstrap task: an incident (docs/runbooks.md, 5. Rotate secrets)",
+            namespace=f"{props.name_prefix}/audit", metric_name="UnexpectedMasterSecretReads", statistic="Sum",
+            period=300, evaluation_periods=1, threshold=0, comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching", alarm_actions=actions)
+        return name
+
+
+def master_secret_read_pattern(account: Account, allowed_roles: tuple[str, ...]) -> str:
+    """CloudWatch Logs JSON filter pattern: GetSecretValue on an RDS-managed secret (`rds!...`) by any caller
+    whose identity is not a session of one of `allowed_roles` (role names in this account)."""
+    terms = ['($.eventSource = "secretsmanager.amazonaws.com")', '($.eventName = "GetSecretValue")',
+             '($.requestParameters.secretId = "*rds!*")']
+    # Wildcards only at the end of a value, as in the CloudWatch Logs guide's examples.
+    sessions = f"arn:{account.partition}:sts::{account.id}:assumed-role"
+    terms += [f'($.userIdentity.arn != "{sessions}/{role}/*")' for role in allowed_roles]
+    return "{ " + " && ".join(terms) + " }"

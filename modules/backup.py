@@ -48,8 +48,9 @@ FAILED_COPY_STATES = ("FAILED",)
 BACKUP_SNAPSHOT_PREFIX = "awsbackup:"
 RDS_BACKUP_ACTIONS = ("rds:DescribeDBClusters", "rds:CreateDBClusterSnapshot", "rds:ListTagsForResource",
                       "rds:AddTagsToResource")
-RECOVERY_POINT_ACTIONS = ("rds:DescribeDBClusterSnapshots", "rds:CopyDBClusterSnapshot",
-                          "rds:DeleteDBClusterSnapshot", "rds:ListTagsForResource", "rds:AddTagsToResource")
+# On any of AWS Backup's snapshots (their names carry no environment): reading, and copying, which also needs
+# this environment's keys, so another environment's snapshot (under its own keys) cannot be copied.
+RECOVERY_POINT_READS = ("rds:DescribeDBClusterSnapshots", "rds:CopyDBClusterSnapshot", "rds:ListTagsForResource")
 KEY_ACTIONS = ("kms:DescribeKey", "kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*")
 
 
@@ -102,7 +103,11 @@ class BackupProps:
     region: str
     cluster_arn: str
     cluster_kms_key_arn: str
-    schedule: str  # cron(...) or rate(...)
+    schedule: str  # cron(...): the BackupRule API takes no rate(...)
+    # (key, value) of the tag that marks this environment's resources; AWS Backup copies the cluster's tags to
+    # its recovery points (AWS Backup Developer Guide, "Copying tags onto backups"), and the role may tag and
+    # delete only snapshots that carry it.
+    recovery_point_tag: tuple[str, str]
     retention_days: int
     notification_topic_arn: str
     vault_lock: bool = False
@@ -153,6 +158,23 @@ class Backup(Construct):
         return [f"arn:{account.partition}:rds:{region}:{account.id}:cluster-snapshot:{BACKUP_SNAPSHOT_PREFIX}*"
                 for region in regions]
 
+    def _own_recovery_point_statements(self) -> list:
+        """Delete only this environment's recovery points; tag a fresh copy (no tags yet) or one of its own.
+
+        Amazon RDS's Service Authorization Reference lists aws:ResourceTag/<key> for the cluster-snapshot
+        resource and aws:RequestTag/<key> for AddTagsToResource, so another environment's snapshot in this
+        account (tagged with its own environment) can neither be deleted nor re-tagged into this one.
+        """
+        key, value = self.props.recovery_point_tag
+        snapshots = self._snapshot_arns()
+        return [
+            statement("TagItsRecoveryPoints", ["rds:AddTagsToResource"], snapshots, conditions=[
+                condition("StringEqualsIfExists", f"aws:ResourceTag/{key}", value),
+                condition("StringEqualsIfExists", f"aws:RequestTag/{key}", value)]),
+            statement("DeleteItsRecoveryPoints", ["rds:DeleteDBClusterSnapshot"], snapshots,
+                      conditions=[condition("StringEquals", f"aws:ResourceTag/{key}", value)]),
+        ]
+
     def _role(self):
         """Backs up this one cluster and manages its own recovery points; nothing else."""
         props = self.props
@@ -163,12 +185,14 @@ class Backup(Construct):
             vaults.append(self.copy_vault.arn)
         statements = [
             statement("SnapshotTheCluster", RDS_BACKUP_ACTIONS, [props.cluster_arn]),
-            statement("ManageItsRecoveryPoints", RECOVERY_POINT_ACTIONS, self._snapshot_arns()),
+            statement("ReadAndCopyRecoveryPoints", RECOVERY_POINT_READS, self._snapshot_arns()),
+            *self._own_recovery_point_statements(),
             statement("UseTheKeys", KEY_ACTIONS, keys),
             statement("GrantRdsUseOfTheKeys", ["kms:CreateGrant"], keys,
                       conditions=[condition("Bool", "kms:GrantIsForAWSResource", "true")]),
             statement("UseTheVaults", ["backup:DescribeBackupVault", "backup:CopyIntoBackupVault"], vaults),
         ]
+        # AWS Backup Developer Guide, "IAM service roles" (the role AWS Backup assumes).
         return service_role(
             self, "role", name=f"{props.name_prefix}-backup", service="backup.amazonaws.com",
             account_id=props.account.id, description="Lets AWS Backup snapshot and copy the database cluster only",

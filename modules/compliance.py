@@ -90,6 +90,7 @@ class Compliance(Construct):
         name = f"{props.name_prefix}-config"
         bucket = self._bucket(name, props)
         role = service_role(
+            # AWS Config Developer Guide, "Permissions for the IAM Role Assigned to AWS Config".
             self, "role", name=name, service="config.amazonaws.com", account_id=account.id,
             description="Lets AWS Config read resource configurations and deliver them to its bucket",
             managed_policy_arns=[f"arn:{account.partition}:iam::aws:policy/service-role/AWS_ConfigRole"],
@@ -119,6 +120,7 @@ class Compliance(Construct):
         """Config checks the bucket's ACL and writes under AWSLogs/<account>/Config, for this account only."""
         account = props.account
         bucket_name = f"{name}-{account.id}"
+        # AWS Config Developer Guide, "Permissions for the Amazon S3 Bucket for the AWS Config Delivery Channel".
         config = principal("Service", "config.amazonaws.com")
         own_account = condition("StringEquals", "aws:SourceAccount", account.id)
         return SecureBucket(self, "bucket", SecureBucketProps(

@@ -149,6 +149,7 @@ class Database(Construct):
     def _monitoring_role(self) -> str:
         return service_role(
             self, "monitoring-role", name=f"{self.props.name_prefix}-rds-monitoring",
+            # Aurora User Guide, "Setting up and enabling Enhanced Monitoring" (the monitoring role).
             service="monitoring.rds.amazonaws.com", account_id=self.props.account.id,
             description="Lets RDS enhanced monitoring publish OS metrics",
             managed_policy_arns=["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"],

@@ -44,6 +44,11 @@ CPU, MEMORY = 256, 512
 PSQL_OPTIONS = ("--no-psqlrc", "--set=ON_ERROR_STOP=1", "--single-transaction")
 
 
+def execution_role_name(name_prefix: str) -> str:
+    """The bootstrap task's execution role: the one role that may read the master secret."""
+    return f"{name_prefix}-db-bootstrap-execution"
+
+
 def bootstrap_sql(database: str, user: str = APP_USER, schema: str = APP_SCHEMA) -> str:
     """The statements the task runs as the master user (see the module docstring for why)."""
     return f"""\
@@ -103,7 +108,7 @@ class DatabaseBootstrap(Construct):
         self.log_group = LogGroup(self, "log-group", LogGroupProps(
             name=f"/aws/ecs/db-bootstrap-{props.environment}", retention_days=props.log_retention_days,
             kms_key_arn=props.logs_kms_key_arn))
-        self.execution_role_name = f"{props.name_prefix}-db-bootstrap-execution"
+        self.execution_role_name = execution_role_name(props.name_prefix)
         tasks = aws.ecs_task_definition
         definition = tasks.EcsTaskDefinition(
             self, "task-definition", family=f"{props.name_prefix}-db-bootstrap",
@@ -128,6 +133,7 @@ class DatabaseBootstrap(Construct):
         props = self.props
         return service_role(
             self, "execution-role", name=self.execution_role_name,
+            # ECS Developer Guide, "Amazon ECS task execution IAM role" (trust policy).
             service="ecs-tasks.amazonaws.com", account_id=props.account.id,
             description="ECS injects the database master secret into the one-off bootstrap task, nothing else",
             policy_statements=[

@@ -17,9 +17,11 @@ object to a replica built the same way (SecureBucket, its own CMK in that region
 sink there), and the distribution reads through an origin group: when the primary origin answers
 one of FAILOVER_STATUS_CODES (or cannot be reached), CloudFront retries the request on the replica.
 Both origins are signed with the same Origin Access Control and each bucket admits only this
-distribution. 403 and 404 are in the list because a bucket in a failing region can answer them
-for objects that exist; the SPA function already turns client routes into /index.html, so a 404
-here means a real object the primary could not serve.
+distribution. Only 5xx answers fail over, never 403 or 404: S3 replication does not replicate the
+deletion of a specific object version, so a file taken down with "delete all versions" is still in
+the replica, and failing over on the primary's 404 (or the 403 S3 answers for a missing key) would
+serve it again. A takedown therefore also deletes the object's versions in the replica
+(docs/runbooks.md, "Taking content down").
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ ASSET_PATTERNS = ("*.js", "*.css", "*.woff", "*.woff2", "*.ttf", "*.png", "*.jpg
 HSTS_SECONDS = 63072000  # two years
 MINIMUM_TLS = "TLSv1.2_2021"
 SITE_ORIGIN, REPLICA_ORIGIN, FAILOVER_GROUP = "site", "site-replica", "site-with-failover"
-# Answers of the primary origin on which CloudFront retries the request on the replica.
-FAILOVER_STATUS_CODES = (403, 404, 500, 502, 503, 504)
+# Answers of the primary origin on which CloudFront retries the request on the replica: server errors only,
+# so content deleted from the primary is never served from the replica (see the module docstring).
+FAILOVER_STATUS_CODES = (500, 502, 503, 504)
 SITE_NONCURRENT_DAYS, SITE_TIERING_DAYS = 90, 30
 
 
@@ -123,20 +126,29 @@ class Frontend(Construct):
         # Only this distribution's delivery source (_access_logs) may write, named by ARN: the source
         # itself is created after the bucket.
         source = f"arn:{account.partition}:logs:us-east-1:{account.id}:delivery-source:{self._log_source_name}"
-        delivery = statement(
-            "CloudFrontLogDelivery", ["s3:PutObject"], [f"arn:aws:s3:::{name}/cloudfront/*"],
-            principals=[principal("Service", "delivery.logs.amazonaws.com")],
-            conditions=[condition("StringEquals", "aws:SourceAccount", account.id),
-                        condition("ArnLike", "aws:SourceArn", source)])
+        delivery_service = [principal("Service", "delivery.logs.amazonaws.com")]
+        this_source = [condition("StringEquals", "aws:SourceAccount", account.id),
+                       condition("ArnLike", "aws:SourceArn", source)]
+        # CloudWatch Logs User Guide, "Enable logging from AWS services", "Logs sent to Amazon S3": the write
+        # statement (objects owned by the bucket owner) and the ACL check statement, both for this source only.
+        delivery = (
+            statement("CloudFrontLogDelivery", ["s3:PutObject"], [f"arn:aws:s3:::{name}/cloudfront/*"],
+                      principals=delivery_service,
+                      conditions=[*this_source,
+                                  condition("StringEquals", "s3:x-amz-acl", "bucket-owner-full-control")]),
+            statement("CloudFrontLogDeliveryAclCheck", ["s3:GetBucketAcl"], [f"arn:aws:s3:::{name}"],
+                      principals=delivery_service, conditions=this_source),
+        )
         return SecureBucket(self, "logs", SecureBucketProps(
             name=name, kms_key_arn=None, noncurrent_version_days=props.access_log_days,
             expiration_days=props.access_log_days, s3_access_logs_from_account=props.account.id,
-            policy_statements=(delivery,),
+            policy_statements=delivery,
             force_destroy=props.force_destroy))
 
     def _site_key(self, id: str, alias_suffix: str, region: str, provider: Any) -> KmsKey:
         props = self.props
-        # CloudFront may decrypt for this distribution only. No cycle: the distribution names its origins
+        # CloudFront may decrypt for this distribution only (CloudFront Developer Guide, "Restrict access to an
+        # Amazon S3 origin", SSE-KMS key policy). No cycle: the distribution names its origins
         # by the buckets' (known) names, never by a bucket or a key. The policy is attached on its own,
         # so the key, the bucket's encryption and its replication do not wait for the distribution.
         return KmsKey(self, id, KmsKeyProps(
@@ -149,6 +161,7 @@ class Frontend(Construct):
 
     def _origin_bucket(self, id: str, name: str, key: KmsKey, logs: SecureBucket, provider: Any) -> SecureBucket:
         """Private origin: only this distribution may read it, signed through Origin Access Control."""
+        # CloudFront Developer Guide, "Restrict access to an Amazon S3 origin" (origin access control).
         read = statement(
             "OnlyThisDistributionReads", ["s3:GetObject"], [f"arn:aws:s3:::{name}/*"],
             principals=[principal("Service", "cloudfront.amazonaws.com")],

@@ -28,8 +28,17 @@ class ServiceGrant:
     conditions: tuple[tuple[str, str, str], ...] = (("StringEquals", "aws:SourceAccount", "{account}"),)
 
 
+# EventBridge rules publishing to a topic encrypted with the key. No source condition: the SNS developer guide
+# ("Enable compatibility between event sources from AWS services and encrypted topics") says aws:SourceAccount,
+# aws:SourceArn and aws:SourceOrgID are not supported in this statement for EventBridge (KMS would refuse every
+# event). What confines EventBridge is the topic policy, which admits only this account's named rules.
+EVENTBRIDGE_TOPIC_GRANT = ServiceGrant(service="events.amazonaws.com",
+                                       actions=("kms:Decrypt", "kms:GenerateDataKey*"), conditions=())
+
+
 def logs_grant(region: str) -> ServiceGrant:
     """CloudWatch Logs of `region` may use the key, for this account's log groups only."""
+    # CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using AWS Key Management Service".
     return ServiceGrant(
         service=f"logs.{region}.amazonaws.com",
         conditions=(("ArnLike", "kms:EncryptionContext:aws:logs:arn",

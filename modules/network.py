@@ -203,6 +203,7 @@ class Network(Construct):
             kms_key_arn=props.logs_kms_key_arn))
         role = make_service_role(
             self, "flow-log-role", name=f"{props.name_prefix}-vpc-flow-logs",
+            # VPC User Guide, "IAM role for publishing flow logs to CloudWatch Logs".
             service="vpc-flow-logs.amazonaws.com", account_id=props.account.id,
             description="Lets VPC Flow Logs write to this VPC's flow log group only",
             policy_statements=[statement(

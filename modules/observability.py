@@ -22,7 +22,7 @@ from core.account import Account
 from core.aws import aws
 from core.iam import condition, document, principal, statement
 from modules.dashboards import Graph, Metric, Text, dashboard_body
-from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
+from modules.kms_key import EVENTBRIDGE_TOPIC_GRANT, KmsKey, KmsKeyProps, ServiceGrant
 
 # Services that publish cost alerts (AWS Budgets, Cost Anomaly Detection) to the warning topic.
 COST_ALERT_SERVICES = ("budgets.amazonaws.com", "costalerts.amazonaws.com")
@@ -96,17 +96,17 @@ class Observability(Construct):
         prefix = self.props.name_prefix
         publish_actions = ("kms:Decrypt", "kms:GenerateDataKey*")
         alarms = f"arn:{{partition}}:cloudwatch:{region}:{{account}}:alarm:*"
-        # CloudWatch encrypts alarm notifications for this account's alarms in this region only.
+        # CloudWatch encrypts alarm notifications for this account's alarms in this region only; Budgets and
+        # Cost Anomaly Detection for this account. SNS Developer Guide, "Enable compatibility between event
+        # sources from AWS services and encrypted topics".
         grants = [ServiceGrant(service="cloudwatch.amazonaws.com", actions=publish_actions,
                                conditions=(("StringEquals", "aws:SourceAccount", "{account}"),
                                            ("ArnLike", "aws:SourceArn", alarms))),
                   *(ServiceGrant(service=service, actions=publish_actions) for service in account_services)]
         if event_rules:
-            # EventBridge encrypts for this environment's rules only (AWS Backup's failure rules).
-            rules = f"arn:{{partition}}:events:{region}:{{account}}:rule/{prefix}-*"
-            grants.append(ServiceGrant(service="events.amazonaws.com", actions=publish_actions,
-                                       conditions=(("StringEquals", "aws:SourceAccount", "{account}"),
-                                                   ("ArnLike", "aws:SourceArn", rules))))
+            # EventBridge (AWS Backup's failure rules): the key statement takes no source condition; the topic
+            # policy below admits this environment's rules only.
+            grants.append(EVENTBRIDGE_TOPIC_GRANT)
         key = KmsKey(self, f"{name}-key", KmsKeyProps(
             account=self.props.account,
             alias=f"alias/{prefix}-alarms-{name}", description=f"Encrypts the {prefix} {name} alarm topic",
@@ -114,10 +114,13 @@ class Observability(Construct):
         topic = aws.sns_topic.SnsTopic(self, f"{name}-topic", name=f"{prefix}-{name}", kms_master_key_id=key.arn,
                                        provider=provider)
         topic_arn, account_id = topic.arn, self.props.account.id
+        # EventBridge User Guide, "Permissions for Amazon SNS" (the rules' ARN as aws:SourceArn).
         rules = [statement("EnvironmentEventRulesPublish", ["sns:Publish"], [topic_arn],
                            principals=[principal("Service", "events.amazonaws.com")],
                            conditions=[condition("ArnLike", "aws:SourceArn",
                                                  f"arn:aws:events:{region}:{account_id}:rule/{prefix}-*")])]
+        # CloudWatch User Guide, "Confused deputy prevention" (alarms publishing to SNS); Cost Management User
+        # Guide, "Creating an Amazon SNS topic for budget notifications" / "... for anomaly notifications".
         policy = document(self, f"{name}-topic-policy-document", [*(rules if event_rules else []),
             statement("CloudWatchAlarmsPublish", ["sns:Publish"], [topic_arn],
                       principals=[principal("Service", "cloudwatch.amazonaws.com")],

@@ -48,6 +48,7 @@ class BucketReplication(Construct):
     def __init__(self, scope: Construct, id: str, props: ReplicationProps):
         super().__init__(scope, id)
         role = service_role(
+            # S3 User Guide, "Setting up permissions for live replication" (the role S3 assumes).
             self, "role", name=props.name, service="s3.amazonaws.com", account_id=props.account.id,
             description=f"Replicates {props.source.name} to its replica in {props.replica_region}",
             policy_statements=self._statements(props))

@@ -132,6 +132,7 @@ class SecureBucket(Construct):
                 principals=[everyone],
                 conditions=[condition("StringNotEqualsIfExists", "s3:x-amz-server-side-encryption", "aws:kms")]))
         if props.s3_access_logs_from_account:
+            # S3 User Guide, "Enabling Amazon S3 server access logging" (bucket policy for logging.s3.amazonaws.com).
             # S3's log delivery may write here, but only for buckets of this account.
             statements.append(statement(
                 "AllowS3ServerAccessLogDelivery", ["s3:PutObject"], [f"{self.arn}/*"],

@@ -27,10 +27,14 @@ from core.iam import statement
 from core.naming import bounded_name
 from modules.log_group import LogGroup, LogGroupProps
 
-# Pinned: a collector upgrade is a reviewed change, like any other image.
-COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1"
+# Pinned by release and by digest, in every environment: a collector upgrade is a reviewed change, like any
+# other image, and production runs only images pinned by content (tests/test_image_digests.py).
+COLLECTOR_IMAGE = ("public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0"
+                   "@sha256:d2bdfff2c377c3d71d78bd5d9ce9862fd535b12134a5739d87a07801297cf9fd")
 COLLECTOR_NAME = "otel-collector"
-COLLECTOR_USER = "10001:10001"  # the image's own unprivileged user
+# The image's own unprivileged user (`aoc`, UID and GID 4317 in its Dockerfile), stated so ECS runs it as that
+# user whatever a later image declares; it owns the image's HOME, so nothing needs root.
+COLLECTOR_USER = "4317:4317"
 OTLP_GRPC_PORT, OTLP_HTTP_PORT, SAMPLING_PROXY_PORT = 4317, 4318, 2000
 # The X-Ray write actions (AWS's AWSXrayWriteOnlyAccess): segments, telemetry and sampling rules/targets.
 # X-Ray defines no resource types for them, so they can only be granted on "*".

@@ -22,6 +22,7 @@ from environments.model import BaselineConfig, ProjectConfig
 from modules.alert_topic import AlertTopic, AlertTopicProps, Publisher
 from modules.audit import AuditProps, AuditTrail
 from modules.compliance import Compliance, ComplianceProps, noncompliance_rule_arn
+from modules.database_bootstrap import execution_role_name
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant, logs_grant
 from modules.secure_bucket import SecureBucket, SecureBucketProps
 
@@ -44,10 +45,11 @@ class BaselineStack(TerraformStack):
         self.account = look_up_account(self)
         self.name_prefix = f"{project.application}-{baseline.region}"
         access_logs = self._access_log_sink()
+        self.topic_arn = self._warning_topic() if (baseline.config or baseline.cloudtrail) else None
         if baseline.config:
             self._config(access_logs)
         if baseline.cloudtrail:
-            self._trail(access_logs)
+            self._trail(project, access_logs)
         if baseline.xray_encryption:
             self._xray_encryption()
 
@@ -58,40 +60,62 @@ class BaselineStack(TerraformStack):
             noncurrent_version_days=RETENTION_DAYS, expiration_days=RETENTION_DAYS,
             s3_access_logs_from_account=self.account.id))
 
+    def _warning_topic(self) -> str:
+        """Config's NON_COMPLIANT events (EventBridge rule) and the trail's alarms (CloudWatch) arrive here."""
+        baseline, account, prefix = self.baseline, self.account, self.name_prefix
+        publishers = []
+        if baseline.config:
+            publishers.append(Publisher("events.amazonaws.com",
+                                        noncompliance_rule_arn(prefix, baseline.region, account)))
+        if baseline.cloudtrail:
+            alarm = f"arn:{account.partition}:cloudwatch:{baseline.region}:{account.id}:alarm:{prefix}-*"
+            publishers.append(Publisher("cloudwatch.amazonaws.com", alarm))
+        topic = AlertTopic(self, "compliance-topic", AlertTopicProps(
+            name=f"{prefix}-compliance-warning", account=account, emails=baseline.alarm_emails,
+            publishers=tuple(publishers)))
+        TerraformOutput(self, "ComplianceTopicArn", value=topic.arn,
+                        description="Warnings: a Config rule turned NON_COMPLIANT, a master secret read")
+        return topic.arn
+
     def _config(self, access_logs: SecureBucket) -> None:
         baseline, account, prefix = self.baseline, self.account, self.name_prefix
         key = KmsKey(self, "config-key", KmsKeyProps(
             account=account, alias=f"alias/{prefix}-config",
             description=f"Encrypts the AWS Config history of {baseline.account_label} in {baseline.region}",
+            # AWS Config Developer Guide, "Permissions for the KMS Key" (delivery channel to an encrypted bucket).
             service_grants=(ServiceGrant(service="config.amazonaws.com",
                                          actions=("kms:Decrypt", "kms:GenerateDataKey")),)))
-        topic = AlertTopic(self, "compliance-topic", AlertTopicProps(
-            name=f"{prefix}-compliance-warning", account=account, emails=baseline.alarm_emails,
-            publishers=(Publisher("events.amazonaws.com", noncompliance_rule_arn(prefix, baseline.region, account)),)))
         compliance = Compliance(self, "compliance", ComplianceProps(
             name_prefix=prefix, region=baseline.region, account=account,
             record_global_resources=baseline.record_global_resources, kms_key_arn=key.arn,
-            retention_days=RETENTION_DAYS, access_log_bucket=access_logs, topic_arn=topic.arn))
+            retention_days=RETENTION_DAYS, access_log_bucket=access_logs, topic_arn=self.topic_arn))
         TerraformOutput(self, "ConfigRecorderName", value=compliance.recorder_name,
                         description="AWS Config recorder of this account and region")
         TerraformOutput(self, "ConfigBucketName", value=compliance.bucket_name,
                         description="Configuration history and snapshots")
-        TerraformOutput(self, "ComplianceTopicArn", value=topic.arn,
-                        description="Warnings: a Config rule turned NON_COMPLIANT")
 
     def _xray_encryption(self) -> None:
-        """X-Ray has one encryption setting per account and region: every trace here uses this CMK."""
+        """X-Ray has one encryption setting per account and region: every trace here uses this CMK.
+
+        No statement for X-Ray in the key policy: X-Ray uses the key through grants it creates as the caller
+        of PutEncryptionConfig (X-Ray Developer Guide, "Data protection in AWS X-Ray"), so the deploying role
+        needs kms:CreateGrant and kms:DescribeKey on the key, and whoever reads traces needs kms:Decrypt
+        (docs/architecture.md, "Tracing").
+        """
         baseline = self.baseline
         key = KmsKey(self, "xray-key", KmsKeyProps(
             account=self.account, alias=f"alias/{self.name_prefix}-xray",
-            description=f"Encrypts the X-Ray traces of {baseline.account_label} in {baseline.region}",
-            service_grants=(ServiceGrant(service="xray.amazonaws.com",
-                                         actions=("kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey")),)))
+            description=f"Encrypts the X-Ray traces of {baseline.account_label} in {baseline.region}"))
         aws.xray_encryption_config.XrayEncryptionConfig(self, "xray-encryption", type="KMS", key_id=key.arn)
         TerraformOutput(self, "XRayKeyArn", value=key.arn, description="CMK encrypting this account's X-Ray traces")
 
-    def _trail(self, access_logs: SecureBucket) -> None:
+    def _trail(self, project: ProjectConfig, access_logs: SecureBucket) -> None:
         baseline = self.baseline
+        state = project.state
+        state_buckets = (state.bucket, *((f"{state.bucket}-replica",) if state.replica_region else ()))
+        # Every environment of this account may have run its bootstrap task; no other role reads a master secret.
+        readers = tuple(execution_role_name(f"{env.application}-{env.name}") for env in project.environments
+                        if env.account_id == baseline.account_id)
         logs_key = KmsKey(self, "logs-key", KmsKeyProps(
             account=self.account, alias=f"alias/{self.name_prefix}-logs",
             description=f"Encrypts the baseline's CloudWatch log groups in {baseline.region}",
@@ -99,7 +123,8 @@ class BaselineStack(TerraformStack):
         trail = AuditTrail(self, "audit", AuditProps(
             name_prefix=self.name_prefix, region=baseline.region, account=self.account,
             log_retention_days=baseline.log_retention_days, logs_kms_key_arn=logs_key.arn,
-            trail_retention_days=RETENTION_DAYS, access_log_bucket=access_logs))
+            trail_retention_days=RETENTION_DAYS, access_log_bucket=access_logs,
+            data_event_buckets=state_buckets, secret_reader_roles=readers, alarm_topic_arn=self.topic_arn))
         TerraformOutput(self, "TrailArn", value=trail.trail_arn,
                         description="The account's multi-region CloudTrail")
 

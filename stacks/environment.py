@@ -183,6 +183,7 @@ class EnvironmentStack(EnvironmentStackBase):
             cluster_arn=self.database.cluster_arn,
             cluster_kms_key_arn=self.database.kms_key_arn,
             schedule=env.backup_schedule,
+            recovery_point_tag=("Environment", self.tags["Environment"]),
             retention_days=env.database.backup_retention_days,
             notification_topic_arn=self.observability.warning_topic_arn,
             vault_lock=bool(env.dr and env.dr.vault_lock),

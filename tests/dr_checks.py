@@ -186,7 +186,7 @@ def check_disaster_recovery(stack: dict, env: EnvironmentConfig) -> None:
 
 # --- replication and failover -------------------------------------------------------------------
 
-FAILOVER_STATUS_CODES = {500, 502, 503, 504, 403, 404}
+FAILOVER_STATUS_CODES = {500, 502, 503, 504}  # never 403/404: deleted content stays in the replica
 SOURCE_READS = {"s3:GetReplicationConfiguration", "s3:ListBucket", "s3:GetObjectVersionForReplication",
                 "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"}
 REPLICA_WRITES = {"s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"}

@@ -35,9 +35,33 @@ def _allow_statements(stack: dict):
                 yield name, [item["Principal"]["Service"]], keys
 
 
+# The documented exceptions (issue 21): statements where AWS supports no source condition. They must carry
+# none (a condition AWS does not support makes the service's request fail), and nothing else may go without.
+UNCONDITIONED_BY_AWS = {
+    # SNS Developer Guide, "Enable compatibility between event sources from AWS services and encrypted
+    # topics": aws:SourceAccount/SourceArn/SourceOrgID are not supported in the key statement for EventBridge.
+    "events.amazonaws.com": "key",
+    # ELB User Guide for ALBs, "Enable access logs for your Application Load Balancer": no condition in AWS's
+    # statement for the log delivery service principal (regions from August 2022).
+    "logdelivery.elasticloadbalancing.amazonaws.com": "document",
+}
+
+
+def _documented_exception(where: str, services: list[str], stack: dict) -> bool:
+    """The statement is one of UNCONDITIONED_BY_AWS, in the kind of policy the table names."""
+    if len(services) != 1 or services[0] not in UNCONDITIONED_BY_AWS:
+        return False
+    is_key = where in resources_of(stack, "aws_kms_key")
+    return (UNCONDITIONED_BY_AWS[services[0]] == "key") == is_key
+
+
 def check_service_grants_are_confined(stack: dict) -> None:
-    """Every grant to a service principal carries a source condition."""
+    """Every grant to a service principal carries a source condition, except AWS's documented exceptions,
+    which carry none."""
     for where, services, keys in _allow_statements(stack):
+        if _documented_exception(where, services, stack):
+            assert not keys, f"{where}: {services} takes no condition AWS does not support, got {sorted(keys)}"
+            continue
         assert SOURCE_KEYS & set(keys), f"{where}: {services} may act for any account's resources"
 
 
@@ -90,13 +114,14 @@ def check_frontend_key_serves_this_distribution_only(stack: dict) -> None:
 
 
 def check_log_delivery_is_confined(stack: dict) -> None:
-    """CloudFront's log delivery: this account's delivery source of this distribution; ELB's: this account."""
+    """CloudFront's log delivery (write and ACL check): this account's delivery source of this distribution."""
     (source,) = resources_of(stack, "aws_cloudwatch_log_delivery_source").values()
     delivery_source = f"arn:{PARTITION_REF}:logs:us-east-1:{ACCOUNT_REF}:delivery-source:{source['name']}"
-    grants = {tuple(services): keys for _, services, keys in _allow_statements(stack)}
-    assert grants[("delivery.logs.amazonaws.com",)] == {"aws:sourceaccount": [ACCOUNT_REF],
-                                                         "aws:sourcearn": [delivery_source]}
-    assert grants[("logdelivery.elasticloadbalancing.amazonaws.com",)] == {"aws:sourceaccount": [ACCOUNT_REF]}
+    grants = [keys for _, services, keys in _allow_statements(stack) if services == ["delivery.logs.amazonaws.com"]]
+    assert len(grants) == 2, grants  # s3:PutObject and s3:GetBucketAcl (tests/aws_form_checks.py)
+    for keys in grants:
+        assert {k: v for k, v in keys.items() if k.startswith("aws:")} == {
+            "aws:sourceaccount": [ACCOUNT_REF], "aws:sourcearn": [delivery_source]}
 
 
 def check_service_grants(stack: dict, env: EnvironmentConfig) -> None:

@@ -75,7 +75,8 @@ GOV_REGIONS = ("us-gov-west-1", "us-gov-east-1")
 COPY_RETENTION_DAYS = (7, 3650)  # project limit: a week (as the primary's points) to ten years
 # AWS Backup schedules (UTC, at most hourly): what operators write.
 BACKUP_SCHEDULES = ("cron(0 5 ? * * *)", "cron(0 */4 ? * * *)", "cron(30 1 ? * MON-FRI *)", "cron(0 3 L * ? *)",
-                    "cron(15 2,14 ? * * *)", "rate(1 hour)", "rate(12 hours)", "rate(1 day)", "rate(7 days)")
+                    "cron(15 2,14 ? * * *)", "cron(0 * ? * * *)", "cron(0 */12 ? * * *)", "cron(0 0 ? * * *)",
+                    "cron(0 0 ? * SUN *)")  # no rate(...): AWS Backup takes cron expressions only
 # project.toml is the shared file and "bootstrap" is the state stack: no environment may use them.
 RESERVED_ENVIRONMENT_NAMES = frozenset({"project", "bootstrap"})
 

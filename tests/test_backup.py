@@ -86,7 +86,7 @@ def test_the_checks_catch_a_broken_stack(stacks, project, breakage):
     elif breakage == "role-wildcard":
         for document in stack["data"]["aws_iam_policy_document"].values():
             for statement in document.get("statement", []):
-                if statement.get("sid") == "ManageItsRecoveryPoints":
+                if statement.get("sid") == "ReadAndCopyRecoveryPoints":
                     statement["resources"] = ["*"]
     with pytest.raises(AssertionError):
         dr_checks.check_backup(stack, env)

@@ -239,18 +239,27 @@ def test_non_compliance_notifies_the_warning_topic(project, stacks):
     assert emails == set(baseline.alarm_emails)
 
 
-def test_only_this_event_rule_may_publish_to_the_topic(project, stacks):
+def test_only_this_event_rule_and_the_trails_alarms_may_publish_to_the_topic(project, stacks):
     _, stack = baseline_stack(stacks, project)
     rule_name = only(stack, "aws_cloudwatch_event_rule")["name"]
+    (alarm,) = resources_of(stack, "aws_cloudwatch_metric_alarm").values()
     policy = network_checks.policy_document(stack, only(stack, "aws_sns_topic_policy")["policy"])
     services = [s for s in policy["statement"] if s["principals"][0]["type"] == "Service"]
-    assert [s["principals"][0]["identifiers"] for s in services] == [["events.amazonaws.com"]]
-    (condition,) = services[0]["condition"]
-    assert condition["variable"] == "aws:SourceArn" and condition["values"][0].endswith(f":rule/{rule_name}")
+    assert [s["principals"][0]["identifiers"] for s in services] == [["events.amazonaws.com"],
+                                                                      ["cloudwatch.amazonaws.com"]]
+    (events, alarms) = (only_condition(s) for s in services)
+    assert events["variable"] == "aws:SourceArn" and events["values"][0].endswith(f":rule/{rule_name}")
+    prefix = alarms["values"][0].rsplit(":alarm:", 1)[1].removesuffix("*")
+    assert alarms["variable"] == "aws:SourceArn" and alarm["alarm_name"].startswith(prefix)
     key = json.loads(next(body["policy"] for body in resources_of(stack, "aws_kms_key").values()
                           if "Encrypts the" in body["description"] and "topic" in body["description"]))
     granted = [s["Principal"] for s in key["Statement"] if "Service" in s["Principal"]]
-    assert granted == [{"Service": "events.amazonaws.com"}]
+    assert granted == [{"Service": "events.amazonaws.com"}, {"Service": "cloudwatch.amazonaws.com"}]
+
+
+def only_condition(statement: dict) -> dict:
+    (condition,) = statement["condition"]
+    return condition
 
 
 def test_the_config_role_writes_only_its_own_prefix(project, stacks):
@@ -279,9 +288,11 @@ def test_the_trail_is_multi_region_validated_encrypted_and_records_reads(project
 
 # --- toggles off leave nothing behind -------------------------------------------------------------
 
+# The warning topic serves both (Config's events, the trail's alarm): it goes only with both off.
 CONFIG_TYPES = ("aws_config_configuration_recorder", "aws_config_delivery_channel", "aws_config_config_rule",
-                "aws_config_configuration_recorder_status", "aws_cloudwatch_event_rule", "aws_sns_topic")
-TRAIL_TYPES = ("aws_cloudtrail", "aws_cloudwatch_log_group")
+                "aws_config_configuration_recorder_status", "aws_cloudwatch_event_rule")
+TRAIL_TYPES = ("aws_cloudtrail", "aws_cloudwatch_log_group", "aws_cloudwatch_log_metric_filter",
+               "aws_cloudwatch_metric_alarm")
 
 
 @pytest.mark.parametrize(("change", "gone", "kept"), [

@@ -35,8 +35,13 @@ def test_without_dr_the_backup_runs_daily(project):
     (with_dr(backup_schedule="cron(*/10 * ? * * *)"), "dr.backup_schedule", "with a single minute"),
     (with_dr(backup_schedule="cron(0 5 * * * *)"), "dr.backup_schedule", "`?` in exactly one of the day fields"),
     (with_dr(backup_schedule="cron(0 24 ? * * *)"), "dr.backup_schedule", "must be cron("),
-    (with_dr(backup_schedule="rate(30 minutes)"), "dr.backup_schedule", "or rate(N hours|days)"),
-    (with_dr(backup_schedule="rate(1 days)"), "dr.backup_schedule", "or rate(N hours|days)"),
+    (with_dr(backup_schedule="rate(30 minutes)"), "dr.backup_schedule", "AWS Backup refuses rate(...)"),
+    (with_dr(backup_schedule="rate(1 day)"), "dr.backup_schedule", "AWS Backup refuses rate(...)"),
+    (with_dr(backup_schedule="rate(12 hours)"), "dr.backup_schedule", "AWS Backup refuses rate(...)"),
+    (with_dr(backup_schedule="cron(0 5 ? * *)"), "dr.backup_schedule", "must be cron("),
+    (with_dr(backup_schedule="cron(0 5 ? * 8 *)"), "dr.backup_schedule", "must be cron("),
+    (with_dr(backup_schedule="cron(0 5 ? 13 * *)"), "dr.backup_schedule", "must be cron("),
+    (with_dr(backup_schedule=3), "dr.backup_schedule", "must be a string"),
     (with_dr(backup_schedule="daily"), "dr.backup_schedule", "must be cron("),
     (with_dr(copy_retention_days=3), "dr.copy_retention_days", "must be between 7 and 3650 (got 3)"),
     (with_dr(copy_retention_days="14"), "dr.copy_retention_days", "must be an integer"),
@@ -62,7 +67,7 @@ def test_production_needs_dr_and_a_vault_lock(config_dir, change, field):
 
 @pytest.mark.parametrize("expression", [
     "cron(0 5 ? * * *)", "cron(15 */4 ? * * *)", "cron(0 1,13 ? * MON-FRI *)", "cron(0 2 L * ? *)",
-    "cron(0 2 ? * 6#3 2026-2030)", "cron(0 3 15W JAN,JUL ? *)", "rate(1 hour)", "rate(12 hours)", "rate(1 day)",
+    "cron(0 2 ? * 6#3 2026-2030)", "cron(0 3 15W JAN,JUL ? *)",
 ])
 def test_aws_backup_schedules_are_accepted(expression):
     assert valid_schedule(expression)
@@ -72,6 +77,8 @@ def test_aws_backup_schedules_are_accepted(expression):
     "cron(0 5 ? * *)", "cron(0 5 ? * * * *)", "cron(60 5 ? * * *)", "cron(0-30 5 ? * * *)", "cron(0 5 32 * ? *)",
     "cron(0 5 ? 13 * *)", "cron(0 5 ? * 8 *)", "cron(0 5 ? * FOO *)", "cron(0 5 ? * ? *)", "cron(0 */0 ? * * *)",
     "rate(0 hours)", "rate(2 hour)", "rate(1 week)", "rate(1 minute)", " cron(0 5 ? * * *)",
+    # AWS Backup's BackupRule takes a cron expression only (issue 21): rate(...) fails at deploy.
+    "rate(1 hour)", "rate(12 hours)", "rate(1 day)",
 ])
 def test_other_schedules_are_refused(expression):
     assert not valid_schedule(expression)

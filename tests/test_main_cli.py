@@ -123,6 +123,14 @@ BAD_CONFIGURATIONS = {
     "production without vault lock": ("production.toml", "vault_lock = true", "vault_lock = false",
                                       r"environments/production\.toml: dr\.vault_lock: must be true when "
                                       r"production = true"),
+    "rate backup schedule": ("production.toml", 'backup_schedule = "cron(0 */4 ? * * *)"',
+                             'backup_schedule = "rate(4 hours)"',
+                             r"environments/production\.toml: dr\.backup_schedule: must be a cron\(\.\.\.\) "
+                             r"expression: AWS Backup refuses rate\(\.\.\.\) schedules \(got 'rate\(4 hours\)'\)"),
+    "backup schedule without ?": ("production.toml", 'backup_schedule = "cron(0 */4 ? * * *)"',
+                                  'backup_schedule = "cron(0 */4 * * * *)"',
+                                  r"environments/production\.toml: dr\.backup_schedule: must be cron\(minute hour "
+                                  r"day-of-month month day-of-week year\) .* \(got 'cron\(0 \*/4 \* \* \* \*\)'\)"),
     "unknown key": ("project.toml", "[state]", "[state]\nencrypt = true",
                     r"environments/project\.toml: state\.encrypt: is not a known setting"),
 }

@@ -71,7 +71,7 @@ def test_the_checks_catch_a_broken_stack(stacks, project, breakage):
     elif breakage == "role-writes-source":
         next(s for s in statements if s.get("sid") == "WriteReplicaObjects")["resources"] = ["*"]
     elif breakage == "failover-codes":
-        distribution["origin_group"][0]["failover_criteria"]["status_codes"] = [500, 502, 503, 504]
+        distribution["origin_group"][0]["failover_criteria"]["status_codes"] = [403, 404, 500, 502, 503, 504]
     elif breakage == "behaviour-skips-group":
         distribution["default_cache_behavior"]["target_origin_id"] = "site"
     elif breakage == "versioning-order":

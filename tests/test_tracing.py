@@ -20,7 +20,11 @@ from tests import api_checks, network_checks
 from tests.conftest import only, resources_of
 from tests.strategies import to_toml
 
-PINNED_COLLECTOR = re.compile(r"^public\.ecr\.aws/aws-observability/aws-otel-collector:v\d+\.\d+\.\d+$")
+# Release and digest (issue 21): a tag alone can be moved to other content.
+PINNED_COLLECTOR = re.compile(r"^public\.ecr\.aws/aws-observability/aws-otel-collector:v\d+\.\d+\.\d+"
+                              r"@sha256:[0-9a-f]{64}$")
+# The collector image's own user: `aoc`, UID and GID 4317 (cmd/awscollector/Dockerfile of aws-otel-collector).
+COLLECTOR_IMAGE_USER = "4317:4317"
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
               "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"}
 ROOT_USERS = {"0", "root", "0:0", "root:root"}
@@ -61,6 +65,7 @@ def test_the_collector_sidecar_is_pinned_hardened_and_not_essential(env_stack):
     assert PINNED_COLLECTOR.fullmatch(sidecar["image"]), sidecar["image"]
     assert sidecar["essential"] is False, "a collector fault must never stop the API"
     assert sidecar.get("user") and sidecar["user"] not in ROOT_USERS
+    assert sidecar["user"] == COLLECTOR_IMAGE_USER, "a UID the image does not know owns nothing in it"
     assert sidecar["readonlyRootFilesystem"] is True
     assert not sidecar.get("portMappings"), "the collector listens on the task's loopback only"
     options = sidecar["logConfiguration"]["options"]
