@@ -36,7 +36,14 @@ node-check:
 	@node -e "require('@cdktf/node-pty-prebuilt-multiarch')" 2>/dev/null || { echo "make: the cdktf CLI's terminal library (node-pty) has no binary for Node.js $$(node --version) on $$(uname -sm): use Node.js 20 there (see README, Prerequisites)" >&2; exit 1; }
 	@touch $@
 
-setup: node-check .make/python .make/node
+# The lazy-index copy of the AWS provider's jsii bundle (core/provider_bundle.py; README "Performance"):
+# synthesis loads it instead of the stock bundle. Fails with one line if the pinned bundle changed.
+LAZY_PROVIDER := .gen/provider-aws/manifest.json
+$(LAZY_PROVIDER): .make/python core/provider_bundle.py
+	$(PIPENV) run python -m core.provider_bundle
+	@touch $@
+
+setup: node-check .make/python .make/node $(LAZY_PROVIDER)
 
 synth: setup
 	npx cdktf synth
@@ -104,4 +111,4 @@ local-down:
 	$(INFRA) local-down
 
 clean:
-	rm -rf cdktf.out .make
+	rm -rf cdktf.out .make .gen/provider-aws

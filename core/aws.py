@@ -12,6 +12,10 @@ directory. Python then imports submodules from disk on demand without ever runni
 
 If something imported the package the naive way first, the real package is reused: still
 correct, only slower.
+
+Before the first submodule loads, the lazy-index copy of the provider's jsii bundle (built by
+`make setup`, see core.provider_bundle) is handed to the jsii kernel, which then never loads the
+~2,100 resource modules of the stock bundle that no stack uses.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import importlib
 import importlib.util
 import sys
 import types
+
+from core.provider_bundle import load_lazy
 
 PACKAGE = "cdktf_cdktf_provider_aws"
 
@@ -31,6 +37,7 @@ def _install_bare_package() -> None:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"{PACKAGE} is not installed; run the setup command from the README")
+    load_lazy()
     package = types.ModuleType(PACKAGE, "Lazily loaded hashicorp/aws bindings (see core.aws)")
     package.__path__ = list(spec.submodule_search_locations)
     package.__spec__ = spec
