@@ -7,6 +7,7 @@ tests pin the transform's refusals and the fallback line.
 
 from __future__ import annotations
 
+import dis
 import io
 import json
 import os
@@ -226,3 +227,57 @@ def test_synthesis_without_the_copy_falls_back_with_one_line_and_fails_in_ci(tmp
     ci = subprocess.run([sys.executable, "-c", probe], env={**env, "INFRA_REQUIRE_TOOLS": "1"},
                         capture_output=True, text=True, timeout=120)
     assert ci.returncode != 0 and "INFRA_REQUIRE_TOOLS=1 requires the lazy bundle" in ci.stderr
+
+
+# --- the provider bindings load without their typeguard blocks; the jsii kernel still checks types ---
+
+WRONGLY_TYPED = {
+    "a number for a string": lambda aws, stack: aws.s3_bucket.S3Bucket(stack, "b", bucket=123),
+    "a string for a boolean": lambda aws, stack: aws.s3_bucket.S3Bucket(stack, "b", force_destroy="yes"),
+    "a number in a list of strings": lambda aws, stack: aws.provider.AwsProvider(
+        stack, "p", region="eu-west-1", allowed_account_ids=[123456789012]),
+    "another struct for a struct": lambda aws, stack: aws.s3_bucket_versioning.S3BucketVersioningA(
+        stack, "v", bucket="b", versioning_configuration=aws.provider.AwsProviderDefaultTags(tags={})),
+}
+
+
+def calls_check_type(function) -> bool:
+    return any(instruction.argval == "check_type" for instruction in dis.get_instructions(function))
+
+
+def test_the_bindings_synthesis_uses_carry_no_python_type_checks(stacks):
+    from core.aws import aws
+
+    assert stacks
+    assert not calls_check_type(aws.s3_bucket.S3Bucket.__init__)
+    assert not calls_check_type(aws.provider.AwsProviderDefaultTags.__init__)
+
+
+def test_the_type_check_probe_sees_a_checked_binding():
+    """The probe above bites: the installed (checked) source of the same constructor calls check_type."""
+    from core.aws import aws
+
+    module = compile(Path(aws.s3_bucket.__file__).read_text(), aws.s3_bucket.__file__, "exec",
+                     dont_inherit=True, optimize=0)
+    [constructor] = [code for code in code_objects(module) if code.co_qualname == "S3Bucket.__init__"]
+    with pytest.raises(AssertionError):
+        assert not calls_check_type(constructor)
+
+
+def code_objects(code):
+    """`code` and every code object nested in it (class bodies, functions), without running any."""
+    yield code
+    for constant in code.co_consts:
+        if hasattr(constant, "co_consts"):
+            yield from code_objects(constant)
+
+
+@pytest.mark.parametrize("mistake", sorted(WRONGLY_TYPED))
+def test_a_wrongly_typed_argument_is_still_refused_by_the_jsii_kernel(mistake):
+    import cdktf
+
+    from core.aws import aws
+
+    stack = cdktf.TerraformStack(cdktf.Testing.app(), "typed")
+    with pytest.raises(RuntimeError, match="Unable to deserialize value as @cdktf/provider-aws"):
+        WRONGLY_TYPED[mistake](aws, stack)
