@@ -41,7 +41,14 @@ node-check:
 	@node -e "require('@cdktf/node-pty-prebuilt-multiarch')" 2>/dev/null || echo "note: npx cdktf is unavailable with Node.js $$(node --version) on $$(uname -sm) (no terminal-library binary); make, make test and python -m ops work (see README, Prerequisites)"
 	@touch $@
 
-setup: node-check .make/python .make/node
+# The lazy-index copy of the AWS provider's jsii bundle (core/provider_bundle.py; README "Performance"):
+# synthesis loads it instead of the stock bundle. Fails with one line if the pinned bundle changed.
+LAZY_PROVIDER := .gen/provider-aws/manifest.json
+$(LAZY_PROVIDER): .make/python core/provider_bundle.py
+	$(PIPENV) run python -m core.provider_bundle
+	@touch $@
+
+setup: node-check .make/python .make/node $(LAZY_PROVIDER)
 
 # main.py directly (what `npx cdktf synth` runs too), so synthesis works on every supported Node.js.
 synth: setup
@@ -112,4 +119,4 @@ local-down:
 	$(INFRA) local-down
 
 clean:
-	rm -rf cdktf.out .make
+	rm -rf cdktf.out .make .gen/provider-aws

@@ -66,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before importing cdktf: its Node process keeps the working directory it starts in.
     os.chdir(ROOT)
+    from core.provider_bundle import BundleError
     from stacks.app import build_app, summarize
 
     outdir = os.environ.get(OUTDIR_VARIABLE, "cdktf.out")
-    build_app(project, outdir, selected).synth()
+    try:
+        build_app(project, outdir, selected).synth()
+    except BundleError as error:  # only under INFRA_REQUIRE_TOOLS=1: the lazy provider bundle is missing
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     written = summarize(outdir)
     width = max((len(stack.name) for stack in written), default=0)  # the longest name, not a guess
     for stack in written:

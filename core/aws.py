@@ -12,14 +12,32 @@ directory. Python then imports submodules from disk on demand without ever runni
 
 If something imported the package the naive way first, the real package is reused: still
 correct, only slower.
+
+Before the first submodule loads, the lazy-index copy of the provider's jsii bundle (built by
+`make setup`, see core.provider_bundle) is handed to the jsii kernel, which then never loads the
+~2,100 resource modules of the stock bundle that no stack uses.
+
+The submodules are compiled without their `if __debug__:` blocks (as `python -O` would, for these
+generated files only): those blocks re-check every argument with typeguard, half of the Python time
+of a synthesis, and the jsii kernel checks the same arguments again against the assembly's types
+(tests/test_provider_bundle.py proves a wrongly typed argument is still refused). The compiled code
+is cached under .gen/provider-aws/bytecode, never in the installed package. INFRA_PROVIDER_BUNDLE=stock
+loads the provider exactly as installed (the benchmark's reference, the equivalence test).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import marshal
+import os
 import sys
+import tempfile
 import types
+
+from core.provider_bundle import OUTPUT_DIR, SELECT_VARIABLE, load_lazy
 
 PACKAGE = "cdktf_cdktf_provider_aws"
 
@@ -31,12 +49,60 @@ def _install_bare_package() -> None:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"{PACKAGE} is not installed; run the setup command from the README")
+    load_lazy()
+    if os.environ.get(SELECT_VARIABLE) != "stock":
+        sys.meta_path.insert(0, _UncheckedBindingsFinder())
     package = types.ModuleType(PACKAGE, "Lazily loaded hashicorp/aws bindings (see core.aws)")
     package.__path__ = list(spec.submodule_search_locations)
     package.__spec__ = spec
     package.__file__ = spec.origin
     package.__package__ = PACKAGE
     sys.modules[PACKAGE] = package
+
+
+class _UncheckedBindingsLoader(importlib.machinery.SourceFileLoader):
+    """Loads a provider submodule compiled with optimize=1, caching the code in .gen (never beside the source)."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        source_path = self.get_filename(fullname)
+        status = os.stat(source_path)
+        header = importlib.util.MAGIC_NUMBER + f"{status.st_mtime_ns}:{status.st_size}\n".encode()
+        cache = OUTPUT_DIR / "bytecode" / f"{fullname}.opt-1.pyc"
+        try:
+            data = cache.read_bytes()
+            if data.startswith(header):
+                return marshal.loads(data[len(header):])
+        except (OSError, ValueError, EOFError):
+            pass
+        code = compile(self.get_data(source_path), source_path, "exec", dont_inherit=True, optimize=1)
+        _write_atomically(cache, header + marshal.dumps(code))
+        return code
+
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        """Never write bytecode next to the installed sources (get_code caches in .gen instead)."""
+
+
+def _write_atomically(path, data: bytes) -> None:
+    """Concurrent test workers may compile the same module: each writes whole files, the last one wins."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as part:
+            part.write(data)
+        os.replace(part.name, path)
+    except OSError:
+        pass  # a read-only checkout only loses the cache
+
+
+class _UncheckedBindingsFinder(importlib.abc.MetaPathFinder):
+    """Routes `cdktf_cdktf_provider_aws.<resource>` imports (not `._jsii`) to _UncheckedBindingsLoader."""
+
+    def find_spec(self, fullname, path, target=None):
+        if not fullname.startswith(PACKAGE + ".") or fullname == f"{PACKAGE}._jsii":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _UncheckedBindingsLoader(spec.loader.name, spec.loader.path)
+        return spec
 
 
 class _LazyProvider:

@@ -58,19 +58,39 @@ class RequiredTags:
         constructs = self.stack.node.find_all()
         providers = [c for c in constructs if isinstance(c, aws.provider.AwsProvider)]
         tags_by_provider = {id(provider): _default_tags(provider) for provider in providers}
-        every_provider_tags = bool(providers) and not any(map(self._missing, tags_by_provider.values()))
+        if providers and not any(map(self._missing, tags_by_provider.values())):
+            # Whichever provider a resource uses supplies the tags; only an override can break them.
+            self._check_overrides(constructs)
+            return
         for resource in filter(_is_taggable, constructs):
-            if every_provider_tags:
-                # Whichever provider the resource uses supplies the tags; only an override can break them.
-                missing = [key for key, value in (resource.tags_input or {}).items()
-                           if key in self.tags and value != self.tags[key]]
-            else:
-                provider = resource.provider
-                inherited = (tags_by_provider.get(id(provider), {}) if provider
-                             else self._unaliased_provider_tags(providers, tags_by_provider))
-                missing = self._missing({**inherited, **(resource.tags_input or {})})
+            provider = resource.provider
+            inherited = (tags_by_provider.get(id(provider), {}) if provider
+                         else self._unaliased_provider_tags(providers, tags_by_provider))
+            missing = self._missing({**inherited, **(resource.tags_input or {})})
             if missing:
                 self._report(resource, sorted(missing))
+
+    def _check_overrides(self, constructs: list) -> None:
+        """Report each resource whose own tags change a required one.
+
+        The tags come from the stack's Terraform JSON, read in one call: reading each resource's
+        `tags_input` instead cost a round trip into Node per taggable resource (~100 of an
+        environment stack's ~600). Only a failure maps the JSON back to constructs (more round trips).
+        """
+        overriding = {}
+        for resource_type, resources in self.stack.to_terraform().get("resource", {}).items():
+            for logical_id, body in resources.items():
+                tags = body.get("tags") or {}  # a whole-map reference cannot be checked: reported
+                missing = (list(self.tags) if not isinstance(tags, dict)
+                           else [key for key, value in tags.items() if key in self.tags and value != self.tags[key]])
+                if missing:
+                    overriding[(resource_type, logical_id)] = sorted(missing)
+        if not overriding:
+            return
+        for resource in filter(_is_taggable, constructs):
+            missing = overriding.get((resource.terraform_resource_type, resource.friendly_unique_id))
+            if missing:
+                self._report(resource, missing)
 
     def _missing(self, effective: Mapping[str, str]) -> list[str]:
         return [key for key, value in self.tags.items() if effective.get(key) != value]

@@ -146,7 +146,7 @@ def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
     dr_checks.check_disaster_recovery(stack, env)
 
 
-EXAMPLES_PER_SHARD = 12
+EXAMPLES_PER_SHARD = 15
 # A fixed seed per shard: the same 24 configurations on every run, so the coverage assertions below
 # and the suite's duration are reproducible (a random draw of 20 examples once missed a [dr] variant, and
 # its duration varied by a minute). Change a seed to explore other configurations.
