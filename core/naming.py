@@ -24,3 +24,16 @@ def bounded_name(prefix: str, component: str, limit: int) -> str:
     if keep < 1:
         raise ValueError(f"a {limit}-character limit leaves no room for {component!r} and a digest")
     return f"{prefix[:keep].rstrip('-')}-{digest}-{component}"
+
+
+def database_cluster_identifier(prefix: str, restore_from_snapshot: str | None) -> str:
+    """`<prefix>-db`, or `<prefix>-db-r<digest of the snapshot>` for a cluster restored from a snapshot.
+
+    A restored cluster gets a name of its own so that it can be created next to the cluster it
+    replaces (create before destroy): the old one keeps serving until the new one is up, its final
+    snapshot gets a name no earlier cluster used, and a snapshot of the old cluster is never deleted
+    (with it) before the restore has read it.
+    """
+    if restore_from_snapshot is None:
+        return f"{prefix}-db"
+    return f"{prefix}-db-r{hashlib.sha256(restore_from_snapshot.encode()).hexdigest()[:8]}"

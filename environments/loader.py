@@ -61,6 +61,11 @@ IMAGE_RE = re.compile(r"^\S{1,255}$")
 DIGEST_PINNED_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 HOSTED_ZONE_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
 CERTIFICATE_RE = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-f-]{36}$")
+# A cluster snapshot: its identifier (AWS Backup's are `awsbackup:job-...`, automated ones `rds:...`) or its ARN.
+SNAPSHOT_ID_PATTERN = r"(?!.*--)(?!.*-$)[A-Za-z][A-Za-z0-9:-]{0,254}"
+SNAPSHOT_RE = re.compile(rf"^((?!arn:){SNAPSHOT_ID_PATTERN}|arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{{12}}:cluster-snapshot:"
+                         rf"{SNAPSHOT_ID_PATTERN})$")
+SNAPSHOT_ARN_RE = re.compile(r"^arn:aws[a-z-]*:rds:([a-z0-9-]+):")
 CSP_RE = re.compile(r"^(?=.*default-src )[ -~]{10,4096}$")
 ENDPOINT_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?$")
 # AWS Backup schedules: `cron(<6 fields>)` only, checked field by field below. The BackupRule API takes "a CRON
@@ -251,6 +256,8 @@ def _network(section: _Section) -> NetworkConfig:
 
 def _database(section: _Section) -> DatabaseConfig:
     image = section.string("bootstrap_image", IMAGE_RE, "must be an image reference without spaces", optional=True)
+    snapshot = section.string("restore_from_snapshot", SNAPSHOT_RE,
+                              "must be a cluster snapshot identifier or a cluster snapshot ARN", optional=True)
     result = DatabaseConfig(
         min_acu=section.number("min_acu", 0.5, 256, 0.5),
         max_acu=section.number("max_acu", 1, 256, 0.5),
@@ -259,6 +266,7 @@ def _database(section: _Section) -> DatabaseConfig:
         deletion_protection=section.boolean("deletion_protection"),
         secret_rotation_days=section.integer("secret_rotation_days", 1, 365),
         **({"bootstrap_image": image} if image else {}),
+        restore_from_snapshot=snapshot,
     )
     if result.min_acu > result.max_acu:
         raise section.fail("min_acu", f"must be <= {section.path('max_acu')} "
@@ -477,6 +485,7 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
     section.done()
     _check_production_rules(env, section)
     _check_api_certificate_region(env, section)
+    _check_snapshot_region(env, section)
     return env
 
 
@@ -485,6 +494,14 @@ def _check_api_certificate_region(env: EnvironmentConfig, section: _Section) -> 
     arn = env.api.certificate_arn
     if arn and CERTIFICATE_RE.fullmatch(arn).group(1) != env.region:
         raise section.fail("api.certificate_arn", f"must be a certificate in {env.region} (got {arn})")
+
+
+def _check_snapshot_region(env: EnvironmentConfig, section: _Section) -> None:
+    """RDS restores a cluster only from a snapshot in its own region (a copy brings one there)."""
+    found = SNAPSHOT_ARN_RE.match(env.database.restore_from_snapshot or "")
+    if found and found.group(1) != env.region:
+        raise section.fail("database.restore_from_snapshot",
+                           f"must be a snapshot in {env.region} (got one in {found.group(1)})")
 
 
 def _check_production_rules(env: EnvironmentConfig, section: _Section) -> None:

@@ -44,6 +44,8 @@ class DatabaseConfig:
     secret_rotation_days: int
     # The image of the one-off bootstrap task that creates the application's database role (needs psql).
     bootstrap_image: str = "public.ecr.aws/docker/library/postgres:16-alpine"
+    # A cluster snapshot (id or ARN) the cluster is created from: `python -m ops restore` writes it.
+    restore_from_snapshot: str | None = None
 
 
 @dataclass(frozen=True)

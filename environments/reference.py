@@ -142,6 +142,12 @@ ENVIRONMENT: dict[str, FieldDoc] = {
         "Image of the one-off database bootstrap task, which creates the API's database role `app` with the "
         "master credentials (it runs `psql`); unset: `public.ecr.aws/docker/library/postgres:16-alpine`.",
         "an image reference without spaces; pinned by digest when `production = true`", pattern=loader.IMAGE_RE),
+    "database.restore_from_snapshot": FieldDoc(
+        "A cluster snapshot (identifier or ARN) in the environment's region to create the cluster from, with every "
+        "setting of the module; written by `python -m ops restore` (docs/runbooks.md, Restore Aurora). Setting or "
+        "changing it replaces the cluster: the restored one is named `<app>-<env>-db-r<digest of the snapshot>` "
+        "and created before the old one is deleted; unset: a new, empty cluster `<app>-<env>-db`.",
+        "a cluster snapshot identifier or ARN; an ARN's region is the environment's", pattern=loader.SNAPSHOT_RE),
     "api": FieldDoc("The containerised API on ECS Fargate."),
     "api.cpu": FieldDoc("Task CPU units.", choices=tuple(loader.FARGATE_MEMORY)),
     "api.memory": FieldDoc("Task memory (MiB).", "a Fargate memory size for the chosen `api.cpu` (table below)"),

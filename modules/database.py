@@ -7,6 +7,14 @@ in Terraform configuration or state. We only set the rotation schedule (every N 
 configuration) on that secret. The alternative, an explicit secret plus a rotation function,
 buys custom rotation logic we do not need at the price of a Lambda in the VPC.
 
+Restore (`restore_from_snapshot`, written by `python -m ops restore`): the cluster is created from
+that snapshot with every setting below (parameter group, key, IAM authentication, subnets, security
+group, managed master password, alarms), under a name of its own (core/naming.py), created before the
+cluster it replaces is deleted. Changing the snapshot replaces the cluster, which `python -m ops deploy`
+refuses for guarded stacks unless the cluster's address is named with `--allow-replace`. The old
+cluster is deleted last, with a final snapshot where deletion protection is on (docs/runbooks.md).
+The database name and master user come from the snapshot.
+
 No `availability_zones` on the cluster: AWS picks and reports three zones, and pinning them in
 configuration makes every plan want to replace the cluster. Multi-AZ comes from the DB subnet
 group (one data subnet per zone) and from the reader instances.
@@ -22,7 +30,7 @@ from constructs import Construct
 from core.account import Account
 from core.aws import aws
 from core.iam import service_role
-from core.naming import bounded_name
+from core.naming import bounded_name, database_cluster_identifier
 from modules.kms_key import KmsKey, KmsKeyProps
 from modules.log_group import LogGroup, LogGroupProps
 
@@ -73,6 +81,7 @@ class DatabaseProps:
     logs_kms_key_arn: str
     monitoring_interval_seconds: int = 60
     cache: CacheProps | None = None
+    restore_from_snapshot: str | None = None  # a cluster snapshot (id or ARN) to create the cluster from
 
 
 class Database(Construct):
@@ -82,7 +91,7 @@ class Database(Construct):
     def __init__(self, scope: Construct, id: str, props: DatabaseProps):
         super().__init__(scope, id)
         self.props = props
-        self.cluster_identifier = f"{props.name_prefix}-db"
+        self.cluster_identifier = database_cluster_identifier(props.name_prefix, props.restore_from_snapshot)
         self.key = KmsKey(self, "key", KmsKeyProps(
             account=props.account,
             alias=f"alias/{props.name_prefix}-data",
@@ -121,14 +130,22 @@ class Database(Construct):
         )
         return group.name
 
+    def _replacement(self) -> TerraformResourceLifecycle | None:
+        """A restored cluster (and its instances) exist before what they replace is deleted."""
+        return TerraformResourceLifecycle(create_before_destroy=True) if self.props.restore_from_snapshot else None
+
     def _cluster(self, subnet_group: str, parameter_group: str):
         props = self.props
         clusters = aws.rds_cluster
+        restored = props.restore_from_snapshot is not None
         return clusters.RdsCluster(
             self, "cluster",
             cluster_identifier=self.cluster_identifier,
+            snapshot_identifier=props.restore_from_snapshot,
             engine=ENGINE, engine_mode="provisioned", engine_version=ENGINE_VERSION,
-            database_name=DATABASE_NAME, master_username=MASTER_USERNAME, port=POSTGRES_PORT,
+            # A restore takes the database and its master user from the snapshot.
+            database_name=None if restored else DATABASE_NAME, master_username=None if restored else MASTER_USERNAME,
+            port=POSTGRES_PORT,
             manage_master_user_password=True, master_user_secret_kms_key_id=self.kms_key_arn,
             db_subnet_group_name=subnet_group, vpc_security_group_ids=[props.security_group_id],
             db_cluster_parameter_group_name=parameter_group,
@@ -144,6 +161,7 @@ class Database(Construct):
             serverlessv2_scaling_configuration=clusters.RdsClusterServerlessv2ScalingConfiguration(
                 min_capacity=props.min_acu, max_capacity=props.max_acu),
             depends_on=[self.log_group.group],
+            lifecycle=self._replacement(),
         )
 
     def _monitoring_role(self) -> str:
@@ -172,6 +190,7 @@ class Database(Construct):
                 monitoring_interval=props.monitoring_interval_seconds,
                 monitoring_role_arn=monitoring_role_arn if props.monitoring_interval_seconds else None,
                 copy_tags_to_snapshot=True,
+                lifecycle=self._replacement(),
             )
 
     def _cache(self, cache: CacheProps) -> str:

@@ -8,7 +8,7 @@
     python -m ops deploy-bootstrap [--yes]           # the same as `deploy bootstrap`
     python -m ops database-bootstrap ENV             # run the database bootstrap task again
     python -m ops destroy STACK [--yes]              # never production, the bootstrap or a baseline
-    python -m ops restore ENV [--region R] [--snapshot ID|--latest] [--yes]
+    python -m ops restore ENV [--region R] [--snapshot ID|--latest] [--write]
     python -m ops local-up [ENV] [--verbose]         # moto on 127.0.0.1, bootstrap + dev applied to it
     python -m ops local-down                         # stop the emulator, remove .local/
 
@@ -101,17 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     destroy = _stack_command(commands, "destroy", cmd_destroy, "destroy one stack that is not production-guarded")
     destroy.add_argument("--yes", action="store_true", help="destroy without the typed confirmation")
 
-    back = commands.add_parser("restore", help="restore the database's newest (or a named) recovery point into a "
-                                                "new cluster (dry run without --yes)")
+    back = commands.add_parser("restore", help="find the database's newest (or a named) recovery point and print "
+                                                "the configuration change that restores it through a deploy")
     back.add_argument("environment")
     back.add_argument("--region", help="the environment's region (default) or its [dr] region")
     which = back.add_mutually_exclusive_group()
     which.add_argument("--snapshot", metavar="ID", help="this cluster snapshot instead of the newest")
     which.add_argument("--latest", action="store_true", help="the newest available snapshot (the default)")
-    back.add_argument("--subnet-group", help="DB subnet group to restore into (default: the environment's)")
-    back.add_argument("--security-group", help="name of the security group in that subnet group's VPC "
-                                               "(default: the environment's database group)")
-    back.add_argument("--yes", action="store_true", help="create the cluster (without it: print the plan only)")
+    back.add_argument("--write", action="store_true",
+                      help="write the change into environments/<ENV>.toml (without it: print it only)")
     back.set_defaults(handler=cmd_restore)
 
     up = commands.add_parser("local-up", help="run the emulator and deploy bootstrap + an environment to it")

@@ -166,8 +166,23 @@ EMULATOR_GAPS: dict[str, Gap] = {
     "rds-restore-managed-password": Gap(
         "moto's RestoreDBClusterFromSnapshot fails with HTTP 500 (KeyError '_master_user_password') when the "
         "snapshot's cluster has an RDS-managed master password, as ours does. Workaround: the cluster's "
-        "configuration is read with no password when it has none. Not proven: anything about the master "
-        "secret of a restored cluster (`python -m ops restore` tells the operator to hand it to RDS again)."
+        "configuration is read with no password when it has none. Proven on the emulator (the restore drill): "
+        "after the provider's ModifyDBCluster (ManageMasterUserPassword, our key), the restored cluster has a "
+        "managed secret of its own, which only the bootstrap task's role may read. Not proven: that AWS creates "
+        "that secret for a cluster restored from a snapshot (the provider's documented path), nor its rotation."
+    ),
+    "rds-modify-iam-authentication": Gap(
+        "moto's ModifyDBCluster stores EnableIAMDatabaseAuthentication where its own reads ignore it, so IAM "
+        "authentication can never be turned on after creation. Workaround: the cluster reports the modified "
+        "value. It matters for a restore: the provider sends RestoreDBClusterFromSnapshot without IAM "
+        "authentication (hashicorp/terraform-provider-aws#35189) and turns it on in the next apply, which the "
+        "restore drill runs; that AWS then accepts the API's IAM login is not proven here."
+    ),
+    "rds-restore-snapshot-arn": Gap(
+        "moto's RestoreDBClusterFromSnapshot finds a snapshot by its identifier only and refuses its ARN "
+        "(DBClusterSnapshotNotFoundFault), which AWS accepts. `python -m ops restore` writes the identifier "
+        "(the snapshot is in the environment's own region and account); the ARN form `restore_from_snapshot` "
+        "also accepts is checked by the loader only."
     ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
@@ -294,6 +309,9 @@ def work_around_emulator_gaps(patch: Patcher) -> None:
             del cluster._master_user_password
 
     patch.setattr(DBCluster, "get_cfg", get_cfg)
+    # rds-modify-iam-authentication: ModifyDBCluster sets `enable_iam_database_authentication`
+    patch.setattr(DBCluster, "iam_database_authentication_enabled", property(
+        lambda cluster: bool(getattr(cluster, "enable_iam_database_authentication", cluster.iam_auth))))
     # iam-managed-policies (read when moto creates its IAM backend, i.e. after this)
     patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 

@@ -1,34 +1,41 @@
-"""Restore an environment's Aurora cluster from a recovery point into a NEW cluster (`python -m ops restore`).
+"""Restore an environment's database from a recovery point, through Terraform (`python -m ops restore`).
 
-The recovery points are cluster snapshots: AWS Backup's in the environment's region (encrypted with
-the database key) and their copies in the DR region (re-encrypted with the DR backup vault's key),
-plus any manual or automated snapshot of the same cluster. The newest available one is used unless
-a snapshot is named.
+The restored cluster becomes the environment's database by configuration: `[database]
+restore_from_snapshot = "<snapshot>"` in environments/<env>.toml makes modules/database.py create the
+cluster from that snapshot with every setting of the module (TLS-only parameter group, the
+environment's key, IAM authentication, subnets, security group, managed master password, alarms).
+The deploy that follows points the API at it (`DB_HOST` and `rds-db:connect` reference the cluster)
+and runs the database bootstrap task for the new cluster; the master secret reaches nobody else.
 
-Safety rules (unit-tested in tests/test_restore.py through `infra.Tools`):
+This command finds the recovery point and says (or, with `--write`, makes) that one-line change:
 
-- only into the environment's own region or its `[dr]` region;
-- a named snapshot must be a snapshot of this environment's cluster and available;
-- nothing that exists is ever modified: the new cluster's and instance's identifiers are derived
-  from the snapshot's time, and if either exists the restore is refused (so running it twice
-  refuses the second time);
-- the key, DB subnet group and security group must already exist in the target region (the
-  environment's own by default; in the DR region, those of a stack deployed there, named with
-  `--subnet-group` / `--security-group` when they are not the environment's names);
-- without `--yes` nothing is created: the plan is printed (a dry run).
+- the recovery points are cluster snapshots of the environment's clusters: AWS Backup's in its
+  region, their copies in the `[dr]` region, and any manual or automated snapshot; the newest
+  available one is used unless a snapshot is named, which must be one of them and available;
+- the account check runs first (the preflight, exactly as `deploy` runs it);
+- in the environment's region, the change and the deploy steps are printed; `--write` edits the
+  file and validates it with the loader (an invalid result is put back, exit 2);
+- a snapshot the file already names is "nothing to do": a second run changes nothing;
+- in the `[dr]` region only the steps are printed: there the restore goes through an environment
+  deployed into that region (docs/runbooks.md, Region lost) until a DR-region stack exists.
 
-Resource names follow the modules (modules/database.py, modules/network.py, modules/backup.py);
-tests/test_restore.py checks them against the synthesized stacks, so they cannot drift apart.
+Nothing here creates or deletes anything in AWS. tests/test_restore.py checks the rules through
+`ops.tools.Tools`, and the Terraform addresses printed against the synthesized stacks.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import hashlib
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from core.naming import database_cluster_identifier
+from environments.loader import ConfigError, load_project
 from environments.model import EnvironmentConfig
 from ops import preflight
 from ops.errors import Refused, UsageError
@@ -38,93 +45,57 @@ from ops.targets import Kind
 if TYPE_CHECKING:
     from ops.tools import Tools
 
-# What RestoreDBClusterFromSnapshot and CreateDBInstance need that the snapshot does not carry.
-INSTANCE_CLASS = "db.serverless"
-LOG_EXPORTS = ["postgresql"]
 # Snapshot kinds RDS lists separately: AWS Backup's (and their copies), manual, automated.
 SNAPSHOT_TYPES = ("awsbackup", "manual", "automated")
-TIMESTAMP = "%Y%m%d%H%M"
-NO_PARAMETER_GROUP = "none in this region: the engine default (no TLS-only rule)"
+FIELD = "restore_from_snapshot"
+TABLE_HEADER = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
+# hashicorp/terraform-provider-aws#35189: a cluster created from a snapshot gets IAM authentication
+# only from the next apply (RestoreDBClusterFromSnapshot is sent without it).
+IAM_AUTH_ISSUE = "hashicorp/terraform-provider-aws#35189"
 
-
-class RestoreRefused(Exception):
-    """A safety rule stopped the restore: one line, nothing created."""
-
-
-class RestoreUsageError(Exception):
-    """The request itself is wrong (a region the environment does not use): exit status 2."""
-
-
-# --- names the modules give things ---------------------------------------------------------------
 
 def cluster_identifier(env: EnvironmentConfig) -> str:
-    return env.resource_name("db")  # modules/database.py: "<prefix>-db"
+    """The cluster the environment's configuration describes now (core/naming.py, as modules/database.py)."""
+    return database_cluster_identifier(f"{env.application}-{env.name}", env.database.restore_from_snapshot)
 
 
-def subnet_group_name(env: EnvironmentConfig) -> str:
-    return env.resource_name("data")  # modules/database.py: the DB subnet group of the data subnets
+def is_environments_cluster(env: EnvironmentConfig, identifier: str) -> bool:
+    """`<app>-<env>-db`, or one restored from a snapshot (`<app>-<env>-db-r<8 hex>`)."""
+    return re.fullmatch(rf"{re.escape(env.application)}-{re.escape(env.name)}-db(-r[0-9a-f]{{8}})?", identifier) \
+        is not None
 
 
-def security_group_name(env: EnvironmentConfig) -> str:
-    return env.resource_name("database")  # modules/network.py: "<prefix>-database"
+# --- Terraform addresses (cdktf's logical ids of stacks/environment.py's "database" construct) ---------------
+
+def terraform_address(kind: str, *path: str) -> str:
+    """cdktf's address for a construct path: the path (a component the previous one ends with left out)
+    joined by `_`, then the first 8 hex digits of the MD5 of the whole path joined by `/`."""
+    shown = [part for index, part in enumerate(path) if index == 0 or not path[index - 1].endswith(part)]
+    digest = hashlib.md5("/".join(path).encode(), usedforsecurity=False).hexdigest()[:8].upper()
+    return f"{kind}.{'_'.join(shown)}_{digest}"
 
 
-def parameter_group_name(env: EnvironmentConfig) -> str:
-    return env.resource_name("aurora-postgresql16")  # modules/database.py: TLS only, connection logging
+def replaced_addresses(env: EnvironmentConfig) -> tuple[str, ...]:
+    """What a restore replaces: the cluster, its instances and its log group (named after the cluster).
+
+    These are the stateful resources the deploy guard (ops/deploy.py) wants named with --allow-replace.
+    """
+    instances = ["writer", *(f"reader-{index}" for index in range(1, env.database.reader_count + 1))]
+    return (terraform_address("aws_rds_cluster", "database", "cluster"),
+            *(terraform_address("aws_rds_cluster_instance", "database", f"instance-{role}") for role in instances),
+            terraform_address("aws_cloudwatch_log_group", "database", "postgresql-log-group", "group"))
 
 
-def key_alias(env: EnvironmentConfig, region: str) -> str:
-    """The key a recovery point in `region` is encrypted with: the database's, or the DR vault's."""
-    if region == env.region:
-        return f"alias/{env.resource_name('data')}"  # modules/database.py
-    return f"alias/{env.resource_name('backup-dr')}"  # modules/backup.py: the copy vault's own key
-
-
-# --- the plan ------------------------------------------------------------------------------------
+# --- finding the recovery point ------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Snapshot:
     identifier: str
     arn: str
+    cluster: str
     created: datetime
     engine: str
     engine_version: str
-
-
-@dataclass(frozen=True)
-class RestorePlan:
-    """Everything the restore will create, decided before anything is."""
-
-    environment: str
-    region: str
-    snapshot: Snapshot
-    cluster_id: str
-    writer_id: str
-    kms_key_arn: str
-    subnet_group: str
-    vpc_id: str
-    security_group_id: str
-    parameter_group: str | None
-    min_acu: float
-    max_acu: float
-    deletion_protection: bool
-
-    def lines(self) -> list[str]:
-        snapshot = self.snapshot
-        return [
-            f"restore {self.environment} in {self.region} from {snapshot.identifier} "
-            f"(taken {snapshot.created:%Y-%m-%d %H:%M} UTC, {snapshot.engine} {snapshot.engine_version})",
-            f"  new cluster      {self.cluster_id} (Serverless v2, {self.min_acu:g}-{self.max_acu:g} ACU, "
-            f"deletion protection {'on' if self.deletion_protection else 'off'})",
-            f"  writer instance  {self.writer_id} ({INSTANCE_CLASS}, not publicly accessible)",
-            f"  encrypted with   {self.kms_key_arn}",
-            f"  subnet group     {self.subnet_group} (VPC {self.vpc_id})",
-            f"  security group   {self.security_group_id}",
-            f"  parameter group  {self.parameter_group or NO_PARAMETER_GROUP}",
-        ]
-
-
-Client = Callable[[str, str], Any]  # (service, region) -> a boto3 client
 
 
 def _error_code(error: Exception) -> str:
@@ -134,185 +105,168 @@ def _error_code(error: Exception) -> str:
 
 def _snapshot(raw: dict) -> Snapshot:
     return Snapshot(identifier=raw["DBClusterSnapshotIdentifier"], arn=raw["DBClusterSnapshotArn"],
-                    created=raw["SnapshotCreateTime"], engine=raw["Engine"], engine_version=raw["EngineVersion"])
+                    cluster=raw["DBClusterIdentifier"], created=raw["SnapshotCreateTime"], engine=raw["Engine"],
+                    engine_version=raw["EngineVersion"])
+
+
+def _snapshots_of_kind(rds, kind: str) -> list[dict]:
+    found, marker = [], None
+    while True:
+        page = rds.describe_db_cluster_snapshots(SnapshotType=kind, **({"Marker": marker} if marker else {}))
+        found += page["DBClusterSnapshots"]
+        marker = page.get("Marker")
+        if not marker:
+            return found
 
 
 def find_snapshot(rds, env: EnvironmentConfig, region: str, name: str | None) -> Snapshot:
-    """The named snapshot, or the newest available one, of this environment's cluster."""
-    source = cluster_identifier(env)
+    """The named snapshot, or the newest available one, of one of this environment's clusters."""
     if name:
         try:
             found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=name)["DBClusterSnapshots"]
         except Exception as error:  # botocore's ClientError; its code says what went wrong
             if _error_code(error) == "DBClusterSnapshotNotFoundFault":
-                raise RestoreRefused(f"no cluster snapshot {name} in {region}") from None
+                raise Refused(f"no cluster snapshot {name} in {region}") from None
             raise
-        if not found or found[0]["DBClusterIdentifier"] != source:
+        if not found or not is_environments_cluster(env, found[0]["DBClusterIdentifier"]):
             owner = found[0]["DBClusterIdentifier"] if found else "nothing"
-            raise RestoreRefused(f"snapshot {name} in {region} belongs to {owner}, not to {source} ({env.name})")
+            raise Refused(f"snapshot {name} in {region} belongs to {owner}, not to a cluster of {env.name} "
+                          f"({cluster_identifier(env)})")
         if found[0]["Status"] != "available":
-            raise RestoreRefused(f"snapshot {name} is {found[0]['Status']}, not available")
+            raise Refused(f"snapshot {name} is {found[0]['Status']}, not available")
         return _snapshot(found[0])
-    candidates = [raw for kind in SNAPSHOT_TYPES
-                  for raw in rds.describe_db_cluster_snapshots(DBClusterIdentifier=source, SnapshotType=kind)[
-                      "DBClusterSnapshots"]
-                  if raw["DBClusterIdentifier"] == source and raw["Status"] == "available"]
+    candidates = [raw for kind in SNAPSHOT_TYPES for raw in _snapshots_of_kind(rds, kind)
+                  if is_environments_cluster(env, raw["DBClusterIdentifier"]) and raw["Status"] == "available"]
     if not candidates:
-        raise RestoreRefused(f"no available snapshot of {source} in {region}: nothing to restore "
-                             "(AWS Backup copies arrive after the first scheduled backup)")
+        raise Refused(f"no available snapshot of {env.name}'s cluster in {region}: nothing to restore "
+                      "(AWS Backup copies arrive after the first scheduled backup)")
     return _snapshot(max(candidates, key=lambda raw: raw["SnapshotCreateTime"]))
 
 
-def _refuse_existing(rds, cluster_id: str, writer_id: str, region: str) -> None:
-    """Never overwrite: an existing cluster or instance of that name stops the restore."""
-    checks = (("cluster", "DBClusterNotFoundFault", lambda: rds.describe_db_clusters(DBClusterIdentifier=cluster_id)),
-              ("instance", "DBInstanceNotFound", lambda: rds.describe_db_instances(DBInstanceIdentifier=writer_id)))
-    for kind, missing, describe in checks:
-        name = cluster_id if kind == "cluster" else writer_id
-        try:
-            describe()
-        except Exception as error:
-            if _error_code(error) == missing:
-                continue
-            raise
-        raise RestoreRefused(f"a DB {kind} named {name} already exists in {region}: refusing to overwrite it "
-                             "(this snapshot was restored before; delete that one or name another snapshot)")
+# --- the configuration change ----------------------------------------------------------------------
+
+def setting_line(snapshot: Snapshot) -> str:
+    """The identifier, not the ARN: the snapshot is in the environment's own region and account."""
+    return f"{FIELD} = {json.dumps(snapshot.identifier)}"
 
 
-def _key_arn(kms, env: EnvironmentConfig, region: str) -> str:
-    alias = key_alias(env, region)
+def with_setting(text: str, line: str) -> str:
+    """`text` (a TOML file) with `line` as the [database] table's restore setting, replaced or added."""
+    lines = text.splitlines(keepends=True)
+    start = next((index for index, current in enumerate(lines)
+                  if (header := TABLE_HEADER.match(current)) and header.group(1).strip() == "database"), None)
+    if start is None:
+        raise UsageError("the environment file has no [database] table to write the restore into")
+    end = next((index for index in range(start + 1, len(lines)) if TABLE_HEADER.match(lines[index])), len(lines))
+    for index in range(start + 1, end):
+        if re.match(rf"^\s*{FIELD}\s*=", lines[index]):
+            lines[index] = line + "\n"
+            return "".join(lines)
+    last = max((index for index in range(start, end) if lines[index].strip()), default=start)
+    lines.insert(last + 1, line + "\n")
+    return "".join(lines)
+
+
+def write_setting(tools: Tools, path: Path, line: str) -> None:
+    """Write the setting, then load the whole configuration: if the loader refuses it, put the file back."""
+    original = path.read_text()
+    path.write_text(with_setting(original, line))
     try:
-        return kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"]
-    except Exception as error:
-        if _error_code(error) == "NotFoundException":
-            raise RestoreRefused(f"no KMS key {alias} in {region}: deploy {env.name} (with [dr] for the DR "
-                                 "region) first") from None
-        raise
+        load_project(tools.root / "environments")
+    except ConfigError as error:
+        path.write_text(original)
+        raise UsageError(f"configuration error: {error} (nothing written)") from None
 
 
-def _network(rds, ec2, region: str, group: str, name: str) -> tuple[str, str, str]:
-    """(subnet group, its VPC, the security group `name` in that VPC), which must exist in `region`."""
-    try:
-        (subnets,) = rds.describe_db_subnet_groups(DBSubnetGroupName=group)["DBSubnetGroups"]
-    except Exception as error:
-        if _error_code(error) == "DBSubnetGroupNotFoundFault":
-            raise RestoreRefused(f"no DB subnet group {group} in {region}: a network must exist there first "
-                                 "(docs/runbooks.md, Region lost; --subnet-group names another)") from None
-        raise
-    vpc = subnets["VpcId"]
-    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]},
-                                                   {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
-    if len(groups) != 1:
-        raise RestoreRefused(f"expected one security group {name} in {vpc} ({region}), found {len(groups)}")
-    return group, vpc, groups[0]["GroupId"]
+# --- what the operator does next -------------------------------------------------------------------
+
+def deploy_steps(env: EnvironmentConfig, old_cluster: str) -> list[str]:
+    """The deploy that makes the restored cluster the environment's database, in order."""
+    allow = " ".join(f"--allow-replace {address}" for address in replaced_addresses(env))
+    steps = []
+    if env.database.deletion_protection:
+        steps.append(f"release the old cluster's deletion protection (Terraform deletes it last, with its final "
+                     f"snapshot {old_cluster}-final): aws rds modify-db-cluster --region {env.region} "
+                     f"--db-cluster-identifier {old_cluster} --no-deletion-protection --apply-immediately")
+    else:
+        steps.append(f"database.deletion_protection is off, so the old cluster {old_cluster} is deleted without a "
+                     f"final snapshot: to keep it, first run aws rds create-db-cluster-snapshot --region "
+                     f"{env.region} --db-cluster-identifier {old_cluster} "
+                     f"--db-cluster-snapshot-identifier {old_cluster}-before-restore")
+    steps += [
+        f"python -m ops deploy {env.name} {allow}: creates the restored cluster with every setting of the "
+        f"environment, points the API at it (DB_HOST, rds-db:connect), runs the database bootstrap task for it "
+        f"(the only holder of the master secret), then deletes {old_cluster}, its instances and its log group",
+        f"python -m ops deploy {env.name} once more: it turns on IAM authentication, which the provider leaves off "
+        f"when it restores ({IAM_AUTH_ISSUE}); the API logs in only after this step",
+        "commit the change to the environment file: the line stays; removing it would replace the cluster again",
+    ]
+    return [f"  {number}. {step}" for number, step in enumerate(steps, 1)]
 
 
-def _parameter_group(rds, env: EnvironmentConfig) -> str | None:
-    name = parameter_group_name(env)
-    try:
-        rds.describe_db_cluster_parameter_groups(DBClusterParameterGroupName=name)
-    except Exception as error:
-        if _error_code(error) == "DBParameterGroupNotFound":
-            return None
-        raise
-    return name
-
-
-def plan_restore(env: EnvironmentConfig, region: str, snapshot_name: str | None, client: Client,
-                 subnet_group: str | None = None, security_group: str | None = None) -> RestorePlan:
-    """Check every rule and look everything up; create nothing.
-
-    The network is the environment's own (its modules' names) unless other names are given, such
-    as those of an environment deployed into the DR region after the primary was lost.
-    """
-    allowed = [env.region] + ([env.dr.region] if env.dr else [])
-    if region not in allowed:
-        raise RestoreUsageError(f"{env.name} restores only into {' or '.join(allowed)} (its region"
-                                f"{' or its [dr] region' if env.dr else ''}), not {region}")
-    rds = client("rds", region)
-    snapshot = find_snapshot(rds, env, region, snapshot_name)
-    cluster_id = f"{cluster_identifier(env)}-r{snapshot.created:{TIMESTAMP}}"
-    writer_id = f"{cluster_id}-writer"
-    _refuse_existing(rds, cluster_id, writer_id, region)
-    subnet_group, vpc, security_group = _network(rds, client("ec2", region), region,
-                                                 subnet_group or subnet_group_name(env),
-                                                 security_group or security_group_name(env))
-    return RestorePlan(
-        environment=env.name, region=region, snapshot=snapshot, cluster_id=cluster_id, writer_id=writer_id,
-        kms_key_arn=_key_arn(client("kms", region), env, region), subnet_group=subnet_group, vpc_id=vpc,
-        security_group_id=security_group, parameter_group=_parameter_group(rds, env),
-        min_acu=env.database.min_acu, max_acu=env.database.max_acu,
-        deletion_protection=env.database.deletion_protection)
-
-
-def restore_tags(env: EnvironmentConfig, plan: RestorePlan) -> list[dict[str, str]]:
-    """The environment's cost and ownership tags; not `ManagedBy: cdktf`, since no stack manages it."""
-    tags = {"Environment": env.name, "Application": env.application, "Project": env.application,
-            "Owner": env.owner, "CostCenter": env.cost_center, "ManagedBy": "ops restore",
-            "RestoredFrom": plan.snapshot.arn}
-    return [{"Key": key, "Value": value} for key, value in tags.items()]
-
-
-def apply_restore(env: EnvironmentConfig, plan: RestorePlan, client: Client) -> dict:
-    """Create the cluster from the snapshot, then its writer; returns the new cluster's description."""
-    rds = client("rds", plan.region)
-    options = {"DBClusterParameterGroupName": plan.parameter_group} if plan.parameter_group else {}
-    cluster = rds.restore_db_cluster_from_snapshot(
-        DBClusterIdentifier=plan.cluster_id, SnapshotIdentifier=plan.snapshot.identifier,
-        Engine=plan.snapshot.engine, EngineVersion=plan.snapshot.engine_version, EngineMode="provisioned",
-        DBSubnetGroupName=plan.subnet_group, VpcSecurityGroupIds=[plan.security_group_id],
-        KmsKeyId=plan.kms_key_arn, DeletionProtection=plan.deletion_protection, CopyTagsToSnapshot=True,
-        EnableCloudwatchLogsExports=LOG_EXPORTS, EnableIAMDatabaseAuthentication=True,
-        ServerlessV2ScalingConfiguration={"MinCapacity": plan.min_acu, "MaxCapacity": plan.max_acu},
-        Tags=restore_tags(env, plan), **options)["DBCluster"]
-    rds.create_db_instance(
-        DBInstanceIdentifier=plan.writer_id, DBClusterIdentifier=plan.cluster_id, DBInstanceClass=INSTANCE_CLASS,
-        Engine=plan.snapshot.engine, PubliclyAccessible=False, Tags=restore_tags(env, plan))
-    return cluster
-
-
-def next_steps(env: EnvironmentConfig, plan: RestorePlan, endpoint: str) -> list[str]:
-    """How to point the API at the restored cluster."""
-    region = plan.region
+def dr_steps(env: EnvironmentConfig, snapshot: Snapshot, region: str) -> list[str]:
+    """After losing the region: restore through an environment deployed into the DR region."""
+    name = f"{env.name}-dr"
     return [
-        f"created {plan.cluster_id} and its writer {plan.writer_id} in {region}; endpoint {endpoint}",
-        "next steps:",
-        f"  1. wait until it is available: aws rds wait db-instance-available --region {region} "
-        f"--db-instance-identifier {plan.writer_id}",
-        "  2. its master password is the one the snapshot holds; hand it to RDS again (a new managed secret): "
-        f"aws rds modify-db-cluster --region {region} --db-cluster-identifier {plan.cluster_id} "
-        f"--manage-master-user-password --master-user-secret-kms-key-id {plan.kms_key_arn} --apply-immediately",
-        f"  3. point the API at it: its tasks read DB_HOST and the secret named in DB_SECRET_ARN; set DB_HOST to "
-        f"{endpoint} and the secret to the one step 2 printed in a new task-definition revision of the "
-        f"{env.resource_name('api')} service (in {region}), or make it permanent by renaming the lost cluster "
-        f"away and this one to {cluster_identifier(env)}, then `python -m ops plan {env.name}` "
-        "to reconcile (docs/runbooks.md, Region lost)",
+        f"{region} is {env.name}'s [dr] region: a restore there goes into an environment deployed in that region "
+        "(no DR-region stack exists yet; docs/runbooks.md, Region lost):",
+        f"  1. environments/{name}.toml: a copy of environments/{env.name}.toml with name = \"{name}\", "
+        f"region = \"{region}\", a CIDR no other environment uses, no [dr] table (or one in a third region), and "
+        f"in [database]: {setting_line(snapshot)}",
+        f"  2. python -m ops deploy {name}: creates its cluster from the copy with every setting of the module, "
+        "and its API, which connects with IAM authentication after the database bootstrap task ran",
+        f"  3. python -m ops deploy {name} once more: IAM authentication is turned on by the second apply "
+        f"({IAM_AUTH_ISSUE})",
     ]
 
 
+def _check_account(tools: Tools, project, name: str) -> None:
+    """The preflight `deploy` runs: the credentials are the configured account's, the state backend is sound."""
+    result = tools.run_preflight(project, name)
+    preflight.report(result, tools.out, tools.err)
+    if not result.ok:
+        raise Refused(f"not restoring {name}: preflight failed ({', '.join(c.name for c in result.failures)}); "
+                      "fix the lines above first")
+
+
 def cmd_restore(tools: Tools, args: argparse.Namespace) -> int:
-    """Plan the restore (always shown), and carry it out with --yes."""
+    """Find the recovery point; print (or --write) the configuration change and the deploy steps."""
     project, stack = load_target(tools, args.environment, Kind.ENVIRONMENT)
     env = stack.environment
     region = args.region or env.region
-
-    def client(service: str, service_region: str):
-        return tools.aws(project, service, service_region)
-
+    allowed = [env.region] + ([env.dr.region] if env.dr else [])
+    if region not in allowed:
+        raise UsageError(f"{env.name} restores only into {' or '.join(allowed)} (its region"
+                         f"{' or its [dr] region' if env.dr else ''}), not {region}")
+    if args.write and region != env.region:
+        raise UsageError(f"--write changes environments/{env.name}.toml, whose cluster is in {env.region}, not "
+                         f"{region}: a restore into the [dr] region goes into an environment deployed there")
+    _check_account(tools, project, env.name)
     try:
-        plan = plan_restore(env, region, args.snapshot, client, args.subnet_group, args.security_group)
-        for line in plan.lines():
-            tools.say(line)
-        if not args.yes:
-            tools.say("dry run: nothing created; add --yes to restore")
-            return 0
-        cluster = apply_restore(env, plan, client)
-    except RestoreUsageError as error:
-        raise UsageError(str(error)) from None
-    except RestoreRefused as error:
-        raise Refused(f"not restoring {env.name}: {error}") from None
+        snapshot = find_snapshot(tools.aws(project, "rds", region), env, region, args.snapshot)
     except preflight.AWS_ERRORS as error:
         raise Refused(f"not restoring {env.name}: {preflight.describe_error(error)}") from None
-    for line in next_steps(env, plan, cluster.get("Endpoint", "(not reported yet)")):
-        tools.say(line)
+    tools.say(f"{env.name}: recovery point {snapshot.identifier} in {region} (of {snapshot.cluster}, taken "
+              f"{snapshot.created:%Y-%m-%d %H:%M} UTC, {snapshot.engine} {snapshot.engine_version}); "
+              "everything written after it is lost")
+    if region != env.region:
+        for line in dr_steps(env, snapshot, region):
+            tools.say(line)
+        return 0
+    path = tools.root / "environments" / f"{env.name}.toml"
+    if env.database.restore_from_snapshot in (snapshot.identifier, snapshot.arn):
+        tools.say(f"nothing to do: {path.name} already restores cluster {cluster_identifier(env)} from it; "
+                  f"if that is not deployed yet: python -m ops deploy {env.name} (docs/runbooks.md, Restore Aurora)")
+        return 0
+    line = setting_line(snapshot)
+    old_cluster = cluster_identifier(env)
+    new_cluster = database_cluster_identifier(f"{env.application}-{env.name}", snapshot.identifier)
+    if args.write:
+        write_setting(tools, path, line)
+        tools.say(f"wrote to environments/{path.name}, [database]: {line}")
+    else:
+        tools.say(f"the change (not written; --write writes it): environments/{path.name}, [database]: {line}")
+    tools.say(f"the environment's database becomes {new_cluster}, replacing {old_cluster}; next steps:")
+    for step in deploy_steps(env, old_cluster):
+        tools.say(step)
     return 0

@@ -95,6 +95,7 @@ class EnvironmentStack(EnvironmentStackBase):
             log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn,
             cache=cache,
+            restore_from_snapshot=db.restore_from_snapshot,
         ))
         self._output("DatabaseSecretArn", database.secret_arn, "Secret with the database master credentials")
         return database

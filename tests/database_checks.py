@@ -5,6 +5,7 @@ Shared by the example tests (shipped environments) and the hypothesis properties
 
 from __future__ import annotations
 
+from core.naming import database_cluster_identifier
 from environments.model import EnvironmentConfig
 from tests.conftest import resources_of
 from tests.network_checks import ref_name, subnets_by_tier
@@ -33,6 +34,19 @@ def check_cluster_follows_configuration(stack: dict, env: EnvironmentConfig) -> 
         assert db["final_snapshot_identifier"]
     (rotation,) = resources_of(stack, "aws_secretsmanager_secret_rotation").values()
     assert rotation["rotation_rules"]["automatically_after_days"] == config.secret_rotation_days
+    check_restore_follows_configuration(stack, env)
+
+
+def check_restore_follows_configuration(stack: dict, env: EnvironmentConfig) -> None:
+    """`database.restore_from_snapshot`: the cluster is created from it, under its own name, before the old
+    one (and its instances) are deleted; without it, a new empty cluster `<app>-<env>-db`."""
+    _, db = cluster(stack)
+    snapshot = env.database.restore_from_snapshot
+    assert db.get("snapshot_identifier") == snapshot, "the cluster must be created from the configured snapshot"
+    assert db["cluster_identifier"] == database_cluster_identifier(f"{env.application}-{env.name}", snapshot)
+    replacing = {"create_before_destroy": True} if snapshot else None
+    for resource in (db, *resources_of(stack, "aws_rds_cluster_instance").values()):
+        assert resource.get("lifecycle") == replacing, "a restored cluster exists before the old one is deleted"
 
 
 def check_backups(stack: dict) -> None:

@@ -94,6 +94,7 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "database": TABLE, "database.min_acu": NUMBER, "database.max_acu": NUMBER, "database.reader_count": INTEGER,
     "database.backup_retention_days": INTEGER, "database.deletion_protection": BOOLEAN,
     "database.secret_rotation_days": INTEGER, "database.bootstrap_image": STRING,
+    "database.restore_from_snapshot": STRING,
     "api": TABLE, "api.cpu": INTEGER, "api.memory": INTEGER, "api.min_tasks": INTEGER, "api.max_tasks": INTEGER,
     "api.fargate_spot": BOOLEAN, "api.container_image": STRING, "api.container_port": INTEGER,
     "cost": TABLE, "cost.budget_monthly_usd": INTEGER, "cost.anomaly_threshold_usd": INTEGER,
@@ -112,7 +113,8 @@ PROJECT_FIELDS: dict[str, str] = {
 }
 # Settings a file may leave out; the keys of an optional table are optional with it when it is absent.
 OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate",
-                             "api.exec_enabled", "database.bootstrap_image", "features.waf_rate_limit", "dr",
+                             "api.exec_enabled", "database.bootstrap_image", "database.restore_from_snapshot",
+                             "features.waf_rate_limit", "dr",
                              "dr.vault_lock", "state.replica_region"})
 
 
@@ -325,7 +327,15 @@ def database_tables(draw, production: bool = False) -> dict[str, Any]:
         # Production must name a digest-pinned image (the default is a tag); elsewhere it is optional.
         **({"bootstrap_image": draw(pinned_images())} if production
            else optional(draw, "bootstrap_image", container_images() | pinned_images())),
+        **optional(draw, "restore_from_snapshot", snapshot_identifiers()),
     }
+
+
+@functools.cache
+def snapshot_identifiers() -> st.SearchStrategy[str]:
+    """Cluster snapshot identifiers as `python -m ops restore` writes them: AWS Backup's, automated, manual."""
+    return st.builds(str.__add__, st.sampled_from(("awsbackup:job-", "rds:webapp-dev-db-", "before-migration-")),
+                     st.text("0123456789abcdef", min_size=1, max_size=36))
 
 
 @st.composite

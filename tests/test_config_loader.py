@@ -625,3 +625,33 @@ def test_an_invalid_emulator_endpoint_is_refused(config_dir, endpoint):
     error = refusal(config_dir, endpoint)
     assert (error.file, error.field) == ("INFRA_AWS_ENDPOINT", "")
     assert str(error).startswith("INFRA_AWS_ENDPOINT: must be an http(s) URL such as http://127.0.0.1:5000")
+
+
+# --- database.restore_from_snapshot (written by `python -m ops restore`) ---------------------------
+
+@pytest.mark.parametrize("value", [
+    "awsbackup:job-0123abcd-4567", "rds:webapp-dev-db-2026-12-01-03-00", "before-migration",
+    "arn:aws:rds:eu-west-1:123456789012:cluster-snapshot:awsbackup:job-1",
+])
+def test_a_snapshot_identifier_or_arn_in_the_region_is_accepted(config_dir, value):
+    set_value(config_dir, "dev.toml", "database.restore_from_snapshot", value)
+    assert load_project(config_dir).environment("dev").database.restore_from_snapshot == value
+
+
+@pytest.mark.parametrize(("value", "rule"), [
+    ("", "must be a cluster snapshot identifier or a cluster snapshot ARN"),
+    ("1-starts-with-a-digit", "must be a cluster snapshot identifier"),
+    ("two--hyphens", "must be a cluster snapshot identifier"),
+    ("ends-with-a-hyphen-", "must be a cluster snapshot identifier"),
+    ("has space", "must be a cluster snapshot identifier"),
+    ("snap\n", "must be a cluster snapshot identifier"),
+    ("s" * 256, "must be a cluster snapshot identifier"),
+    ("arn:aws:rds:eu-west-1:123:cluster-snapshot:x", "must be a cluster snapshot identifier or a cluster snapshot"),
+    ("arn:aws:rds:eu-west-1:123456789012:snapshot:x", "must be a cluster snapshot identifier or a cluster snapshot"),
+    ("arn:aws:rds:eu-central-1:123456789012:cluster-snapshot:x", "must be a snapshot in eu-west-1 (got one in "
+                                                                 "eu-central-1)"),
+    (7, "must be a string"),
+])
+def test_a_bad_snapshot_is_refused_in_one_line(config_dir, value, rule):
+    set_value(config_dir, "dev.toml", "database.restore_from_snapshot", value)
+    assert_refused(config_dir, "dev.toml", "database.restore_from_snapshot", rule)

@@ -114,6 +114,7 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
             deletion_protection=database["deletion_protection"],
             secret_rotation_days=database["secret_rotation_days"],
             bootstrap_image=database.get("bootstrap_image", DEFAULT_BOOTSTRAP_IMAGE),
+            restore_from_snapshot=database.get("restore_from_snapshot"),
         ),
         # Issue 14: ECS Exec, when not written, is off in production and on elsewhere.
         api=ApiConfig(**{"exec_enabled": not doc["production"], **api}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -143,3 +144,93 @@ def test_cache_endpoint_and_token_reach_the_api_without_the_value(cached):
     variables = {v["name"]: v["value"] for v in container["environment"]}
     assert variables["REDIS_HOST"].startswith("${aws_elasticache_replication_group.")
     assert "random_password" not in api_checks.api_task_definition(cached)["container_definitions"]
+
+
+# --- restore through Terraform (`database.restore_from_snapshot`, written by `python -m ops restore`) ---------
+
+SNAPSHOT = "awsbackup:job-0123abcd"
+# What a restore changes in the stack, by resource type: the cluster's restore settings and its name, which
+# the instances, the RDS log group and the metrics that name the cluster follow. Nothing else.
+RESTORE_CHANGES = {
+    "aws_rds_cluster": {"snapshot_identifier", "cluster_identifier", "final_snapshot_identifier", "lifecycle",
+                        "database_name", "master_username"},
+    "aws_rds_cluster_instance": {"identifier", "lifecycle"},
+    "aws_cloudwatch_log_group": {"name"},
+    "aws_cloudwatch_metric_alarm": {"dimensions"},
+    "aws_cloudwatch_dashboard": {"dashboard_body"},
+}
+
+
+def _synth(project, env) -> dict:
+    return json.loads(cdktf.Testing.synth(EnvironmentStack(cdktf.Testing.app(), project, env)))
+
+
+@pytest.fixture(scope="module")
+def restore_pair(project) -> tuple:
+    """production as shipped, and restored from SNAPSHOT (deletion protection on, one reader)."""
+    env = project.environment("production")
+    restored = dataclasses.replace(env, database=dataclasses.replace(env.database, restore_from_snapshot=SNAPSHOT))
+    return env, _synth(project, env), restored, _synth(project, restored)
+
+
+def _changed(before: dict, after: dict) -> dict[str, set[str]]:
+    """Resource type -> attributes that differ between two stacks (resources on one side only: '<added>')."""
+    changed: dict[str, set[str]] = {}
+    for kind in set(before["resource"]) | set(after["resource"]):
+        old, new = before["resource"].get(kind, {}), after["resource"].get(kind, {})
+        for name in set(old) | set(new):
+            if name not in old or name not in new:
+                changed.setdefault(kind, set()).add("<added or removed>")
+                continue
+            keys = {key for key in set(old[name]) | set(new[name]) if old[name].get(key) != new[name].get(key)}
+            if keys:
+                changed.setdefault(kind, set()).update(keys)
+    return changed
+
+
+def test_a_restore_creates_the_cluster_from_the_snapshot_with_every_setting_of_the_module(restore_pair):
+    _, stack, restored_env, restored = restore_pair
+    checks.check_restore_follows_configuration(restored, restored_env)
+    checks.check_cluster_follows_configuration(restored, restored_env)
+    _, before = checks.cluster(stack)
+    _, after = checks.cluster(restored)
+    assert after["snapshot_identifier"] == SNAPSHOT
+    assert after["cluster_identifier"].startswith("webapp-production-db-r")
+    assert after["final_snapshot_identifier"] == f"{after['cluster_identifier']}-final"
+    # the parameter group, the key, IAM authentication, subnets, security group, managed master password ...
+    kept = set(before) - RESTORE_CHANGES["aws_rds_cluster"]
+    assert {key: after.get(key) for key in kept} == {key: before[key] for key in kept}
+    for key in ("db_cluster_parameter_group_name", "kms_key_id", "iam_database_authentication_enabled",
+                "manage_master_user_password", "master_user_secret_kms_key_id", "db_subnet_group_name",
+                "vpc_security_group_ids", "deletion_protection"):
+        assert key in kept, key
+    # ... and the database and its master user come from the snapshot
+    assert "database_name" not in after and "master_username" not in after
+    (logs,) = [g for g in resources_of(restored, "aws_cloudwatch_log_group").values()
+               if g["name"].startswith("/aws/rds/cluster/")]
+    assert logs["name"] == f"/aws/rds/cluster/{after['cluster_identifier']}/postgresql"
+
+
+def test_without_the_setting_the_stack_is_as_before_and_with_it_only_the_database_changes(restore_pair):
+    """The shipped stacks synthesize byte for byte as before this setting existed (checked when it was added):
+    here, the restore touches nothing but RESTORE_CHANGES, and the shipped cluster has no restore settings."""
+    env, stack, _, restored = restore_pair
+    assert _changed(stack, restored) == RESTORE_CHANGES
+    checks.check_restore_follows_configuration(stack, env)
+    _, db = checks.cluster(stack)
+    assert "snapshot_identifier" not in db and "lifecycle" not in db
+    assert db["cluster_identifier"] == "webapp-production-db"
+
+
+def test_the_restore_check_catches_a_cluster_that_ignores_the_snapshot(restore_pair):
+    _, _, restored_env, restored = restore_pair
+    broken = copy.deepcopy(restored)
+    (db,) = resources_of(broken, "aws_rds_cluster").values()
+    del db["snapshot_identifier"]
+    with pytest.raises(AssertionError, match="created from the configured snapshot"):
+        checks.check_restore_follows_configuration(broken, restored_env)
+    broken = copy.deepcopy(restored)
+    for instance in resources_of(broken, "aws_rds_cluster_instance").values():
+        del instance["lifecycle"]
+    with pytest.raises(AssertionError, match="exists before the old one is deleted"):
+        checks.check_restore_follows_configuration(broken, restored_env)

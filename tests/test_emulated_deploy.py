@@ -8,16 +8,16 @@ One module-scoped flow, in the order an operator follows, riding on one deployme
    in that bucket; both stacks' outputs printed; the preflight passes against that bootstrap;
 2. in the background, the account baseline stack (AWS Config, CloudTrail) and the README's
    `npx cdktf deploy bootstrap` / `npx cdktf diff <env>` of the environments not deployed;
-3. the state object is in the bucket, KMS-encrypted with the bootstrap key; backups, replication
-   and a restore drill into the DR region;
+3. the state object is in the bucket, KMS-encrypted with the bootstrap key; backups and replication;
 4. a second terraform process holds the state lock; a concurrent `plan` is refused, both by
    the S3 lock file and, for CLIs that only know it, by the DynamoDB lock; then the lock is
    released and both lock records are gone;
 5. a second plan of the whole stack changes nothing but the attributes moto reads back wrongly
    (named per type in EMULATOR_GAPS), compared attribute by attribute in `terraform show -json`;
    `python -m ops drift` names changes made behind Terraform's back;
-6. `destroy` of dev succeeds; `destroy` of bootstrap is refused by Terraform because the
-   bucket, table and key carry `prevent_destroy`;
+6. a restore drill: `python -m ops restore dev --write` (the same restore again changes nothing), then
+   the deploy onto the restored cluster, checked in AWS; `destroy` of dev succeeds; `destroy` of
+   bootstrap is refused by Terraform because the bucket, table and key carry `prevent_destroy`;
 7. `python -m ops local-down` stops the emulator and removes local-up's folder, which discards the
    protected bootstrap resources with everything else (never destroyed, by design).
 
@@ -37,6 +37,7 @@ that moto has since closed, or one added without cause, fails here.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import functools
 import io
 import json
@@ -60,10 +61,11 @@ import pytest
 
 from bootstrap.stack import STACK_NAME as BOOTSTRAP_STACK
 from environments.loader import load_project
-from environments.model import ProjectConfig
-from ops import cli, emulator, errors, project, restore
+from environments.model import EnvironmentConfig, ProjectConfig
+from ops import cli, database_bootstrap, emulator, errors, plan_report, preflight, project, restore
 from ops import local as ops_local
 from ops import tools as ops_tools
+from ops.database_bootstrap import BootstrapRun
 from tests.conftest import ENVIRONMENTS_DIR, ROOT, read_stacks, synthesize
 from tests.moto_server import loopback_moto
 from tests.terraform_tools import hermetic_environment, run_terraform, terraform_binary, unavailable
@@ -799,6 +801,25 @@ def test_a_gap_without_cause_is_caught(emulator_endpoint, monkeypatch):
         _assert_moto_refuses(emulator_endpoint, Refusal(create_topic, 404, "404"))
 
 
+def test_moto_still_refuses_a_snapshot_arn_in_a_restore(emulator_endpoint):
+    """rds-restore-snapshot-arn: the reason `python -m ops restore` writes identifiers; stale once moto takes ARNs."""
+    from botocore.exceptions import ClientError
+
+    rds = _moto_client(emulator_endpoint, "rds", "us-east-1", attempts=1)
+    rds.create_db_cluster(DBClusterIdentifier="gap-probe", Engine="aurora-postgresql", MasterUsername="probe",
+                          MasterUserPassword="probe-password")
+    arn = rds.create_db_cluster_snapshot(DBClusterIdentifier="gap-probe", DBClusterSnapshotIdentifier="gap-probe")[
+        "DBClusterSnapshot"]["DBClusterSnapshotArn"]
+    try:
+        with pytest.raises(ClientError) as caught:
+            rds.restore_db_cluster_from_snapshot(DBClusterIdentifier="gap-probe-restored", SnapshotIdentifier=arn,
+                                                 Engine="aurora-postgresql")
+        assert caught.value.response["Error"]["Code"] == "DBClusterSnapshotNotFoundFault", caught.value.response
+    finally:
+        rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="gap-probe")
+        rds.delete_db_cluster(DBClusterIdentifier="gap-probe", SkipFinalSnapshot=True)
+
+
 def test_bootstrap_creates_the_state_backend(deployment):
     outputs = bootstrap_applied(deployment)
     state = deployment.state
@@ -1101,70 +1122,6 @@ def test_state_and_site_buckets_replicate_to_their_replicas(deployment):
         assert deployment.client("iam").get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
 
 
-def _drill_network(deployment: Deployment, region: str) -> tuple[list[str], str]:
-    """Data subnets, their DB subnet group and the database security group, named as the modules name them.
-
-    Part 1 deploys no network into the DR region (a warm-standby stack there will); a restore needs
-    one, so the drill creates the pieces `python -m ops restore` looks up, as that stack would.
-    """
-    env, ec2 = deployment.environment, deployment.client("ec2", region)
-    vpc = ec2.create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.200.{index}.0/24",
-                                 AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
-               for index, zone in enumerate("ab")]
-    deployment.client("rds", region).create_db_subnet_group(
-        DBSubnetGroupName=restore.subnet_group_name(env), DBSubnetGroupDescription="restore drill", SubnetIds=subnets)
-    group = ec2.create_security_group(GroupName=restore.security_group_name(env), Description="restore drill",
-                                      VpcId=vpc)["GroupId"]
-    return subnets, group
-
-
-def _restore(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
-    """`python -m ops restore dev ARGV` against the emulator, with the deployed configuration."""
-    out, err = io.StringIO(), io.StringIO()
-    tools = ops_tools.Tools(out=out, err=err, root=deployment.config_root,
-                        environ={project.EMULATOR_VARIABLE: deployment.endpoint},
-                        aws=lambda project, service, region: deployment.client(service, region))
-    code = cli.main(["restore", DEPLOYED_ENVIRONMENT, *argv], tools)
-    return code, out.getvalue(), err.getvalue()
-
-
-def test_restore_drill_brings_the_database_back_in_the_dr_region(deployment):
-    """A snapshot of the applied cluster, copied to the DR region as AWS Backup's copy would, restored there."""
-    environment_applied(deployment)
-    env, region = deployment.environment, deployment.environment.dr.region
-    source = restore.cluster_identifier(env)
-    taken = deployment.client("rds").create_db_cluster_snapshot(
-        DBClusterIdentifier=source, DBClusterSnapshotIdentifier=f"{source}-drill")["DBClusterSnapshot"]
-    copy_key = deployment.client("kms", region).describe_key(KeyId=restore.key_alias(env, region))["KeyMetadata"]
-    rds = deployment.client("rds", region)
-    rds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=taken["DBClusterSnapshotArn"],
-                                 TargetDBClusterSnapshotIdentifier=f"{source}-drill-copy", KmsKeyId=copy_key["Arn"],
-                                 SourceRegion=env.region)
-    subnets, group = _drill_network(deployment, region)
-
-    code, out, err = _restore(deployment, "--region", region, "--latest", "--yes")
-    assert code == 0, f"{out}\n{err}"
-    (cluster,) = [c for c in rds.describe_db_clusters()["DBClusters"]
-                  if c["DBClusterIdentifier"].startswith(f"{source}-r")]
-    assert cluster["Engine"] == "aurora-postgresql" and cluster["StorageEncrypted"] is True
-    key = deployment.client("kms", region).describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]
-    assert key["Arn"] == copy_key["Arn"], "restored with the DR vault's key"
-    assert cluster["DBSubnetGroup"] == restore.subnet_group_name(env)
-    (subnet_group,) = rds.describe_db_subnet_groups(DBSubnetGroupName=cluster["DBSubnetGroup"])["DBSubnetGroups"]
-    assert sorted(s["SubnetIdentifier"] for s in subnet_group["Subnets"]) == sorted(subnets)
-    assert [g["VpcSecurityGroupId"] for g in cluster["VpcSecurityGroups"]] == [group]
-    (writer,) = rds.describe_db_instances(
-        Filters=[{"Name": "db-cluster-id", "Values": [cluster["DBClusterIdentifier"]]}])["DBInstances"]
-    assert writer["PubliclyAccessible"] is False and writer["DBInstanceClass"] == "db.serverless"
-    assert f"created {cluster['DBClusterIdentifier']}" in out
-
-    again, _, refused = _restore(deployment, "--region", region, "--latest", "--yes")
-    assert again == errors.EXIT_REFUSED and "already exists" in refused, refused
-    assert len([c for c in rds.describe_db_clusters()["DBClusters"]
-                if c["DBClusterIdentifier"].startswith(f"{source}-r")]) == 1
-
-
 def test_concurrent_run_is_refused_while_the_state_is_locked(deployment):
     environment_applied(deployment)
     dynamodb_only = _dynamodb_only_client(deployment)
@@ -1362,6 +1319,163 @@ def test_the_plan_check_catches_a_change_outside_the_gaps(deployment, mutation):
     address = _break_the_plan(plan, mutation)
     unexplained, _ = plan_against_gaps(plan, emulator.drifting_attributes())
     assert address in unexplained, unexplained
+
+
+def _restore(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
+    """`python -m ops restore dev ARGV` against the emulator, with the deployed configuration and its preflight."""
+    out, err = io.StringIO(), io.StringIO()
+
+    def run_preflight(config: ProjectConfig, name: str) -> preflight.PreflightResult:
+        clients = preflight.AwsClients(sts=deployment.client("sts"), s3=deployment.client("s3"),
+                                       dynamodb=deployment.client("dynamodb"))
+        return preflight.run_preflight(config, name, clients)
+
+    tools = ops_tools.Tools(out=out, err=err, root=deployment.config_root, run_preflight=run_preflight,
+                            environ={project.EMULATOR_VARIABLE: deployment.endpoint},
+                            aws=lambda config, service, region: deployment.client(service, region))
+    code = cli.main(["restore", DEPLOYED_ENVIRONMENT, *argv], tools)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _find_copy_in_the_dr_region(deployment: Deployment, snapshot: dict) -> None:
+    """The copy AWS Backup's copy job would make (backup-selection gap) is found in the DR region, and the
+    command gives the path through an environment deployed there (there is no DR-region stack yet)."""
+    env, region = deployment.environment, deployment.environment.dr.region
+    copy_key = deployment.client("kms", region).describe_key(KeyId=f"alias/{env.resource_name('backup-dr')}")
+    deployment.client("rds", region).copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=snapshot["DBClusterSnapshotArn"], SourceRegion=env.region,
+        TargetDBClusterSnapshotIdentifier=f"{snapshot['DBClusterSnapshotIdentifier']}-copy",
+        KmsKeyId=copy_key["KeyMetadata"]["Arn"])
+    code, out, err = _restore(deployment, "--region", region, "--latest")
+    assert code == 0, f"{out}\n{err}"
+    assert f"recovery point {snapshot['DBClusterSnapshotIdentifier']}-copy in {region}" in out, out
+    assert f"environments/{DEPLOYED_ENVIRONMENT}-dr.toml" in out and "master" not in out, out
+
+
+def _following(stack: dict, roots: Iterable[str]) -> set[str]:
+    """`roots` and every block that references them, directly or through others: what a restore changes
+    (Terraform adds what they depend on itself). Planning only these keeps the drill's refresh small."""
+    blocks = {address: json.dumps(body) for address, body in emulator.stack_blocks(stack).items()}
+    found = set(roots)
+    while True:
+        more = {address for address, body in blocks.items() if address not in found
+                and any(f"${{{root}." in body or f"${{{root}}}" in body for root in found)}
+        if not more:
+            return {address for address in found if not address.startswith("data.")}
+        found |= more
+
+
+def _deploy_restored(deployment: Deployment) -> tuple[EnvironmentConfig, dict]:
+    """What `python -m ops deploy dev --allow-replace ...` does, targeted at what the restore changes: synthesize the
+    changed configuration, plan to a file, check the guard names exactly what the command printed, apply
+    that file; then the second apply, which turns on IAM authentication. Returns (dev, its outputs)."""
+    config = load_project(deployment.config_root / ENVIRONMENTS_DIR.name, emulator_endpoint=deployment.endpoint)
+    env = config.environment(DEPLOYED_ENVIRONMENT)
+    outdir = deployment.scratch / "restored.out"
+    stack = synthesize(config, outdir)[DEPLOYED_ENVIRONMENT]
+    shutil.copy(outdir / "stacks" / DEPLOYED_ENVIRONMENT / "cdk.tf.json", deployment.stack_dir(DEPLOYED_ENVIRONMENT))
+    targets = _following(stack, restore.replaced_addresses(env)) & set(emulator.deployable(stack)[0])
+    forgotten = [r["address"] for r in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
+                 if r["type"] in emulator.gap_types("forgotten_before_destroy")]
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "state rm", *forgotten)  # the old secret's rotation
+    planfile = deployment.scratch / "restore.tfplan"
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "plan", "-input=false", PARALLELISM, f"-out={planfile}",
+                         *_target_flags(targets))
+    shown = json.loads(deployment.terraform(DEPLOYED_ENVIRONMENT, "show", "-json", str(planfile)).stdout)
+    losses = {risk.address for risk in plan_report.summarize_plan(shown).risks}
+    assert losses == set(restore.replaced_addresses(env)), "the guard must ask for what the command printed"
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-input=false", PARALLELISM, str(planfile))
+    cluster = restore.terraform_address("aws_rds_cluster", "database", "cluster")
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-auto-approve", "-input=false", f"-target={cluster}")
+    outputs = json.loads(deployment.terraform(DEPLOYED_ENVIRONMENT, "output", "-json").stdout)
+    return env, {name: output["value"] for name, output in outputs.items()}
+
+
+def _roles_reading(deployment: Deployment, secret_arn: str) -> set[str]:
+    """Roles with a policy (inline or attached) allowing secretsmanager:GetSecretValue on `secret_arn`."""
+    iam = deployment.client("iam")
+    readers = set()
+    for role in iam.list_roles()["Roles"]:
+        name = role["RoleName"]
+        documents = [iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                     for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]]
+        for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+            documents.append(iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)[
+                "PolicyVersion"]["Document"])
+        for document in documents:
+            document = json.loads(document) if isinstance(document, str) else document
+            for statement in _statements(document):
+                if statement.get("Effect") == "Allow" and any(
+                        fnmatch.fnmatchcase("secretsmanager:GetSecretValue", action)
+                        for action in _as_list(statement.get("Action"))) and any(
+                        fnmatch.fnmatchcase(secret_arn, resource) for resource in _as_list(statement.get("Resource"))):
+                    readers.add(name)
+    return readers
+
+
+def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terraform(deployment):
+    """A snapshot of the applied cluster restored the way the runbook says: `python -m ops restore dev --write`,
+    then the deploy. The API, its task role and the bootstrap task follow the new cluster; nobody else can
+    read its master secret; the same restore again changes nothing."""
+    environment_applied(deployment)
+    home = deployment.environment
+    rds = deployment.client("rds", home.region)
+    (old,) = rds.describe_db_clusters(DBClusterIdentifier=restore.cluster_identifier(home))["DBClusters"]
+    snapshot = rds.create_db_cluster_snapshot(DBClusterIdentifier=old["DBClusterIdentifier"],
+                                              DBClusterSnapshotIdentifier=f"{old['DBClusterIdentifier']}-drill")[
+        "DBClusterSnapshot"]
+    _find_copy_in_the_dr_region(deployment, snapshot)
+    bootstrap = BootstrapRun.from_output(home, json.loads(deployment.terraform(
+        DEPLOYED_ENVIRONMENT, "output", "-json", database_bootstrap.OUTPUT).stdout))
+    assert bootstrap.database_cluster == old["DbClusterResourceId"]
+    deployment.client("ssm").put_parameter(Name=bootstrap.record_name, Value=bootstrap.fingerprint, Type="String",
+                                           Overwrite=True)  # as the bootstrap run of the first deploy records it
+
+    code, out, err = _restore(deployment, "--latest", "--write")
+    assert code == 0, f"{out}\n{err}"
+    file = deployment.config_root / ENVIRONMENTS_DIR.name / f"{DEPLOYED_ENVIRONMENT}.toml"
+    written = file.read_bytes()
+    assert f'restore_from_snapshot = "{snapshot["DBClusterSnapshotIdentifier"]}"' in written.decode()
+    again, out, err = _restore(deployment, "--latest", "--write")
+    assert again == 0 and "nothing to do" in out and file.read_bytes() == written, f"{out}\n{err}"
+
+    env, outputs = deployment.step("restore deploy", lambda: _deploy_restored(deployment))
+    (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=restore.cluster_identifier(env))["DBClusters"]
+    assert cluster["DBClusterIdentifier"] != old["DBClusterIdentifier"]
+    assert not [c for c in rds.describe_db_clusters()["DBClusters"]
+                if c["DBClusterIdentifier"] == old["DBClusterIdentifier"]], "the replaced cluster is deleted"
+    assert cluster["DBClusterParameterGroup"] == env.resource_name("aurora-postgresql16"), "the TLS-only group"
+    data_key = deployment.client("kms").describe_key(KeyId=f"alias/{env.resource_name('data')}")["KeyMetadata"]
+    assert deployment.client("kms").describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]["Arn"] == data_key["Arn"]
+    assert cluster["IAMDatabaseAuthenticationEnabled"] is True, "the second apply turns IAM authentication on"
+    secret = cluster["MasterUserSecret"]
+    assert deployment.client("kms").describe_key(KeyId=secret["KmsKeyId"])["KeyMetadata"]["Arn"] == data_key["Arn"]
+
+    ecs = deployment.client("ecs")
+    definitions = [ecs.describe_task_definition(taskDefinition=r["values"]["arn"])["taskDefinition"]
+                   for r in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
+                   if r["type"] == "aws_ecs_task_definition"]
+    (api,) = [d for d in definitions if any(variable["name"] == "DB_HOST" for container in d["containerDefinitions"]
+                                            for variable in container.get("environment", []))]
+    hosts = {variable["value"] for container in api["containerDefinitions"]
+             for variable in container.get("environment", []) if variable["name"] == "DB_HOST"}
+    assert hosts == {cluster["Endpoint"]}
+    iam = deployment.client("iam")
+    role = api["taskRoleArn"].rsplit("/", 1)[-1]
+    connects = [resource for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]
+                for statement in _statements(iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
+                if "rds-db:connect" in _as_list(statement.get("Action"))
+                for resource in _as_list(statement.get("Resource"))]
+    assert connects and all(f":dbuser:{cluster['DbClusterResourceId']}/" in resource for resource in connects), connects
+
+    rerun = BootstrapRun.from_output(env, outputs[database_bootstrap.OUTPUT])
+    (bootstrap_definition,) = [d for d in definitions if rerun.task_definition in
+                               (d["taskDefinitionArn"], d["family"], f"{d['family']}:{d['revision']}")]
+    reader = bootstrap_definition["executionRoleArn"].rsplit("/", 1)[-1]
+    assert _roles_reading(deployment, secret["SecretArn"]) == {reader}, "only the bootstrap task reads it"
+    recorded = deployment.client("ssm").get_parameter(Name=rerun.record_name)["Parameter"]["Value"]
+    assert rerun.why_run(recorded) == f"it has not run for database cluster {cluster['DbClusterResourceId']} yet"
 
 
 def test_dev_destroy_removes_every_resource(deployment):

@@ -157,7 +157,8 @@ def toggle_values(env: EnvironmentConfig) -> dict[str, object]:
     """The toggles every shard must see both ways: 2 and 3 zones, and each feature on and off."""
     features = env.features
     return {"az_count": env.network.az_count, "waf": features.waf, "cache": features.cache,
-            "vpc_interface_endpoints": features.vpc_interface_endpoints, "tracing": features.tracing}
+            "vpc_interface_endpoints": features.vpc_interface_endpoints, "tracing": features.tracing,
+            "restored from a snapshot": env.database.restore_from_snapshot is not None}
 
 
 def describe(config) -> str:

@@ -1,21 +1,27 @@
-"""`python -m ops restore`: its safety rules through the injectable tools (no AWS), and its names vs the stacks.
+"""`python -m ops restore`: its rules through the injectable tools (no AWS), its addresses vs the stacks.
 
-The AWS side is a small in-memory fake of the calls ops/restore.py makes (RDS, EC2, KMS per
-region); the restore drill against the emulator is in tests/test_emulated_deploy.py.
+The AWS side is a small in-memory fake of the one call ops/restore.py makes (listing cluster
+snapshots per region); the preflight is a recorder. The restore drill against the emulator (the
+change written, dev deployed onto the restored cluster) is in tests/test_emulated_deploy.py.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
+import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from ops import cli, errors, restore
+from core.naming import database_cluster_identifier
+from environments.loader import load_project
+from ops import cli, errors, preflight, restore
 from ops import tools as ops_tools
-from tests.conftest import ROOT, resources_of
+from tests.conftest import ENVIRONMENTS_DIR, resources_of
 
 DR = "eu-central-1"
 OLD, NEW = datetime(2026, 12, 1, 3, 0, tzinfo=UTC), datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
@@ -25,160 +31,149 @@ def missing(code: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": "not found"}}, "Describe")
 
 
+def snapshot(identifier: str, cluster: str, created: datetime, kind: str = "awsbackup", status: str = "available",
+             region: str = DR) -> dict:
+    return {"DBClusterSnapshotIdentifier": identifier,
+            "DBClusterSnapshotArn": f"arn:aws:rds:{region}:123456789012:cluster-snapshot:{identifier}",
+            "DBClusterIdentifier": cluster, "SnapshotCreateTime": created, "Engine": "aurora-postgresql",
+            "EngineVersion": "16.6", "Status": status, "SnapshotType": kind}
+
+
 @dataclass
-class Region:
-    """What exists in one region, and what the restore created there."""
+class FakeRds:
+    """One region's cluster snapshots; records every call so a test can see none was made."""
 
     snapshots: list[dict] = field(default_factory=list)
-    clusters: set[str] = field(default_factory=set)
-    instances: set[str] = field(default_factory=set)
-    keys: dict[str, str] = field(default_factory=dict)  # alias -> ARN
-    subnet_groups: dict[str, str] = field(default_factory=dict)  # name -> VPC
-    security_groups: list[dict] = field(default_factory=list)
-    parameter_groups: set[str] = field(default_factory=set)
-    restored: list[dict] = field(default_factory=list)
-    created_instances: list[dict] = field(default_factory=list)
+    calls: int = 0
 
-
-class FakeRds:
-    def __init__(self, region: Region):
-        self.region = region
-
-    def describe_db_cluster_snapshots(self, DBClusterSnapshotIdentifier=None, DBClusterIdentifier=None,
-                                      SnapshotType=None):
-        found = [s for s in self.region.snapshots
+    def describe_db_cluster_snapshots(self, DBClusterSnapshotIdentifier=None, SnapshotType=None, Marker=None):
+        self.calls += 1
+        found = [s for s in self.snapshots
                  if DBClusterSnapshotIdentifier in (None, s["DBClusterSnapshotIdentifier"])
-                 and DBClusterIdentifier in (None, s["DBClusterIdentifier"])
                  and SnapshotType in (None, s["SnapshotType"])]
         if DBClusterSnapshotIdentifier and not found:
             raise missing("DBClusterSnapshotNotFoundFault")
         return {"DBClusterSnapshots": found}
 
-    def describe_db_clusters(self, DBClusterIdentifier):
-        if DBClusterIdentifier not in self.region.clusters:
-            raise missing("DBClusterNotFoundFault")
-        return {"DBClusters": [{"DBClusterIdentifier": DBClusterIdentifier}]}
 
-    def describe_db_instances(self, DBInstanceIdentifier):
-        if DBInstanceIdentifier not in self.region.instances:
-            raise missing("DBInstanceNotFound")
-        return {"DBInstances": [{}]}
+@dataclass
+class World:
+    """The AWS regions, the checked-out configuration (a copy) and what the preflight says."""
 
-    def describe_db_subnet_groups(self, DBSubnetGroupName):
-        if DBSubnetGroupName not in self.region.subnet_groups:
-            raise missing("DBSubnetGroupNotFoundFault")
-        return {"DBSubnetGroups": [{"VpcId": self.region.subnet_groups[DBSubnetGroupName]}]}
+    root: Path
+    regions: dict[str, FakeRds]
+    preflight_ok: bool = True
+    preflights: list[str] = field(default_factory=list)
 
-    def describe_db_cluster_parameter_groups(self, DBClusterParameterGroupName):
-        if DBClusterParameterGroupName not in self.region.parameter_groups:
-            raise missing("DBParameterGroupNotFound")
-        return {}
+    def file(self, name: str) -> Path:
+        return self.root / "environments" / f"{name}.toml"
 
-    def restore_db_cluster_from_snapshot(self, **request):
-        self.region.restored.append(request)
-        self.region.clusters.add(request["DBClusterIdentifier"])
-        return {"DBCluster": {"Endpoint": f"{request['DBClusterIdentifier']}.cluster-x.rds.amazonaws.com"}}
+    def environment(self, name: str):
+        return load_project(self.root / "environments").environment(name)
 
-    def create_db_instance(self, **request):
-        self.region.created_instances.append(request)
-        self.region.instances.add(request["DBInstanceIdentifier"])
+    def run_preflight(self, project, name: str) -> preflight.PreflightResult:
+        self.preflights.append(name)
+        check = preflight.CheckResult("account", self.preflight_ok, "the configured account" if self.preflight_ok
+                                      else "credentials are for 999999999999, not the configured account")
+        return preflight.PreflightResult(name, "123456789012", (check,))
 
-
-class FakeEc2:
-    def __init__(self, region: Region):
-        self.region = region
-
-    def describe_security_groups(self, Filters):
-        wanted = {f["Name"]: f["Values"][0] for f in Filters}
-        return {"SecurityGroups": [g for g in self.region.security_groups
-                                   if g["GroupName"] == wanted["group-name"] and g["VpcId"] == wanted["vpc-id"]]}
-
-
-class FakeKms:
-    def __init__(self, region: Region):
-        self.region = region
-
-    def describe_key(self, KeyId):
-        if KeyId not in self.region.keys:
-            raise missing("NotFoundException")
-        return {"KeyMetadata": {"Arn": self.region.keys[KeyId]}}
-
-
-def snapshot(identifier: str, cluster: str, created: datetime, kind: str = "awsbackup", status: str = "available"):
-    return {"DBClusterSnapshotIdentifier": identifier, "DBClusterSnapshotArn": f"arn:aws:rds:{DR}:1:{identifier}",
-            "DBClusterIdentifier": cluster, "SnapshotCreateTime": created, "Engine": "aurora-postgresql",
-            "EngineVersion": "16.6", "Status": status, "SnapshotType": kind}
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        tools = ops_tools.Tools(out=out, err=err, root=self.root, environ={}, run_preflight=self.run_preflight,
+                                aws=lambda project, service, region: self.regions[region])
+        code = cli.main(["restore", *argv], tools)
+        return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
-def world(project) -> dict[str, Region]:
-    """staging's DR region with two copies of its cluster, one of another cluster, and its network."""
-    env = project.environment("staging")
-    cluster = restore.cluster_identifier(env)
-    dr = Region(
-        snapshots=[snapshot("awsbackup:copyjob-old", cluster, OLD), snapshot("awsbackup:copyjob-new", cluster, NEW),
-                   snapshot("other", "someone-elses-db", datetime(2026, 12, 3, tzinfo=UTC)),
-                   snapshot("creating", cluster, datetime(2026, 12, 3, tzinfo=UTC), status="creating")],
-        keys={restore.key_alias(env, DR): "arn:aws:kms:eu-central-1:1:key/dr"},
-        subnet_groups={restore.subnet_group_name(env): "vpc-dr"},
-        security_groups=[{"GroupName": restore.security_group_name(env), "VpcId": "vpc-dr", "GroupId": "sg-db"},
-                         {"GroupName": restore.security_group_name(env), "VpcId": "vpc-other", "GroupId": "sg-x"}])
-    return {env.region: Region(), DR: dr}
+def world(tmp_path, project) -> World:
+    """staging: two copies of its cluster in the DR region, one of another cluster, one still being made;
+    at home an AWS Backup recovery point, a manual and an automated snapshot."""
+    shutil.copytree(ENVIRONMENTS_DIR, tmp_path / "environments")
+    cluster = restore.cluster_identifier(project.environment("staging"))
+    home = FakeRds([snapshot("awsbackup:job-1", cluster, OLD, region="eu-west-1"),
+                    snapshot("before-migration", cluster, NEW, kind="manual", region="eu-west-1"),
+                    snapshot("rds:webapp-staging-db-2026-11-30", cluster, datetime(2026, 11, 30, tzinfo=UTC),
+                             kind="automated", region="eu-west-1")])
+    dr = FakeRds([snapshot("awsbackup:copyjob-old", cluster, OLD), snapshot("awsbackup:copyjob-new", cluster, NEW),
+                  snapshot("other", "someone-elses-db", datetime(2026, 12, 3, tzinfo=UTC)),
+                  snapshot("creating", cluster, datetime(2026, 12, 3, tzinfo=UTC), status="creating")])
+    return World(tmp_path, {"eu-west-1": home, DR: dr})
 
 
-def run(world: dict[str, Region], *argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    clients = {"rds": FakeRds, "ec2": FakeEc2, "kms": FakeKms}
-    tools = ops_tools.Tools(out=out, err=err, root=ROOT, environ={},
-                        aws=lambda project, service, region: clients[service](world[region]))
-    code = cli.main(["restore", *argv], tools)
-    return code, out.getvalue(), err.getvalue()
-
-
-def test_a_dry_run_prints_the_plan_and_creates_nothing(world, project):
-    code, out, _ = run(world, "staging", "--region", DR)
-    assert code == 0 and "dry run: nothing created" in out
-    assert "awsbackup:copyjob-new" in out and "arn:aws:kms:eu-central-1:1:key/dr" in out and "sg-db" in out
-    assert not world[DR].restored and not world[DR].created_instances
-
-
-def test_yes_restores_the_newest_copy_into_a_new_private_serverless_cluster(world, project):
-    env = project.environment("staging")
-    code, out, err = run(world, "staging", "--region", DR, "--latest", "--yes")
+def test_without_write_the_change_and_the_deploy_steps_are_printed_and_nothing_is_written(world):
+    before = world.file("staging").read_bytes()
+    code, out, err = world.run("staging")
     assert code == 0, err
-    (request,) = world[DR].restored
-    assert request["SnapshotIdentifier"].endswith("awsbackup:copyjob-new")
-    assert request["DBClusterIdentifier"] == f"{restore.cluster_identifier(env)}-r202612020300"
-    assert request["KmsKeyId"] == "arn:aws:kms:eu-central-1:1:key/dr"
-    assert request["DBSubnetGroupName"] == restore.subnet_group_name(env)
-    assert request["VpcSecurityGroupIds"] == ["sg-db"]
-    assert request["ServerlessV2ScalingConfiguration"] == {"MinCapacity": env.database.min_acu,
-                                                           "MaxCapacity": env.database.max_acu}
-    assert request["DeletionProtection"] is env.database.deletion_protection
-    assert "DBClusterParameterGroupName" not in request, "no parameter group exists in the DR region"
-    (instance,) = world[DR].created_instances
-    assert instance["PubliclyAccessible"] is False and instance["DBInstanceClass"] == "db.serverless"
-    assert instance["DBClusterIdentifier"] == request["DBClusterIdentifier"]
-    assert f"created {request['DBClusterIdentifier']}" in out and "point the API at it" in out
+    assert 'environments/staging.toml, [database]: restore_from_snapshot = "before-migration"' in out
+    assert "not written; --write writes it" in out
+    assert world.file("staging").read_bytes() == before
+    assert world.preflights == ["staging"], "the account check runs as for deploy"
 
 
-def test_a_second_run_refuses_to_overwrite(world):
-    assert run(world, "staging", "--region", DR, "--yes")[0] == 0
-    code, _, err = run(world, "staging", "--region", DR, "--yes")
-    assert code == errors.EXIT_REFUSED and "already exists" in err and "refusing to overwrite" in err
-    assert len(world[DR].restored) == 1
+def test_write_makes_the_snapshot_the_environments_database(world):
+    code, out, err = world.run("staging", "--latest", "--write")
+    assert code == 0, err
+    env = world.environment("staging")
+    assert env.database.restore_from_snapshot == "before-migration"
+    document = tomllib.loads(world.file("staging").read_text())
+    assert document["database"]["restore_from_snapshot"] == "before-migration"
+    new = database_cluster_identifier("webapp-staging", "before-migration")
+    assert restore.cluster_identifier(env) == new != "webapp-staging-db"
+    assert f"becomes {new}, replacing webapp-staging-db" in out
 
 
-def test_an_existing_writer_instance_is_not_overwritten_either(world, project):
-    cluster = f"{restore.cluster_identifier(project.environment('staging'))}-r202612020300"
-    world[DR].instances.add(f"{cluster}-writer")
-    code, _, err = run(world, "staging", "--region", DR, "--yes")
-    assert code == errors.EXIT_REFUSED and "DB instance" in err and not world[DR].restored
+def test_the_steps_name_every_replaced_address_and_deploy_twice(world, project):
+    env = project.environment("production")
+    world.regions["eu-west-1"].snapshots.append(
+        snapshot("awsbackup:job-9", restore.cluster_identifier(env), NEW, region="eu-west-1"))
+    code, out, err = world.run("production", "--snapshot", "awsbackup:job-9")
+    assert code == 0, err
+    allow = " ".join(f"--allow-replace {address}" for address in restore.replaced_addresses(env))
+    assert f"python -m ops deploy production {allow}:" in out
+    assert "python -m ops deploy production once more" in out and restore.IAM_AUTH_ISSUE in out
+    # production keeps deletion protection: the old cluster can only go (with its final snapshot) once released
+    assert ("--db-cluster-identifier webapp-production-db --no-deletion-protection" in out
+            and "final snapshot webapp-production-db-final" in out)
+    assert "master" not in out.replace("the only holder of the master secret", ""), "no step hands out a secret"
 
 
-def test_a_named_snapshot_of_the_cluster_is_used(world):
-    code, _, _ = run(world, "staging", "--region", DR, "--snapshot", "awsbackup:copyjob-old", "--yes")
-    assert code == 0 and world[DR].restored[0]["SnapshotIdentifier"].endswith("copyjob-old")
+def test_without_deletion_protection_the_operator_is_told_the_old_cluster_leaves_no_final_snapshot(world, project):
+    env = project.environment("dev")
+    world.regions["eu-west-1"].snapshots.append(
+        snapshot("dev-snap", restore.cluster_identifier(env), NEW, kind="manual", region="eu-west-1"))
+    code, out, _ = world.run("dev")
+    assert code == 0 and "deleted without a final snapshot" in out
+    assert "create-db-cluster-snapshot --region eu-west-1 --db-cluster-identifier webapp-dev-db" in out
+
+
+def test_a_second_run_of_the_same_restore_changes_nothing(world):
+    assert world.run("staging", "--write")[0] == 0
+    written = world.file("staging").read_bytes()
+    for argv in (("staging", "--write"), ("staging", "--snapshot", "before-migration", "--write"), ("staging",)):
+        code, out, err = world.run(*argv)
+        assert code == 0, err
+        assert "nothing to do: staging.toml already restores cluster" in out
+        assert world.file("staging").read_bytes() == written
+
+
+def test_another_snapshot_replaces_the_line_and_snapshots_of_a_restored_cluster_count(world):
+    """After one restore the environment's cluster is `<app>-<env>-db-r<digest>`; its snapshots are its own."""
+    assert world.run("staging", "--write")[0] == 0
+    restored = restore.cluster_identifier(world.environment("staging"))
+    world.regions["eu-west-1"].snapshots.append(
+        snapshot("after-restore", restored, datetime(2026, 12, 5, tzinfo=UTC), kind="manual", region="eu-west-1"))
+    code, out, err = world.run("staging", "--write")
+    assert code == 0, err
+    assert f"of {restored}" in out and f"replacing {restored}" in out
+    text = world.file("staging").read_text()
+    assert text.count("restore_from_snapshot") == 1 and 'restore_from_snapshot = "after-restore"' in text
+
+
+def test_a_named_snapshot_is_used(world):
+    code, _, err = world.run("staging", "--snapshot", "awsbackup:job-1", "--write")
+    assert code == 0, err
+    assert world.environment("staging").database.restore_from_snapshot == "awsbackup:job-1"
 
 
 @pytest.mark.parametrize(("snapshot_id", "message"), [
@@ -186,72 +181,89 @@ def test_a_named_snapshot_of_the_cluster_is_used(world):
     ("creating", "is creating, not available"),
     ("nope", "no cluster snapshot nope"),
 ])
-def test_a_named_snapshot_must_be_this_clusters_and_available(world, snapshot_id, message):
-    code, _, err = run(world, "staging", "--region", DR, "--snapshot", snapshot_id, "--yes")
-    assert code == errors.EXIT_REFUSED and message in err and not world[DR].restored
+def test_a_named_snapshot_must_be_the_environments_and_available(world, snapshot_id, message):
+    code, _, err = world.run("staging", "--region", DR, "--snapshot", snapshot_id)
+    assert code == errors.EXIT_REFUSED and message in err
+
+
+def test_a_cluster_of_a_similarly_named_environment_is_not_this_ones(project):
+    env = project.environment("staging")
+    assert restore.is_environments_cluster(env, "webapp-staging-db")
+    assert restore.is_environments_cluster(env, database_cluster_identifier("webapp-staging", "x"))
+    for other in ("webapp-staging2-db", "webapp-staging-db-final", "webapp-staging-db-r1234", "xwebapp-staging-db"):
+        assert not restore.is_environments_cluster(env, other), other
+
+
+def test_no_snapshot_at_all_is_refused(world):
+    world.regions[DR].snapshots.clear()
+    code, _, err = world.run("staging", "--region", DR)
+    assert code == errors.EXIT_REFUSED and "no available snapshot of staging's cluster" in err
+
+
+def test_the_dr_region_gets_the_path_through_an_environment_deployed_there(world):
+    code, out, err = world.run("staging", "--region", DR, "--latest")
+    assert code == 0, err
+    assert "recovery point awsbackup:copyjob-new in eu-central-1" in out
+    assert 'environments/staging-dr.toml' in out and 'restore_from_snapshot = "awsbackup:copyjob-new"' in out
+    assert "python -m ops deploy staging-dr" in out and "master" not in out
+
+
+def test_write_is_refused_for_the_dr_region(world):
+    before = world.file("staging").read_bytes()
+    code, _, err = world.run("staging", "--region", DR, "--write")
+    assert code == errors.EXIT_USAGE and "goes into an environment deployed there" in err
+    assert world.file("staging").read_bytes() == before and not world.preflights
 
 
 def test_only_the_environments_regions_are_allowed(world):
-    code, _, err = run(world, "staging", "--region", "us-west-2")
+    code, _, err = world.run("staging", "--region", "us-west-2")
     assert code == errors.EXIT_USAGE and "only into eu-west-1 or eu-central-1" in err
-    code, _, err = run(world, "dev", "--region", DR)
+    code, _, err = world.run("dev", "--region", DR)
     assert code == errors.EXIT_USAGE and "only into eu-west-1" in err
 
 
+def test_a_failed_account_check_stops_before_anything_is_looked_up_or_written(world):
+    world.preflight_ok = False
+    before = world.file("staging").read_bytes()
+    code, _, err = world.run("staging", "--write")
+    assert code == errors.EXIT_REFUSED and "not restoring staging: preflight failed (account)" in err
+    assert world.file("staging").read_bytes() == before
+    assert not any(region.calls for region in world.regions.values())
+
+
 def test_snapshot_and_latest_exclude_each_other(world):
-    assert run(world, "staging", "--snapshot", "x", "--latest")[0] == errors.EXIT_USAGE
+    assert world.run("staging", "--snapshot", "x", "--latest")[0] == errors.EXIT_USAGE
 
 
-@pytest.mark.parametrize(("remove", "message"), [
-    (lambda region: region.snapshots.clear(), "no available snapshot of"),
-    (lambda region: region.keys.clear(), "no KMS key alias/webapp-staging-backup-dr"),
-    (lambda region: region.subnet_groups.clear(), "no DB subnet group webapp-staging-data"),
-    (lambda region: region.security_groups.clear(), "expected one security group webapp-staging-database"),
-])
-def test_what_the_restore_needs_must_exist(world, remove, message):
-    remove(world[DR])
-    code, _, err = run(world, "staging", "--region", DR, "--yes")
-    assert code == errors.EXIT_REFUSED and message in err and not world[DR].restored
+def test_a_setting_the_loader_refuses_is_put_back(world, tmp_path):
+    path = world.file("staging")
+    before = path.read_bytes()
+    tools = ops_tools.Tools(root=world.root, environ={})
+    with pytest.raises(errors.UsageError, match=r"database\.restore_from_snapshot: must be a cluster snapshot"):
+        restore.write_setting(tools, path, 'restore_from_snapshot = "two--hyphens"')
+    assert path.read_bytes() == before
 
 
-def test_another_network_can_be_named(world, project):
-    """After losing the region: the network of an environment deployed into the DR region."""
-    world[DR].subnet_groups["webapp-staging-dr-data"] = "vpc-new"
-    world[DR].security_groups.append({"GroupName": "webapp-staging-dr-database", "VpcId": "vpc-new", "GroupId": "sg-n"})
-    code, _, err = run(world, "staging", "--region", DR, "--subnet-group", "webapp-staging-dr-data",
-                       "--security-group", "webapp-staging-dr-database", "--yes")
-    assert code == 0, err
-    (request,) = world[DR].restored
-    assert request["DBSubnetGroupName"] == "webapp-staging-dr-data" and request["VpcSecurityGroupIds"] == ["sg-n"]
+def test_the_setting_is_added_to_the_database_table_only():
+    text = '[network]\ncidr = "10.0.0.0/16"\n\n[database]\nmin_acu = 1 # a comment\n\n[api]\ncpu = 256\n'
+    added = restore.with_setting(text, 'restore_from_snapshot = "a"')
+    assert tomllib.loads(added)["database"] == {"min_acu": 1, "restore_from_snapshot": "a"}
+    assert restore.with_setting(added, 'restore_from_snapshot = "b"') == added.replace('"a"', '"b"')
+    with pytest.raises(errors.UsageError, match="no \\[database\\] table"):
+        restore.with_setting("[api]\ncpu = 256\n", 'restore_from_snapshot = "a"')
 
 
-def test_in_its_own_region_the_database_key_and_parameter_group_are_used(world, project):
-    env = project.environment("staging")
-    home = world[env.region]
-    home.snapshots = [snapshot("awsbackup:job-1", restore.cluster_identifier(env), NEW)]
-    home.keys = {restore.key_alias(env, env.region): "arn:aws:kms:eu-west-1:1:key/data"}
-    home.subnet_groups = {restore.subnet_group_name(env): "vpc-home"}
-    home.security_groups = [{"GroupName": restore.security_group_name(env), "VpcId": "vpc-home", "GroupId": "sg-h"}]
-    home.parameter_groups = {restore.parameter_group_name(env)}
-    assert run(world, "staging", "--yes")[0] == 0
-    (request,) = home.restored
-    assert request["KmsKeyId"].endswith("key/data")
-    assert request["DBClusterParameterGroupName"] == restore.parameter_group_name(env)
-
-
-def test_the_names_are_the_ones_the_stacks_create(stacks, project):
-    """restore.py looks things up by the modules' naming; the synthesized stacks must agree."""
-    env = project.environment("staging")
-    stack = stacks["staging"]
-    (cluster,) = resources_of(stack, "aws_rds_cluster").values()
-    assert cluster["cluster_identifier"] == restore.cluster_identifier(env)
-    assert {g["name"] for g in resources_of(stack, "aws_db_subnet_group").values()} == {restore.subnet_group_name(env)}
-    assert restore.security_group_name(env) in {g["name"] for g in resources_of(stack, "aws_security_group").values()}
-    assert restore.parameter_group_name(env) in {
-        g["name"] for g in resources_of(stack, "aws_rds_cluster_parameter_group").values()}
-    aliases = {a["name"]: a for a in resources_of(stack, "aws_kms_alias").values()}
-    assert "provider" not in aliases[restore.key_alias(env, env.region)]
-    assert aliases[restore.key_alias(env, env.dr.region)]["provider"] == "aws.dr"
-    copy_key = aliases[restore.key_alias(env, env.dr.region)]["target_key_id"]
-    (copy_vault,) = [v for v in resources_of(stack, "aws_backup_vault").values() if v.get("provider") == "aws.dr"]
-    assert copy_vault["kms_key_arn"] == copy_key.replace(".key_id}", ".arn}")
+def test_the_addresses_are_the_ones_the_stacks_create(stacks, project):
+    """The steps name what the deploy guard will ask for: the cluster, every instance and the log group."""
+    for name in ("dev", "production"):
+        env, stack = project.environment(name), stacks[name]
+        cluster_logs = f"/aws/rds/cluster/{restore.cluster_identifier(env)}/postgresql"
+        expected = {f"aws_rds_cluster.{key}" for key in resources_of(stack, "aws_rds_cluster")}
+        expected |= {f"aws_rds_cluster_instance.{key}" for key in resources_of(stack, "aws_rds_cluster_instance")}
+        expected |= {f"aws_cloudwatch_log_group.{key}"
+                     for key, group in resources_of(stack, "aws_cloudwatch_log_group").items()
+                     if group["name"] == cluster_logs}
+        assert set(restore.replaced_addresses(env)) == expected
+        assert len(expected) == 3 + env.database.reader_count
+        (cluster,) = resources_of(stack, "aws_rds_cluster").values()
+        assert cluster["cluster_identifier"] == restore.cluster_identifier(env)
