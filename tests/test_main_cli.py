@@ -33,7 +33,8 @@ NOT_PRODUCT = {".venv", "node_modules", OUTDIR, "tests", ".git", "__pycache__"}
 
 
 def copy_product(target: Path) -> Path:
-    """main.py, cdktf.json, environments/ and every top-level Python package (core, stacks, ...)."""
+    """main.py, cdktf.json, environments/ and every top-level Python package (core, stacks, ...), and the lazy
+    provider bundle `make setup` built (a link: it is a build product, not code)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("main.py", "cdktf.json"):
         shutil.copy(ROOT / name, target / name)
@@ -42,6 +43,11 @@ def copy_product(target: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for source in [ROOT / "environments", *packages]:
         shutil.copytree(source, target / source.name, ignore=ignore)
+    # What `make setup` builds beside the code: the lazy provider bundle (core/provider_bundle.py), shared.
+    built = ROOT / ".gen" / "provider-aws"
+    if built.is_dir():
+        (target / ".gen").mkdir()
+        (target / ".gen" / "provider-aws").symlink_to(built)
     return target
 
 
