@@ -157,7 +157,7 @@ def build(source: Path, outdir: Path | None = None) -> Path:
     os.chmod(part.name, 0o644)
     os.replace(part.name, bundle)
     manifest = {"transform": TRANSFORM_VERSION, "assembly": ASSEMBLY, "version": VERSION,
-                "stock": {"path": str(source), "sha256": actual, **_stamp(source)},
+                "stock": {"path": str(source.resolve()), "sha256": actual, **_stamp(source)},
                 "lazy": {"file": BUNDLE_NAME, "sha256": sha256(bundle), **_stamp(bundle)}}
     (outdir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return bundle
@@ -181,7 +181,9 @@ def staleness(source: Path, outdir: Path | None = None) -> str | None:
     if any(manifest.get(key) != value for key, value in expected.items()):
         return "the lazy AWS provider bundle was built for another provider version or transform"
     bundle = outdir / manifest["lazy"]["file"]
-    if not source.exists() or manifest["stock"] != {"path": str(source), "sha256": PINNED_SHA256, **_stamp(source)}:
+    # Resolved: a checkout whose .venv is a link to another one's installs the very same file.
+    if not source.exists() or manifest["stock"] != {"path": str(source.resolve()), "sha256": PINNED_SHA256,
+                                                     **_stamp(source)}:
         return "the lazy AWS provider bundle is stale (the installed provider package changed since it was built)"
     if not bundle.exists() or {key: manifest["lazy"][key] for key in ("size", "mtime_ns")} != _stamp(bundle):
         return "the lazy AWS provider bundle is missing or was changed after it was built"

@@ -1230,11 +1230,14 @@ def test_drift_names_changes_and_hand_added_rules_behind_terraforms_back_and_cle
     assert (code, report) == (0, f"{DEPLOYED_ENVIRONMENT}: no drift: every resource matches its state\n")
 
 
-def test_deploy_refuses_a_plan_replacing_a_bucket_of_the_bootstrap_and_applies_nothing(deployment):
+def test_deploy_refuses_a_plan_replacing_a_bucket_of_the_bootstrap_and_applies_nothing(deployment, monkeypatch):
     """`python -m ops deploy bootstrap --yes` against the emulator: the real preflight, synthesis, init and
     plan, with the access-log bucket renamed in the synthesized stack (a replacement); the guard refuses
     it by address before anything is applied, and the bootstrap's state is untouched."""
     bootstrap_applied(deployment)
+    for name, value in deployment.env.items():  # the preflight's boto3 reads this process's environment
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
     synthesized = deployment.local / "cdktf.out" / "stacks" / BOOTSTRAP_STACK / "cdk.tf.json"
     state = deployment.local / "terraform.bootstrap.tfstate"
     original, serial = synthesized.read_bytes(), json.loads(state.read_text())["serial"]
@@ -1260,7 +1263,7 @@ def test_deploy_refuses_a_plan_replacing_a_bucket_of_the_bootstrap_and_applies_n
         code = cli.main(["deploy", BOOTSTRAP_STACK, "--yes"], tools)
     finally:
         synthesized.write_bytes(original)
-    assert code == errors.EXIT_REFUSED, f"{out.getvalue()}\n{err.getvalue()}"
+    assert code == errors.EXIT_REFUSED and renamed, f"not refused by the guard:\n{out.getvalue()}\n{err.getvalue()}"
     assert f"replace bucket webapp-terraform-state-example-access-logs: --allow-replace {renamed['address']}" in \
         err.getvalue(), err.getvalue()
     assert "(nothing applied)" in err.getvalue()

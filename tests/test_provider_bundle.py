@@ -172,6 +172,13 @@ def test_a_fresh_copy_is_used(fake_build):
     assert staleness(*fake_build) is None
 
 
+def test_the_same_install_reached_through_a_linked_venv_is_not_stale(fake_build, tmp_path):
+    """A checkout whose .venv links to another's (the cdktf CLI test's copy) installs the very same file."""
+    source, outdir = fake_build
+    (tmp_path / "linked").symlink_to(source.parent)
+    assert staleness(tmp_path / "linked" / source.name, outdir) is None
+
+
 def test_a_missing_copy_is_reported(tmp_path):
     assert "lazy AWS provider bundle is missing" in staleness(tmp_path / "stock.tgz", tmp_path / "nothing")
 
