@@ -12,12 +12,18 @@ import json
 from environments.model import EnvironmentConfig
 from tests.api_checks import role_statements
 from tests.conftest import only, resources_of
-from tests.network_checks import policy_document, ref_name
+from tests.iam_checks import Need, check_role_can, needs
+from tests.network_checks import ACCOUNT_REF, policy_document, ref_name
 
 DR_ALIAS = "dr"
 DR_PROVIDER = f"aws.{DR_ALIAS}"
 # EventBridge detail types and the final states that must reach the warning topic.
 NOTIFIED = {"Backup Job State Change": {"FAILED", "EXPIRED", "ABORTED"}, "Copy Job State Change": {"FAILED"}}
+PARTITION_REF = "${data.aws_partition.partition.partition}"
+# What AWS Backup's own managed policy grants for Aurora, which the inline policy narrows to this cluster.
+BACKUP_DOC = "managed policy AWSBackupServiceRolePolicyForBackup"
+REPLICATION_DOC = "S3 User Guide, Setting up permissions for live replication"
+ENCRYPTED_REPLICATION_DOC = "S3 User Guide, Replicating encrypted objects"
 
 
 def providers_by_alias(stack: dict) -> dict[str | None, dict]:
@@ -69,6 +75,7 @@ def check_backup(stack: dict, env: EnvironmentConfig) -> None:
     assert selection["resources"] == [f"${{aws_rds_cluster.{cluster}.arn}}"]
     assert ref_name(selection["plan_id"], "aws_backup_plan") in resources_of(stack, "aws_backup_plan")
     check_backup_role(stack, selection["iam_role_arn"], cluster)
+    check_role_can(stack, selection["iam_role_arn"], backup_needs(stack, cluster), "backup")
     check_notifications(stack)
     check_vault_lock(stack, env)
     copies = rule.get("copy_action") or []
@@ -80,6 +87,34 @@ def check_backup(stack: dict, env: EnvironmentConfig) -> None:
     check_vault(stack, destination, env.dr.region)
     assert destination["provider"] == DR_PROVIDER
     assert copy["lifecycle"] == {"delete_after": env.dr.copy_retention_days}
+
+
+def backup_snapshots(region: str) -> str:
+    """The ARN pattern of the cluster snapshots AWS Backup creates in `region`."""
+    return f"arn:{PARTITION_REF}:rds:{region}:{ACCOUNT_REF}:cluster-snapshot:awsbackup:*"
+
+
+def backup_needs(stack: dict, cluster: str) -> list[Need]:
+    """What AWS Backup does with the role: snapshot this cluster, tag, copy and expire its recovery points,
+    and let RDS use the cluster's and the vaults' keys (a grant, which needs DescribeKey first)."""
+    body = resources_of(stack, "aws_rds_cluster")[cluster]
+    region = provider_region(stack, body)
+    cluster_arn = f"${{aws_rds_cluster.{cluster}.arn}}"
+    required = needs(["rds:DescribeDBClusters", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource",
+                      "rds:ListTagsForResource"], cluster_arn, BACKUP_DOC)
+    required += needs(["rds:DescribeDBClusterSnapshots", "rds:AddTagsToResource", "rds:ListTagsForResource",
+                       "rds:DeleteDBClusterSnapshot"], backup_snapshots(region), BACKUP_DOC)
+    rule = plan_rule(stack)
+    keys = [body["kms_key_id"], vault_by_reference(stack, rule["target_vault_name"])["kms_key_arn"]]
+    for copy in rule.get("copy_action") or []:
+        destination = vault_by_reference(stack, copy["destination_vault_arn"])
+        required += needs(["backup:CopyIntoBackupVault"], copy["destination_vault_arn"], BACKUP_DOC)
+        for snapshots in (backup_snapshots(region), backup_snapshots(provider_region(stack, destination))):
+            required += needs(["rds:CopyDBClusterSnapshot"], snapshots, BACKUP_DOC)
+        keys.append(destination["kms_key_arn"])
+    for key in keys:
+        required += needs(["kms:DescribeKey", "kms:CreateGrant"], key, BACKUP_DOC)
+    return required
 
 
 def check_backup_role(stack: dict, role_arn: str, cluster: str) -> None:
@@ -248,6 +283,20 @@ def check_replication(stack: dict, source: str, replica_region: str) -> None:
     assert len(needed) == 2 and {f"aws_s3_bucket_versioning.{name}" for name in needed} <= depends_on, \
         "versioning of both buckets first"
     check_replication_role(stack, config["role"], source, replica, source_key, replica_key)
+    check_role_can(stack, config["role"], replication_needs(source, replica, source_key, replica_key),
+                   f"replication of {source}")
+
+
+def replication_needs(source: str, replica: str, source_key: str, replica_key: str) -> list[Need]:
+    """S3 reads the source's configuration and object versions, writes the replica's objects, decrypts
+    with the source's key and encrypts with the replica's."""
+    source_arn, replica_arn = f"${{aws_s3_bucket.{source}.arn}}", f"${{aws_s3_bucket.{replica}.arn}}"
+    return (needs(["s3:GetReplicationConfiguration", "s3:ListBucket"], source_arn, REPLICATION_DOC)
+            + needs(["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+                    f"{source_arn}/*", REPLICATION_DOC)
+            + needs(sorted(REPLICA_WRITES), f"{replica_arn}/*", REPLICATION_DOC)
+            + needs(["kms:Decrypt"], source_key, ENCRYPTED_REPLICATION_DOC)
+            + needs(["kms:Encrypt"], replica_key, ENCRYPTED_REPLICATION_DOC))
 
 
 def check_replication_role(stack: dict, role_arn: str, source: str, replica: str, source_key: str,

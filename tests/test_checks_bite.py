@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests import api_checks, database_checks, network_checks, observability_checks
+from tests import api_checks, database_checks, network_checks, observability_checks, role_checks
 from tests.conftest import only, resources_of
 from tests.iam_checks import check_key_policy_principals
 from tests.test_shipped_features import account_baselines, check_cloudtrail, check_interface_endpoints, check_waf
@@ -210,6 +210,91 @@ def only_container_port(stack: dict) -> int:
     return mapping["containerPort"]
 
 
+def without_statement(sid: str) -> Callable[[dict], None]:
+    """A mutation deleting the one policy statement `sid` (issue 22: a role cut down to less than its job)."""
+    def mutate(stack: dict) -> None:
+        holders = [document for document in stack["data"]["aws_iam_policy_document"].values()
+                   if any(statement.get("sid") == sid for statement in document["statement"])]
+        assert len(holders) == 1, f"{sid} is in {len(holders)} documents"
+        holders[0]["statement"] = [s for s in holders[0]["statement"] if s.get("sid") != sid]
+    return mutate
+
+
+def without_attachment(policy: str) -> Callable[[dict], None]:
+    """A mutation detaching the AWS-managed policy `policy` from its role."""
+    def mutate(stack: dict) -> None:
+        attachments = resources_of(stack, "aws_iam_role_policy_attachment")
+        (name,) = [name for name, body in attachments.items() if body["policy_arn"].endswith(f"/{policy}")]
+        del attachments[name]
+    return mutate
+
+
+def without_statements(*sids: str) -> Callable[[dict], None]:
+    def mutate(stack: dict) -> None:
+        for sid in sids:
+            without_statement(sid)(stack)
+    return mutate
+
+
+ROLE_CASES = {  # issue 22, item 1: one deleted statement (or managed policy) per service role
+    "backup role without its cluster snapshot statement": Case(
+        "production", role_checks.check_service_roles, without_statement("SnapshotTheCluster"),
+        "the backup role cannot rds:DescribeDBClusters"),
+    "backup role without its recovery point statement": Case(
+        "dev", role_checks.check_service_roles, without_statement("ManageItsRecoveryPoints"),
+        "the backup role cannot rds:DescribeDBClusterSnapshots"),
+    "site replication role without its replica writes": Case(
+        "production", role_checks.check_service_roles, without_statement("WriteReplicaObjects"),
+        "replication of frontend_site.* role cannot s3:ReplicateDelete"),
+    "state replication role without the source key": Case(
+        "bootstrap", role_checks.check_service_roles, without_statement("DecryptSourceThroughS3"),
+        "replication of state-bucket.* role cannot kms:Decrypt"),
+    "Config recorder without AWS_ConfigRole": Case(
+        PRODUCTION_BASELINE, role_checks.check_service_roles, without_attachment("AWS_ConfigRole"),
+        "Config recorder role lacks the managed policy service-role/AWS_ConfigRole"),
+    "Config delivery without its bucket write": Case(
+        PRODUCTION_BASELINE, role_checks.check_service_roles, without_statement("Deliver"),
+        "Config delivery role cannot s3:PutObject"),
+    "flow log role without its log writes": Case(
+        "dev", role_checks.check_service_roles, without_statement("WriteFlowLogs"),
+        "flow logs role cannot logs:CreateLogStream"),
+    "enhanced monitoring role without its managed policy": Case(
+        "staging", role_checks.check_service_roles, without_attachment("AmazonRDSEnhancedMonitoringRole"),
+        "enhanced monitoring role lacks the managed policy"),
+    "API execution role without its log writes": Case(
+        "dev", role_checks.check_service_roles, without_statement("WriteApiLogs"),
+        "webapp-dev-api execution role cannot logs:CreateLogStream"),
+    "API execution role without its image pull": Case(
+        "production", role_checks.check_service_roles, without_statement("PullApiImage"),
+        "webapp-production-api execution role cannot ecr:BatchCheckLayerAvailability"),
+    "API task role without its database login": Case(
+        "dev", role_checks.check_service_roles, without_statement("ConnectAsAppUser"),
+        "webapp-dev-api task role cannot rds-db:connect"),
+    "API task role without X-Ray writes next to its collector": Case(
+        "production", role_checks.check_service_roles, without_statement("XRayWrite"),
+        "webapp-production-api task role cannot xray:PutTraceSegments"),
+    "bootstrap execution role without the master secret": Case(
+        "staging", role_checks.check_service_roles, without_statement("ReadMasterSecret"),
+        "db-bootstrap execution role cannot secretsmanager:GetSecretValue"),
+    "bootstrap execution role without the secret's key": Case(
+        "dev", role_checks.check_service_roles, without_statement("DecryptMasterSecret"),
+        "db-bootstrap execution role cannot kms:Decrypt"),
+    "CloudTrail log role without its log writes": Case(
+        PRODUCTION_BASELINE, role_checks.check_service_roles, without_statement("DeliverTrail"),
+        "CloudTrail log delivery role cannot logs:CreateLogStream"),
+    "load balancer logs without ELB's delivery grant": Case(
+        "production", role_checks.check_service_roles, without_statements("AlbLogDelivery",
+                                                                            "AlbLogDeliveryLegacyRegions"),
+        "load balancer log delivery cannot s3:PutObject"),
+    "site access logs without the S3 logging service's grant": Case(
+        "dev", role_checks.check_service_roles, without_statement("AllowS3ServerAccessLogDelivery"),
+        "S3 server access log delivery cannot s3:PutObject"),
+    "CloudFront logs without the log delivery service's grant": Case(
+        "dev", role_checks.check_service_roles, without_statement("CloudFrontLogDelivery"),
+        "CloudWatch log delivery cannot s3:PutObject"),
+}
+
+
 CASES = {
     "cloudfront ACL counts instead of blocking KnownBadInputs": Case(
         "production", api_checks.check_waf_protects_the_distribution, cloudfront_known_bad_inputs_only_counts,
@@ -259,6 +344,7 @@ CASES = {
     "master secret on the AWS-managed key": Case(
         "dev", database_checks.check_secrets_use_customer_managed_keys, master_secret_uses_the_default_key,
         "is not a aws_kms_key reference"),
+    **ROLE_CASES,
 }
 
 
