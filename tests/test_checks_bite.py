@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests import api_checks, database_checks, network_checks, observability_checks, role_checks
+from tests import api_checks, database_checks, network_checks, observability_checks, role_checks, service_grant_checks
 from tests.conftest import only, resources_of
 from tests.iam_checks import check_key_policy_principals
 from tests.test_shipped_features import account_baselines, check_cloudtrail, check_interface_endpoints, check_waf
@@ -236,6 +236,66 @@ def without_statements(*sids: str) -> Callable[[dict], None]:
     return mutate
 
 
+def document_condition(stack: dict, document: str, variable: str) -> dict:
+    """The one condition on `variable` in the policy document whose logical id starts with `document`."""
+    documents = stack["data"]["aws_iam_policy_document"]
+    (found,) = [condition for name, body in documents.items() if name.startswith(document)
+                for statement in body["statement"] for condition in statement.get("condition", [])
+                if condition["variable"].lower() == variable.lower()]
+    return found
+
+
+def backup_trust_says_not_equals(stack: dict) -> None:
+    document_condition(stack, "backup_role-trust", "aws:SourceAccount")["test"] = "StringNotEquals"
+
+
+def site_policy_names_any_source(stack: dict) -> None:
+    document_condition(stack, "frontend_site_policy-document", "aws:SourceArn")["values"] = ["*"]
+
+
+def key_grant_in_another_account(stack: dict) -> None:
+    """The Config key lets config.amazonaws.com in for another account's recorder."""
+    key = next(body for name, body in resources_of(stack, "aws_kms_key").items() if name.startswith("config-key"))
+    policy = json.loads(key["policy"])
+    (grant,) = [s for s in policy["Statement"] if s["Principal"] == {"Service": "config.amazonaws.com"}]
+    grant["Condition"] = {"StringEquals": {"aws:SourceAccount": "111122223333"}}
+    key["policy"] = json.dumps(policy)
+
+
+def alarm_source_in_any_account(stack: dict) -> None:
+    condition = document_condition(stack, "observability_critical-topic-policy-document", "aws:SourceArn")
+    condition["values"] = [value.replace("${data.aws_caller_identity.caller.account_id}", "*")
+                           for value in condition["values"]]
+
+
+def topic_grant_to_eventbridge_unconditioned(stack: dict) -> None:
+    """The topic policy (not the key: AWS documents no source keys there) lets any account's rules publish."""
+    (document,) = [body for name, body in stack["data"]["aws_iam_policy_document"].items()
+                   if name.startswith("observability_warning-topic-policy-document")]
+    for statement in document["statement"]:
+        if any("events.amazonaws.com" in p["identifiers"] for p in statement.get("principals", [])):
+            del statement["condition"]
+
+
+CONDITION_CASES = {  # issue 22, item 2: source conditions checked by operator and value
+    "backup trust with StringNotEquals aws:SourceAccount": Case(
+        "dev", service_grant_checks.check_service_grants_are_confined, backup_trust_says_not_equals,
+        "StringNotEquals aws:sourceaccount is not a positive operator"),
+    "site bucket readable for aws:SourceArn *": Case(
+        "staging", service_grant_checks.check_service_grants_are_confined, site_policy_names_any_source,
+        "aws:sourcearn '\\*' does not name this account or this stack's resource"),
+    "Config key for another account's id": Case(
+        PRODUCTION_BASELINE, service_grant_checks.check_service_grants_are_confined, key_grant_in_another_account,
+        "aws:sourceaccount '111122223333' does not name this account"),
+    "alarm topic for any account's alarms": Case(
+        "production", service_grant_checks.check_service_grants_are_confined, alarm_source_in_any_account,
+        "ArnLike aws:sourcearn 'arn:aws:cloudwatch:eu-west-1:\\*:alarm:\\*' does not name"),
+    "warning topic publishable by any account's rules": Case(
+        "dev", service_grant_checks.check_service_grants_are_confined, topic_grant_to_eventbridge_unconditioned,
+        "warning-topic-policy-document.*events.amazonaws.com.* may act for any account's resources"),
+}
+
+
 ROLE_CASES = {  # issue 22, item 1: one deleted statement (or managed policy) per service role
     "backup role without its cluster snapshot statement": Case(
         "production", role_checks.check_service_roles, without_statement("SnapshotTheCluster"),
@@ -345,6 +405,7 @@ CASES = {
         "dev", database_checks.check_secrets_use_customer_managed_keys, master_secret_uses_the_default_key,
         "is not a aws_kms_key reference"),
     **ROLE_CASES,
+    **CONDITION_CASES,
 }
 
 
