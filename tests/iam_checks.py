@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -68,13 +69,31 @@ def iam_glob(pattern: str, value: str) -> bool:
 
 
 def patterns_overlap(left: str, right: str) -> bool:
-    """Whether some string could match both IAM patterns: either covers the other, or both are wildcards
-    sharing a literal prefix (`secretsmanager:Get*` and `secretsmanager:*Value`, `secret:rds!*` and `*`)."""
-    if iam_glob(left, right) or iam_glob(right, left):
-        return True
-    head_l, head_r = re.split(r"[*?]", left)[0], re.split(r"[*?]", right)[0]
-    wild_l, wild_r = head_l != left, head_r != right
-    return wild_l and wild_r and (head_l.startswith(head_r) or head_r.startswith(head_l))
+    """Whether some string matches both IAM patterns (`secretsmanager:Get*` and `*:GetSecretValue`,
+    `secret:rds!*` and `arn:*:secretsmanager:*`): either may be the wider one, or neither."""
+    @functools.cache
+    def meet(i: int, j: int) -> bool:
+        if i == len(left) or j == len(right):
+            return set(left[i:] + right[j:]) <= {"*"}
+        if left[i] == "*" or right[j] == "*":
+            return ((left[i] == "*" and (meet(i + 1, j) or meet(i, j + 1)))
+                    or (right[j] == "*" and (meet(i, j + 1) or meet(i + 1, j))))
+        return (left[i] == right[j] or "?" in (left[i], right[j])) and meet(i + 1, j + 1)
+    return meet(0, 0)
+
+
+def arn_segments(pattern: str) -> list[str]:
+    """The six segments of an ARN pattern; a trailing `*` segment (`arn:aws:secretsmanager:*`) spans the rest."""
+    parts = pattern.split(":", 5)
+    while len(parts) < 6 and parts[-1] == "*":
+        parts.append("*")
+    return parts
+
+
+def arns_overlap(left: str, right: str) -> bool:
+    """Whether some ARN matches both ARN patterns, segment by segment (a wildcard stays in its segment)."""
+    a, b = arn_segments(left), arn_segments(right)
+    return len(a) == len(b) == 6 and all(patterns_overlap(x, y) for x, y in zip(a, b, strict=True))
 
 
 @dataclass(frozen=True)

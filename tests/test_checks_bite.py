@@ -277,6 +277,64 @@ def topic_grant_to_eventbridge_unconditioned(stack: dict) -> None:
             del statement["condition"]
 
 
+def leak_document(stack: dict, actions: list[str], resources: list[str]) -> str:
+    """A new policy document granting `actions` on `resources`; returns its reference."""
+    stack["data"]["aws_iam_policy_document"]["leak"] = {"statement": [
+        {"effect": "Allow", "actions": actions, "resources": resources}]}
+    return "${data.aws_iam_policy_document.leak.json}"
+
+
+def api_role(stack: dict, which: str) -> str:
+    """The logical id of the API task definition's `task_role_arn` or `execution_role_arn`."""
+    return network_checks.ref_name(api_checks.api_task_definition(stack)[which], "aws_iam_role")
+
+
+def task_role_reads_rds_managed_secrets(stack: dict) -> None:
+    """An inline role policy on a literal pattern that matches every RDS-managed secret of the account."""
+    document = leak_document(stack, ["secretsmanager:GetSecretValue"], [
+        "arn:aws:secretsmanager:eu-west-1:${data.aws_caller_identity.caller.account_id}:secret:rds!*"])
+    stack["resource"]["aws_iam_role_policy"]["leak"] = {
+        "role": f"${{aws_iam_role.{api_role(stack, 'task_role_arn')}.id}}", "policy": document}
+
+
+def execution_role_inline_get_star(stack: dict) -> None:
+    """A role's own `inline_policy` block with `secretsmanager:Get*` on everything."""
+    document = leak_document(stack, ["secretsmanager:Get*"], ["*"])
+    resources_of(stack, "aws_iam_role")[api_role(stack, "execution_role_arn")]["inline_policy"] = [
+        {"name": "leak", "policy": document}]
+
+
+def task_role_attached_policy_on_the_secret(stack: dict) -> None:
+    """A customer-managed `aws_iam_policy` naming the master secret, attached to the task role."""
+    document = leak_document(stack, ["secretsmanager:GetSecretValue"], [api_checks.master_secret_ref(stack)])
+    stack["resource"]["aws_iam_policy"] = {"leak": {"name": "leak", "policy": document}}
+    stack["resource"]["aws_iam_role_policy_attachment"]["leak"] = {
+        "role": f"${{aws_iam_role.{api_role(stack, 'task_role_arn')}.name}}",
+        "policy_arn": "${aws_iam_policy.leak.arn}"}
+
+
+def task_role_reads_every_object(stack: dict) -> None:
+    """`s3:Get*`: no `*` action, no `svc:*`, yet every read S3 has."""
+    document = leak_document(stack, ["s3:Get*"], ["arn:aws:s3:::webapp-dev-site-123456789012/*"])
+    stack["resource"]["aws_iam_role_policy"]["leak"] = {
+        "role": f"${{aws_iam_role.{api_role(stack, 'task_role_arn')}.id}}", "policy": document}
+
+
+SECRET_CASES = {  # issue 22, item 3: every pattern that could match is a match, in every policy a role holds
+    "task role reads secret:rds!* in an inline role policy": Case(
+        "dev", api_checks.check_master_secret_only_for_the_bootstrap_task, task_role_reads_rds_managed_secrets,
+        "readable by .*webapp-dev-api-task"),
+    "execution role's inline_policy reads secretsmanager:Get* on *": Case(
+        "production", api_checks.check_master_secret_only_for_the_bootstrap_task, execution_role_inline_get_star,
+        "readable by .*webapp-production-api-execution"),
+    "attached aws_iam_policy reads the master secret": Case(
+        "staging", api_checks.check_master_secret_only_for_the_bootstrap_task,
+        task_role_attached_policy_on_the_secret, "readable by .*webapp-staging-api-task"),
+    "task role with s3:Get*": Case("dev", api_checks.check_no_wildcard_grants, task_role_reads_every_object,
+                                   "wildcard action s3:Get\\*"),
+}
+
+
 CONDITION_CASES = {  # issue 22, item 2: source conditions checked by operator and value
     "backup trust with StringNotEquals aws:SourceAccount": Case(
         "dev", service_grant_checks.check_service_grants_are_confined, backup_trust_says_not_equals,
@@ -406,6 +464,7 @@ CASES = {
         "is not a aws_kms_key reference"),
     **ROLE_CASES,
     **CONDITION_CASES,
+    **SECRET_CASES,
 }
 
 
