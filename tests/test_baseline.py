@@ -94,7 +94,8 @@ CLASHES = {
 def test_a_once_per_account_clash_is_a_configuration_error(config_dir, case):
     changes, field, rule = CLASHES[case]
     edit_baselines(config_dir, [shipped_baseline(config_dir, **change) for change in changes])
-    with pytest.raises(ConfigError) as caught:
+    expected = f"^environments/project.toml: {re.escape(field)}: {re.escape(rule)}"
+    with pytest.raises(ConfigError, match=expected) as caught:
         load_project(config_dir)
     error = caught.value
     assert (error.file, error.field) == ("environments/project.toml", field)
@@ -121,7 +122,7 @@ def test_global_resource_types_are_recorded_in_one_region_per_account(config_dir
 def test_an_environment_cannot_own_a_once_per_account_resource(config_dir, feature):
     staging = config_dir / "staging.toml"
     staging.write_text(staging.read_text().replace("[features]", f"[features]\n{feature} = true"))
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=f"^environments/staging.toml: features.{feature}: ") as caught:
         load_project(config_dir)
     assert str(caught.value).startswith(f"environments/staging.toml: features.{feature}: is set once per account "
                                         f"and region: use {feature} in a [[baseline]] of project.toml")
