@@ -1052,8 +1052,13 @@ def test_backup_vaults_locks_and_copy_action_are_applied_in_both_regions(deploym
         "Backup Job State Change", "Copy Job State Change"}
 
 
-def test_state_and_site_buckets_replicate_to_their_replicas(deployment):
-    """Replication as applied: every object and delete marker, to a versioned replica under its own key."""
+def test_state_and_site_buckets_are_configured_to_replicate_to_their_replicas(deployment):
+    """Replication as applied: enabled, to a versioned replica in its region under its own key, by a role.
+
+    Configuration only: moto stores the replication configuration but copies no object, so that an
+    object written to the source arrives in the replica is not proven here (tests/role_checks.py
+    proves the role may do it, tests/dr_checks.py that every object and delete marker is selected).
+    """
     environment_applied(deployment)
     env, state = deployment.environment, deployment.state
     pairs = [(state.bucket, state.region, state.replica_region),
