@@ -1213,8 +1213,27 @@ def test_state_and_site_buckets_are_configured_to_replicate_to_their_replicas(de
             "ApplyServerSideEncryptionByDefault"]
         key = deployment.client("kms", replica_region).describe_key(KeyId=default["KMSMasterKeyID"])["KeyMetadata"]
         assert default["SSEAlgorithm"] == "aws:kms" and key["Arn"].split(":")[3] == replica_region
-        role = config["Role"].rsplit("/", 1)[-1]
-        assert deployment.client("iam").get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        check_applied_replication_role(deployment, config["Role"].rsplit("/", 1)[-1], replica)
+
+
+def check_applied_replication_role(deployment: Deployment, role: str, replica: str) -> None:
+    """The role as applied: assumable by S3, and its inline policy lets it write replicas into `replica`."""
+    iam = deployment.client("iam")
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "s3.amazonaws.com"}], trust
+    statements = [statement for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+                  for statement in _policy_statements(iam.get_role_policy(RoleName=role, PolicyName=name))]
+    writes = [s for s in statements if "s3:ReplicateObject" in s["Action"]]
+    assert writes and all(s["Resource"] in (f"arn:aws:s3:::{replica}/*", [f"arn:aws:s3:::{replica}/*"])
+                          for s in writes), statements
+
+
+def _policy_statements(answer: dict) -> list[dict]:
+    document = answer["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    statements = document["Statement"]
+    return statements if isinstance(statements, list) else [statements]
 
 
 def _drill_network(deployment: Deployment, region: str) -> tuple[list[str], str]:

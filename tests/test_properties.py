@@ -186,6 +186,26 @@ def project_values(project: ProjectConfig) -> dict[str, object]:
     return {"baselines": bool(project.baselines), "state_replica": project.state.replica_region is not None}
 
 
+# Every toggle the coverage must see both ways (toggle_values and project_values name them).
+COVERED = ("az_count", "waf", "cache", "vpc_interface_endpoints", "tracing", "production", "nat_gateways",
+           "fargate_spot", "exec_enabled", "account_id", "zero_readers", "apex_domain", "baselines", "state_replica")
+
+
+def check_coverage(dr_variants: set[tuple[bool, bool]], toggles: dict[str, set]) -> None:
+    """The shard saw every [dr] variant and every toggle both ways (else its examples explored too little)."""
+    assert {(False, False), (True, False), (True, True)} <= dr_variants, f"[dr] variants seen: {dr_variants}"
+    unseen = {name: sorted(toggles.get(name, set()), key=str) for name in COVERED if len(toggles.get(name, ())) < 2}
+    assert not unseen, f"toggles that took one value only in this shard: {unseen}"
+
+
+def test_the_coverage_check_names_a_toggle_seen_one_way_only():
+    """Breakage: a shard whose every environment ran Fargate Spot explored too little, and says which toggle."""
+    seen = {name: {True, False} for name in COVERED} | {"fargate_spot": {True}}
+    check_coverage({(False, False), (True, False), (True, True)}, {name: {True, False} for name in COVERED})
+    with pytest.raises(AssertionError, match=r"one value only in this shard: \{'fargate_spot': \[True\]\}"):
+        check_coverage({(False, False), (True, False), (True, True)}, seen)
+
+
 def describe(config) -> str:
     """The generated files, as a failure report shows them, so a failing example can be reproduced."""
     return "\n".join(f"--- {name} ---\n{to_toml(document)}" for name, document in config.documents().items())
@@ -222,9 +242,7 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
             batch.add(stacks[env.name], f"environment {env.name!r} of:\n{describe(config)}")
 
     every_property_holds()
-    assert {(False, False), (True, False), (True, True)} <= dr_variants, f"[dr] variants seen: {dr_variants}"
-    unseen = {name: values for name, values in toggles.items() if len(values) < 2}
-    assert not unseen, f"toggles that took one value only in this shard: {unseen}"
+    check_coverage(dr_variants, toggles)
     assert len(batch) >= 2 * property_examples(), f"only {len(batch)} generated stacks reached validation"
     problems = batch.validate(request.getfixturevalue("terraform_env"))  # 10 (Terraform)
     assert not problems, f"terraform validate, {len(batch)} generated stacks:\n" + "\n".join(problems)
