@@ -169,6 +169,16 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "configuration is read with no password when it has none. Not proven: anything about the master "
         "secret of a restored cluster (infra.py restore tells the operator to hand it to RDS again)."
     ),
+    "elasticache-member-clusters": Gap(
+        "moto's CreateReplicationGroup names member clusters (<group>-001, ...) but creates none, so the "
+        "provider's DescribeCacheClusters of the primary answers CacheClusterNotFound and the apply fails. "
+        "Workaround: the member clusters are created with the group, from its settings. Not proven: the "
+        "members' placement across zones (multi_az) and failover."
+    ),
+    "elasticache-delete-never-completes": Gap(
+        "moto's DeleteReplicationGroup only marks the group 'deleting' and keeps listing it, so the provider "
+        "waits for its deletion until it times out. Workaround: the group and its member clusters are removed."
+    ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
         "moto evaluates neither IAM nor KMS key policies (any signed request is allowed), so least "
@@ -294,8 +304,42 @@ def work_around_emulator_gaps(patch: Patcher) -> None:
             del cluster._master_user_password
 
     patch.setattr(DBCluster, "get_cfg", get_cfg)
+    _work_around_elasticache(patch)
     # iam-managed-policies (read when moto creates its IAM backend, i.e. after this)
     patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+
+def _work_around_elasticache(patch: Patcher) -> None:
+    """elasticache-member-clusters and elasticache-delete-never-completes."""
+    import inspect
+
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
+
+    create_group = ElastiCacheBackend.create_replication_group
+    delete_group = ElastiCacheBackend.delete_replication_group
+    member_settings = set(inspect.signature(CacheCluster.__init__).parameters) - {"self"}
+
+    def create_replication_group(backend, **settings):
+        group = create_group(backend, **settings)
+        for member in group.member_clusters:
+            if member not in backend.cache_clusters:
+                given = {name: settings.get(name) for name in member_settings}
+                backend.cache_clusters[member] = CacheCluster(**{
+                    **given, "account_id": backend.account_id, "region_name": backend.region_name,
+                    "cache_cluster_id": member, "replication_group_id": group.replication_group_id,
+                    "num_cache_nodes": 1, "tags": None})
+        return group
+
+    def delete_replication_group(backend, replication_group_id, retain_primary_cluster):
+        group = delete_group(backend, replication_group_id, retain_primary_cluster)
+        del backend.replication_groups[replication_group_id]
+        for member in [name for name, cluster in backend.cache_clusters.items()
+                       if getattr(cluster, "replication_group_id", None) == replication_group_id]:
+            del backend.cache_clusters[member]
+        return group
+
+    patch.setattr(ElastiCacheBackend, "create_replication_group", create_replication_group)
+    patch.setattr(ElastiCacheBackend, "delete_replication_group", delete_replication_group)
 
 
 def is_loopback(host: str) -> bool:
