@@ -170,10 +170,17 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "secret of a restored cluster (infra.py restore tells the operator to hand it to RDS again)."
     ),
     "elasticache-member-clusters": Gap(
-        "moto's CreateReplicationGroup names member clusters (<group>-001, ...) but creates none, so the "
-        "provider's DescribeCacheClusters of the primary answers CacheClusterNotFound and the apply fails. "
-        "Workaround: the member clusters are created with the group, from its settings. Not proven: the "
-        "members' placement across zones (multi_az) and failover."
+        "moto's CreateReplicationGroup ignores NumCacheClusters (one member only) and creates no cache cluster "
+        "for the members it names, so the provider's DescribeCacheClusters of the primary answers "
+        "CacheClusterNotFound and the apply fails. Workaround: the group gets NumCacheClusters members, each "
+        "created as a cache cluster from the group's settings (its security groups and at-rest encryption, "
+        "which the provider reads from the primary). Not proven: the members' placement across zones "
+        "(multi_az) and failover."
+    ),
+    "elasticache-subnet-group-delete": Gap(
+        "moto has no DeleteCacheSubnetGroup (HTTP 500, not implemented); the provider retries it until its "
+        "timeout. The subnet group is removed from state before destroy (the emulator is discarded anyway).",
+        forgotten_before_destroy=("aws_elasticache_subnet_group",),
     ),
     "elasticache-delete-never-completes": Gap(
         "moto's DeleteReplicationGroup only marks the group 'deleting' and keeps listing it, so the provider "
@@ -321,13 +328,20 @@ def _work_around_elasticache(patch: Patcher) -> None:
 
     def create_replication_group(backend, **settings):
         group = create_group(backend, **settings)
+        wanted = settings.get("num_cache_clusters") or len(group.member_clusters)
+        group.member_clusters += [f"{group.replication_group_id}-{index:03}"
+                                  for index in range(len(group.member_clusters) + 1, wanted + 1)]
         for member in group.member_clusters:
             if member not in backend.cache_clusters:
                 given = {name: settings.get(name) for name in member_settings}
-                backend.cache_clusters[member] = CacheCluster(**{
+                cluster = CacheCluster(**{
                     **given, "account_id": backend.account_id, "region_name": backend.region_name,
                     "cache_cluster_id": member, "replication_group_id": group.replication_group_id,
                     "num_cache_nodes": 1, "tags": None})
+                cluster.at_rest_encryption_enabled = bool(settings.get("at_rest_encryption_enabled"))
+                cluster.security_groups = [{"SecurityGroupId": group_id, "Status": "active"}
+                                           for group_id in settings.get("security_group_ids") or []]
+                backend.cache_clusters[member] = cluster
         return group
 
     def delete_replication_group(backend, replication_group_id, retain_primary_cluster):

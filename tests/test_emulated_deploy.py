@@ -778,6 +778,26 @@ def _create_backup_selection(client: Callable[..., Any]) -> None:
         backup.delete_backup_plan(BackupPlanId=plan)
 
 
+def _delete_cache_subnet_group(client: Callable[..., Any]) -> None:
+    """A real subnet group first; deleting it is what fails. ElastiCache speaks XML, so botocore cannot parse
+    moto's HTML error page: that is turned into the ClientError it stands for (the cause is checked apart)."""
+    from botocore.exceptions import ClientError
+    from botocore.parsers import ResponseParserError
+
+    ec2, cache = client("ec2"), client("elasticache")
+    vpc = ec2.create_vpc(CidrBlock="10.250.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.250.0.0/24")["Subnet"]["SubnetId"]
+    name = f"gap-probe-{time.time_ns()}"
+    cache.create_cache_subnet_group(CacheSubnetGroupName=name, CacheSubnetGroupDescription="probe", SubnetIds=[subnet])
+    try:
+        cache.delete_cache_subnet_group(CacheSubnetGroupName=name)
+    except ResponseParserError as error:
+        if "500 Internal Server Error" not in str(error):
+            raise
+        raise ClientError({"Error": {"Code": "500", "Message": "HTML error page"},
+                           "ResponseMetadata": {"HTTPStatusCode": 500}}, "DeleteCacheSubnetGroup") from error
+
+
 # One entry per type EMULATOR_GAPS lists as not creatable or forgotten before destroy.
 REFUSALS = {
     "aws_cloudfront_cache_policy": Refusal(_create_cache_policy, 404, "404"),
@@ -791,6 +811,7 @@ REFUSALS = {
     "aws_xray_sampling_rule": Refusal(_create_sampling_rule, 404, "404"),
     "aws_xray_encryption_config": Refusal(_put_xray_encryption, 404, "404"),
     "aws_backup_selection": Refusal(_create_backup_selection, 500, "500", "create_backup_selection"),
+    "aws_elasticache_subnet_group": Refusal(_delete_cache_subnet_group, 500, "500", "delete_cache_subnet_group"),
 }
 
 
