@@ -11,5 +11,5 @@ plumbing apart):
   `database_bootstrap`, `restore`, `preflight` (with `locks`), `local` (local-up, local-down);
 - `plan_report` (reading plans), `unaccounted` (what a state holds beyond its managed resources),
   `policy_documents` and `policy_validation` (IAM Access Analyzer judges every policy),
-  `emulator` (moto on loopback and its gap table).
+  `emulator` (its gap table and workarounds) and `emulator_server` (moto on loopback with them).
 """

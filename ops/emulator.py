@@ -1,39 +1,23 @@
-"""Run moto server on loopback with the workarounds this project's stacks need to deploy to it.
+"""Where moto differs from AWS for these stacks (the gap table), and the workarounds that let them deploy.
 
 moto 5.2.5 differs from AWS in a few ways that stop `terraform apply` of the stacks; each one is
-described in `EMULATOR_GAPS` and worked around by `work_around_emulator_gaps`. The workarounds are
-monkeypatches, so they only take effect inside the process that runs moto: that is why this
-module starts the server itself instead of using the `moto_server` command. Usage::
-
-    python -m ops.emulator --port 5000                  # until Ctrl-C or SIGTERM
-    python -m ops.emulator --port 0 --ready-file F      # any free port; endpoint written to F
-
-`python -m ops local-up` starts it in the background; the emulated-deployment tests apply
-the same workarounds in-process through `work_around_emulator_gaps(monkeypatch)`. What moto
-cannot create at all is listed in `NOT_CREATABLE`; `deployable()` gives the `-target` list that
-deploys everything else.
-
-It only ever listens on a loopback address: moto accepts any credentials, so it must not be
-reachable from other machines.
+described in `EMULATOR_GAPS` and, where it can be, worked around by `work_around_emulator_gaps`:
+monkeypatches that take effect inside the process running moto (ops/emulator_server.py, which
+`python -m ops local-up` starts) or, in the emulated-deployment tests, through
+`work_around_emulator_gaps(monkeypatch)`. What moto cannot create at all is listed in
+`NOT_CREATABLE`; `deployable()` gives the `-target` list that deploys everything else.
 """
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
 import json
 import os
 import re
-import signal
-import sys
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 LOOPBACK = "127.0.0.1"
-EXIT_USAGE = 2
 
 
 @dataclass(frozen=True)
@@ -184,6 +168,23 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "(the snapshot is in the environment's own region and account); the ARN form `restore_from_snapshot` "
         "also accepts is checked by the loader only."
     ),
+    "elasticache-member-clusters": Gap(
+        "moto's CreateReplicationGroup ignores NumCacheClusters (one member only) and creates no cache cluster "
+        "for the members it names, so the provider's DescribeCacheClusters of the primary answers "
+        "CacheClusterNotFound and the apply fails. Workaround: the group gets NumCacheClusters members, each "
+        "created as a cache cluster from the group's settings (its security groups and at-rest encryption, "
+        "which the provider reads from the primary). Not proven: the members' placement across zones "
+        "(multi_az) and failover."
+    ),
+    "elasticache-subnet-group-delete": Gap(
+        "moto has no DeleteCacheSubnetGroup (HTTP 500, not implemented); the provider retries it until its "
+        "timeout. The subnet group is removed from state before destroy (the emulator is discarded anyway).",
+        forgotten_before_destroy=("aws_elasticache_subnet_group",),
+    ),
+    "elasticache-delete-never-completes": Gap(
+        "moto's DeleteReplicationGroup only marks the group 'deleting' and keeps listing it, so the provider "
+        "waits for its deletion until it times out. Workaround: the group and its member clusters are removed."
+    ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
         "moto evaluates neither IAM nor KMS key policies (any signed request is allowed), so least "
@@ -312,73 +313,46 @@ def work_around_emulator_gaps(patch: Patcher) -> None:
     # rds-modify-iam-authentication: ModifyDBCluster sets `enable_iam_database_authentication`
     patch.setattr(DBCluster, "iam_database_authentication_enabled", property(
         lambda cluster: bool(getattr(cluster, "enable_iam_database_authentication", cluster.iam_auth))))
+    _work_around_elasticache(patch)
     # iam-managed-policies (read when moto creates its IAM backend, i.e. after this)
     patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+def _work_around_elasticache(patch: Patcher) -> None:
+    """elasticache-member-clusters and elasticache-delete-never-completes."""
+    import inspect
 
+    from moto.elasticache.models import CacheCluster, ElastiCacheBackend
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Readers poll for this file, so it must never be seen half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
+    create_group = ElastiCacheBackend.create_replication_group
+    delete_group = ElastiCacheBackend.delete_replication_group
+    member_settings = set(inspect.signature(CacheCluster.__init__).parameters) - {"self"}
 
+    def create_replication_group(backend, **settings):
+        group = create_group(backend, **settings)
+        wanted = settings.get("num_cache_clusters") or len(group.member_clusters)
+        group.member_clusters += [f"{group.replication_group_id}-{index:03}"
+                                  for index in range(len(group.member_clusters) + 1, wanted + 1)]
+        for member in group.member_clusters:
+            if member not in backend.cache_clusters:
+                given = {name: settings.get(name) for name in member_settings}
+                cluster = CacheCluster(**{
+                    **given, "account_id": backend.account_id, "region_name": backend.region_name,
+                    "cache_cluster_id": member, "replication_group_id": group.replication_group_id,
+                    "num_cache_nodes": 1, "tags": None})
+                cluster.at_rest_encryption_enabled = bool(settings.get("at_rest_encryption_enabled"))
+                cluster.security_groups = [{"SecurityGroupId": group_id, "Status": "active"}
+                                           for group_id in settings.get("security_group_ids") or []]
+                backend.cache_clusters[member] = cluster
+        return group
 
-def serve(host: str, port: int, ready_file: Path | None, stop: threading.Event) -> None:
-    """Start moto with the workarounds, announce the endpoint, and serve until `stop` is set."""
-    from moto.server import ThreadedMotoServer
+    def delete_replication_group(backend, replication_group_id, retain_primary_cluster):
+        group = delete_group(backend, replication_group_id, retain_primary_cluster)
+        del backend.replication_groups[replication_group_id]
+        for member in [name for name, cluster in backend.cache_clusters.items()
+                       if getattr(cluster, "replication_group_id", None) == replication_group_id]:
+            del backend.cache_clusters[member]
+        return group
 
-    work_around_emulator_gaps(PermanentPatch())
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    bound_host, bound_port = server.get_host_and_port()
-    endpoint = f"http://{bound_host}:{bound_port}"
-    if ready_file is not None:
-        _write_atomically(ready_file, endpoint + "\n")
-    print(f"emulator ready: {endpoint} (pid {os.getpid()})", flush=True)
-    try:
-        while not stop.wait(0.5):  # a timeout keeps the main thread responsive to signals everywhere
-            pass
-    finally:
-        server.stop()
-    print("emulator stopped", flush=True)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Run moto server on loopback with this project's workarounds.")
-    parser.add_argument("--host", default=LOOPBACK, help="a loopback address (default %(default)s)")
-    parser.add_argument("--port", type=int, default=5000, help="0 picks a free port (default %(default)s)")
-    parser.add_argument("--ready-file", type=Path, default=None,
-                        help="write the endpoint URL here once the server accepts requests")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if not is_loopback(args.host):
-        print(f"error: --host {args.host} is not a loopback address: the emulator accepts any credentials, "
-              "so it must not be reachable from other machines", file=sys.stderr)
-        return EXIT_USAGE
-    if not 0 <= args.port <= 65535:
-        print(f"error: --port {args.port} is not a TCP port (0-65535)", file=sys.stderr)
-        return EXIT_USAGE
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        serve(args.host, args.port, args.ready_file, stop)
-    except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    patch.setattr(ElastiCacheBackend, "create_replication_group", create_replication_group)
+    patch.setattr(ElastiCacheBackend, "delete_replication_group", delete_replication_group)

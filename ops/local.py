@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 LOOPBACK = emulator.LOOPBACK
 LOCAL_ENVIRONMENT = "dev"
-EMULATOR_MODULE = "ops.emulator"
+EMULATOR_MODULE = "ops.emulator_server"
 EMULATOR_START_SECONDS = 60
 EMULATOR_STOP_SECONDS = 15
 # The emulator answers at once; the provider's own waits (KMS, S3 lifecycle) dominate, so run many at once.

@@ -11,6 +11,7 @@ a path that works inside one zone (one subnet, no ACL crossed) can still break a
 Expectations:
 - `ALLOWED`: the port gets through, there and back, for every pair (and through `via`, when given);
 - `ONLY`: as ALLOWED, and no other port gets through;
+- `ONLY_THESE`: as ONLY, but the ports in `also` (another flow's) may get through too;
 - `DENIED`: no port at all gets through, for any pair (the port given is the one the docs explain).
 """
 
@@ -22,7 +23,7 @@ from environments.model import EnvironmentConfig
 from reachability.evaluate import Place, Verdict, check, format_ports, open_ports, places, route_to
 from reachability.topology import Component, Network, SgRule, Topology
 
-ALLOWED, ONLY, DENIED = "allowed", "only this port", "denied"
+ALLOWED, ONLY, ONLY_THESE, DENIED = "allowed", "only this port", "only these ports", "denied"
 HTTPS, HTTP, POSTGRES, REDIS = 443, 80, 5432, 6379
 # SPEC 4.1: "interface endpoints (ECR api/dkr, CloudWatch Logs, Secrets Manager, KMS) when enabled".
 SPEC_INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms")
@@ -41,6 +42,7 @@ class Flow:
     spec: str  # the SPEC phrase that asks for it
     via: str | None = None  # the route target the flow must leave through ("nat-gateway", ...)
     across_zones_only: bool = False  # a component talking to itself: only pairs in different zones
+    also: tuple[int, ...] = ()  # with ONLY_THESE: the other ports that may get through (another flow's)
 
     @property
     def title(self) -> str:
@@ -63,8 +65,8 @@ def spec_flows(env: EnvironmentConfig) -> list[Flow]:
     """The flows SPEC 4.1 asks for, for one environment's configuration."""
     container = env.api.container_port
     flows = [
-        Flow("internet", "alb", HTTPS, ALLOWED, "ALB: 443 from the internet"),
-        Flow("internet", "alb", HTTP, ALLOWED, "ALB: 80 only to redirect"),
+        Flow("internet", "alb", HTTPS, ONLY_THESE, "ALB: 443 from the internet", also=(HTTP,)),
+        Flow("internet", "alb", HTTP, ONLY_THESE, "ALB: 80 only to redirect", also=(HTTPS,)),
         Flow("alb", "tasks", container, ALLOWED, "API: container port from the ALB group only"),
         Flow("tasks", "database", POSTGRES, ONLY, "Database: 5432 from the API group only"),
         Flow("tasks", "s3", HTTPS, ALLOWED, "VPC endpoints: S3 gateway always", via="gateway-endpoint"),
@@ -79,6 +81,7 @@ def spec_flows(env: EnvironmentConfig) -> list[Flow]:
             Flow("tasks", "cache", REDIS, ONLY, "cache ... reachable only from the API"),
             Flow("cache", "cache", REDIS, ALLOWED, "cache nodes replicate across zones", across_zones_only=True),
             Flow("internet", "cache", REDIS, DENIED, "cache in the data subnets"),
+            Flow(PUBLIC_HOST, "cache", REDIS, DENIED, "cache ... reachable only from the API"),
             Flow("cache", "internet", HTTPS, DENIED, "isolated data subnets ... with no route to the internet"),
         ]
     if env.features.vpc_interface_endpoints:
@@ -116,15 +119,16 @@ def judge(topology: Topology, flow: Flow) -> FlowResult:
     for source, destination in pairs:
         verdict = check(topology, source, destination, flow.port)
         verdicts.append(verdict)
-        if flow.expect in (ALLOWED, ONLY):
+        if flow.expect in (ALLOWED, ONLY, ONLY_THESE):
             if not verdict.allowed:
                 problems.append(verdict.explain())
             elif flow.via and _route_target(topology, source, destination) != flow.via:
                 problems.append(f"{verdict.source} -> {verdict.destination}: leaves through the "
                                 f"{_route_target(topology, source, destination)}, not the {flow.via}")
-        if flow.expect in (ONLY, DENIED):
+        if flow.expect in (ONLY, ONLY_THESE, DENIED):
+            tolerated = {(port, port) for port in (flow.port, *flow.also)}
             opened = [ports for ports in open_ports(topology, source, destination)
-                      if flow.expect == DENIED or ports != (flow.port, flow.port)]
+                      if flow.expect == DENIED or ports not in tolerated]
             if opened:
                 problems.append(f"{source.label} -> {destination.label}: tcp/{format_ports(opened)} also gets through")
     return FlowResult(flow, tuple(verdicts), tuple(problems))

@@ -7,6 +7,7 @@ import re
 
 from environments.model import EnvironmentConfig
 from tests.conftest import only, resources_of
+from tests.iam_checks import arns_overlap, iam_glob
 from tests.network_checks import policy_document, ref_name
 
 # Issue 14: the API's own database role, and what only the bootstrap task may read.
@@ -115,19 +116,58 @@ def role_names(stack: dict) -> dict[str, str]:
     return {logical: role["name"] for logical, role in resources_of(stack, "aws_iam_role").items()}
 
 
+# Any secret RDS manages for a cluster: `rds!cluster-<id>` (RDS User Guide, Password management with
+# Amazon RDS and AWS Secrets Manager), in any partition, region and account a pattern could name.
+RDS_MANAGED_SECRETS = "arn:*:secretsmanager:*:*:secret:rds!*"
+READ_SECRET = "secretsmanager:getsecretvalue"
+
+
+def role_documents(stack: dict) -> list[tuple[str, str]]:
+    """(role logical id, policy document reference) for every policy a role holds: `aws_iam_role_policy`,
+    the role's `inline_policy` blocks, and this stack's `aws_iam_policy` documents however attached."""
+    held = [(ref_name(policy["role"], "aws_iam_role"), policy["policy"])
+            for policy in resources_of(stack, "aws_iam_role_policy").values()]
+    for name, role in resources_of(stack, "aws_iam_role").items():
+        held += [(name, inline["policy"]) for inline in role.get("inline_policy", [])]
+        held += [(name, arn) for arn in role.get("managed_policy_arns", [])]
+    for attachment in resources_of(stack, "aws_iam_role_policy_attachment").values():
+        held.append((ref_name(attachment["role"], "aws_iam_role"), attachment["policy_arn"]))
+    for attachment in resources_of(stack, "aws_iam_policy_attachment").values():
+        held += [(ref_name(role, "aws_iam_role"), attachment["policy_arn"]) for role in attachment.get("roles", [])]
+    for exclusive in resources_of(stack, "aws_iam_role_policy_attachments_exclusive").values():
+        held += [(exclusive["role_name"].split(".")[1], arn) for arn in exclusive["policy_arns"]]
+    customer = resources_of(stack, "aws_iam_policy")
+    documents = []
+    for role, reference in held:
+        if reference.startswith("${aws_iam_policy."):
+            documents.append((role, customer[ref_name(reference, "aws_iam_policy")]["policy"]))
+        elif reference.startswith("${data.aws_iam_policy_document."):
+            documents.append((role, reference))
+    return documents
+
+
+def could_read_master_secret(statement: dict, secret: str) -> bool:
+    """Any action pattern that could be GetSecretValue, on any resource pattern that could be the master secret
+    (its reference, `*`, or an ARN pattern that could name an RDS-managed secret such as `secret:rds!*`)."""
+    if statement.get("effect", "Allow") != "Allow":
+        return False
+    if not any(iam_glob(action.lower(), READ_SECRET) for action in statement["actions"]):
+        return False
+    return any(iam_glob(pattern, secret) or (pattern.startswith("arn:") and arns_overlap(pattern, RDS_MANAGED_SECRETS))
+               for pattern in statement.get("resources", []))
+
+
 def check_master_secret_only_for_the_bootstrap_task(stack: dict) -> None:
     """Property 3 (issue 14): the master secret is read by the bootstrap task's execution role, no other role.
 
-    Both ways in are checked: IAM statements that name it, and container definitions that inject it.
+    Both ways in are checked: IAM statements that could name it (in any policy a role holds), and container
+    definitions that inject it.
     """
     secret = master_secret_ref(stack)
     names = role_names(stack)
-    readers = set()
-    for policy in resources_of(stack, "aws_iam_role_policy").values():
-        for statement in policy_document(stack, policy["policy"])["statement"]:
-            reads = any(a.startswith("secretsmanager:") or a == "*" for a in statement["actions"])
-            if reads and ({secret, "*"} & set(statement.get("resources", []))):
-                readers.add(names[ref_name(policy["role"], "aws_iam_role")])
+    readers = {names[role] for role, document in role_documents(stack)
+               for statement in policy_document(stack, document)["statement"]
+               if could_read_master_secret(statement, secret)}
     assert len(readers) == 1, f"the master secret is readable by {sorted(readers)}"
     (reader,) = readers
     assert reader.endswith(BOOTSTRAP_EXECUTION_ROLE_SUFFIX), readers
@@ -191,10 +231,17 @@ ALLOWED_MANAGED_POLICIES = {"service-role/AmazonRDSEnhancedMonitoringRole"}
 MANAGED_POLICY = re.compile(r"^arn:aws[a-z-]*:iam::aws:policy/(.+)$")
 
 
+# Wildcard actions AWS documents for a job, each covering a few variants of one operation (KMS Developer
+# Guide, default key policy; managed policy AWSBackupServiceRolePolicyForBackup): ReEncryptFrom/To and
+# GenerateDataKey with or without plaintext or a pair. Any other `*` or `?` in an action is a broad grant.
+DOCUMENTED_WILDCARD_ACTIONS = {"kms:ReEncrypt*", "kms:GenerateDataKey*"}
+
+
 def check_statements_grant_no_wildcards(statements: list[dict]) -> None:
     for statement in statements:
         actions = statement["actions"]
-        assert "*" not in actions and not any(a.endswith(":*") for a in actions), statement
+        wild = [a for a in actions if ("*" in a or "?" in a) and a not in DOCUMENTED_WILDCARD_ACTIONS]
+        assert not wild, f"wildcard action {wild[0]} in {statement}"
         if "*" in statement.get("resources", []):
             assert set(actions) <= UNSCOPABLE_ACTIONS, statement
 

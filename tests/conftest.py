@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -82,6 +83,21 @@ def only(stack: dict, resource_type: str) -> dict:
     found = resources_of(stack, resource_type)
     assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
     return next(iter(found.values()))
+
+
+# --- property tests: the seed and example count (tests/test_properties.py) ---------------------------
+
+def pytest_configure(config):
+    """INFRA_PROPERTY_SEED=random is drawn once, here, before pytest-xdist starts its workers (they inherit
+    the environment, so every shard uses the same draw), and printed so a failure can be replayed."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if os.environ.get("INFRA_PROPERTY_SEED") == "random":
+        os.environ["INFRA_PROPERTY_SEED"] = str(random.SystemRandom().randrange(2**32))
+    if "INFRA_PROPERTY_SEED" in os.environ or "INFRA_PROPERTY_EXAMPLES" in os.environ:
+        print(f"property tests: INFRA_PROPERTY_SEED={os.environ.get('INFRA_PROPERTY_SEED', 'fixed')} "
+              f"INFRA_PROPERTY_EXAMPLES={os.environ.get('INFRA_PROPERTY_EXAMPLES', 'default')} "
+              "(set both to these values to replay)", file=sys.__stderr__, flush=True)
 
 
 # --- terraform CLI fixtures: `terraform_tools`, `terraform_env` (see tests/terraform_tools.py) ---

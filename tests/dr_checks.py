@@ -12,12 +12,18 @@ import json
 from environments.model import EnvironmentConfig
 from tests.api_checks import role_statements
 from tests.conftest import only, resources_of
-from tests.network_checks import policy_document, ref_name
+from tests.iam_checks import Need, check_role_can, needs
+from tests.network_checks import ACCOUNT_REF, policy_document, ref_name
 
 DR_ALIAS = "dr"
 DR_PROVIDER = f"aws.{DR_ALIAS}"
 # EventBridge detail types and the final states that must reach the warning topic.
 NOTIFIED = {"Backup Job State Change": {"FAILED", "EXPIRED", "ABORTED"}, "Copy Job State Change": {"FAILED"}}
+PARTITION_REF = "${data.aws_partition.partition.partition}"
+# What AWS Backup's own managed policy grants for Aurora, which the inline policy narrows to this cluster.
+BACKUP_DOC = "managed policy AWSBackupServiceRolePolicyForBackup"
+REPLICATION_DOC = "S3 User Guide, Setting up permissions for live replication"
+ENCRYPTED_REPLICATION_DOC = "S3 User Guide, Replicating encrypted objects"
 
 
 def providers_by_alias(stack: dict) -> dict[str | None, dict]:
@@ -62,13 +68,16 @@ def check_backup(stack: dict, env: EnvironmentConfig) -> None:
     rule = plan_rule(stack)
     primary = vault_by_reference(stack, rule["target_vault_name"])
     check_vault(stack, primary, env.region)
-    assert rule["schedule"] == env.backup_schedule
-    assert rule["lifecycle"] == {"delete_after": env.database.backup_retention_days}
+    assert rule["schedule"] == env.backup_schedule, f"backup schedule {rule['schedule']} is not {env.backup_schedule}"
+    assert rule["lifecycle"] == {"delete_after": env.database.backup_retention_days}, \
+        f"backup retention {rule['lifecycle']} is not {env.database.backup_retention_days} days"
     selection = only(stack, "aws_backup_selection")
     (cluster,) = resources_of(stack, "aws_rds_cluster")
-    assert selection["resources"] == [f"${{aws_rds_cluster.{cluster}.arn}}"]
+    assert selection["resources"] == [f"${{aws_rds_cluster.{cluster}.arn}}"], \
+        f"the backup selection must be the cluster only: {selection['resources']}"
     assert ref_name(selection["plan_id"], "aws_backup_plan") in resources_of(stack, "aws_backup_plan")
     check_backup_role(stack, selection["iam_role_arn"], cluster)
+    check_role_can(stack, selection["iam_role_arn"], backup_needs(stack, cluster), "backup")
     check_notifications(stack)
     check_vault_lock(stack, env)
     copies = rule.get("copy_action") or []
@@ -79,7 +88,36 @@ def check_backup(stack: dict, env: EnvironmentConfig) -> None:
     destination = vault_by_reference(stack, copy["destination_vault_arn"])
     check_vault(stack, destination, env.dr.region)
     assert destination["provider"] == DR_PROVIDER
-    assert copy["lifecycle"] == {"delete_after": env.dr.copy_retention_days}
+    assert copy["lifecycle"] == {"delete_after": env.dr.copy_retention_days}, \
+        f"copy retention {copy['lifecycle']} is not {env.dr.copy_retention_days} days"
+
+
+def backup_snapshots(region: str) -> str:
+    """The ARN pattern of the cluster snapshots AWS Backup creates in `region`."""
+    return f"arn:{PARTITION_REF}:rds:{region}:{ACCOUNT_REF}:cluster-snapshot:awsbackup:*"
+
+
+def backup_needs(stack: dict, cluster: str) -> list[Need]:
+    """What AWS Backup does with the role: snapshot this cluster, tag, copy and expire its recovery points,
+    and let RDS use the cluster's and the vaults' keys (a grant, which needs DescribeKey first)."""
+    body = resources_of(stack, "aws_rds_cluster")[cluster]
+    region = provider_region(stack, body)
+    cluster_arn = f"${{aws_rds_cluster.{cluster}.arn}}"
+    required = needs(["rds:DescribeDBClusters", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource",
+                      "rds:ListTagsForResource"], cluster_arn, BACKUP_DOC)
+    required += needs(["rds:DescribeDBClusterSnapshots", "rds:AddTagsToResource", "rds:ListTagsForResource",
+                       "rds:DeleteDBClusterSnapshot"], backup_snapshots(region), BACKUP_DOC)
+    rule = plan_rule(stack)
+    keys = [body["kms_key_id"], vault_by_reference(stack, rule["target_vault_name"])["kms_key_arn"]]
+    for copy in rule.get("copy_action") or []:
+        destination = vault_by_reference(stack, copy["destination_vault_arn"])
+        required += needs(["backup:CopyIntoBackupVault"], copy["destination_vault_arn"], BACKUP_DOC)
+        for snapshots in (backup_snapshots(region), backup_snapshots(provider_region(stack, destination))):
+            required += needs(["rds:CopyDBClusterSnapshot"], snapshots, BACKUP_DOC)
+        keys.append(destination["kms_key_arn"])
+    for key in keys:
+        required += needs(["kms:DescribeKey", "kms:CreateGrant"], key, BACKUP_DOC)
+    return required
 
 
 def check_backup_role(stack: dict, role_arn: str, cluster: str) -> None:
@@ -122,7 +160,7 @@ def check_notifications(stack: dict) -> None:
         assert ref_name(target["arn"], "aws_sns_topic") == warning_topic(stack)
         for detail_type in pattern["detail-type"]:
             notified.setdefault(detail_type, set()).update(pattern["detail"]["state"])
-    assert notified == NOTIFIED
+    assert notified == NOTIFIED, f"backup notifications {notified} are not {NOTIFIED}"
     check_warning_topic_accepts_event_rules(stack)
 
 
@@ -228,15 +266,16 @@ def check_replication(stack: dict, source: str, replica_region: str) -> None:
     config = replications(stack)[source]
     (rule,) = config["rule"]
     assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}, "every object"
-    assert rule["delete_marker_replication"] == {"status": "Enabled"}
+    assert rule["delete_marker_replication"] == {"status": "Enabled"}, "delete markers must replicate"
     assert rule["source_selection_criteria"]["sse_kms_encrypted_objects"] == {"status": "Enabled"}
     replica = ref_name(rule["destination"]["bucket"], "aws_s3_bucket")
     replica_bucket = resources_of(stack, "aws_s3_bucket")[replica]
-    assert provider_region(stack, replica_bucket) == replica_region
+    assert provider_region(stack, replica_bucket) == replica_region, f"the replica is not in {replica_region}"
     replica_default = bucket_part(stack, "aws_s3_bucket_server_side_encryption_configuration", replica)[
         "rule"][0]["apply_server_side_encryption_by_default"]
     replica_key = rule["destination"]["encryption_configuration"]["replica_kms_key_id"]
-    assert replica_default == {"sse_algorithm": "aws:kms", "kms_master_key_id": replica_key}
+    assert replica_default == {"sse_algorithm": "aws:kms", "kms_master_key_id": replica_key}, \
+        f"replicas are encrypted with {replica_key}, not the replica bucket's own key"
     assert provider_region(stack, key_of(stack, replica_key)) == replica_region
     source_key = bucket_part(stack, "aws_s3_bucket_server_side_encryption_configuration", source)[
         "rule"][0]["apply_server_side_encryption_by_default"]["kms_master_key_id"]
@@ -248,6 +287,20 @@ def check_replication(stack: dict, source: str, replica_region: str) -> None:
     assert len(needed) == 2 and {f"aws_s3_bucket_versioning.{name}" for name in needed} <= depends_on, \
         "versioning of both buckets first"
     check_replication_role(stack, config["role"], source, replica, source_key, replica_key)
+    check_role_can(stack, config["role"], replication_needs(source, replica, source_key, replica_key),
+                   f"replication of {source}")
+
+
+def replication_needs(source: str, replica: str, source_key: str, replica_key: str) -> list[Need]:
+    """S3 reads the source's configuration and object versions, writes the replica's objects, decrypts
+    with the source's key and encrypts with the replica's."""
+    source_arn, replica_arn = f"${{aws_s3_bucket.{source}.arn}}", f"${{aws_s3_bucket.{replica}.arn}}"
+    return (needs(["s3:GetReplicationConfiguration", "s3:ListBucket"], source_arn, REPLICATION_DOC)
+            + needs(["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+                    f"{source_arn}/*", REPLICATION_DOC)
+            + needs(sorted(REPLICA_WRITES), f"{replica_arn}/*", REPLICATION_DOC)
+            + needs(["kms:Decrypt"], source_key, ENCRYPTED_REPLICATION_DOC)
+            + needs(["kms:Encrypt"], replica_key, ENCRYPTED_REPLICATION_DOC))
 
 
 def check_replication_role(stack: dict, role_arn: str, source: str, replica: str, source_key: str,
@@ -276,14 +329,16 @@ def check_failover(stack: dict, env: EnvironmentConfig) -> None:
         assert "origin_group" not in distribution
         return
     (group,) = distribution["origin_group"]
-    assert set(group["failover_criteria"]["status_codes"]) == FAILOVER_STATUS_CODES
+    codes = set(group["failover_criteria"]["status_codes"])
+    assert codes == FAILOVER_STATUS_CODES, f"failover on {sorted(codes)}, not {sorted(FAILOVER_STATUS_CODES)}"
     origins = {origin["origin_id"]: origin for origin in distribution["origin"]}
     primary, secondary = (member["origin_id"] for member in group["member"])
     assert origins[primary]["domain_name"].endswith(f".s3.{env.region}.amazonaws.com")
     assert origins[secondary]["domain_name"].endswith(f".s3.{env.dr.region}.amazonaws.com")
     assert all(origin["origin_access_control_id"] for origin in origins.values())
     behaviours = [distribution["default_cache_behavior"], *distribution.get("ordered_cache_behavior", [])]
-    assert {b["target_origin_id"] for b in behaviours} == {group["origin_id"]}
+    targets = {b["target_origin_id"] for b in behaviours}
+    assert targets == {group["origin_id"]}, f"behaviours read {sorted(targets)}, not the failover group"
 
 
 def check_site_replication(stack: dict, env: EnvironmentConfig) -> None:

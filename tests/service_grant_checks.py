@@ -8,11 +8,12 @@ could read our site. Shared by the example tests (shipped environments) and the 
 from __future__ import annotations
 
 import json
+import re
 
 from environments.model import EnvironmentConfig
 from tests.conftest import only, resources_of
 from tests.iam_checks import key_policies
-from tests.network_checks import ACCOUNT_REF, policy_document, ref_name
+from tests.network_checks import ACCOUNT_REF, REF, policy_document, ref_name
 
 PARTITION_REF = "${data.aws_partition.partition.partition}"
 # Condition keys that confine a service to this account's resources (IAM compares keys case-insensitively).
@@ -35,34 +36,80 @@ def _allow_statements(stack: dict):
                 yield name, [item["Principal"]["Service"]], keys
 
 
-# The documented exceptions (issue 21): statements where AWS supports no source condition. They must carry
-# none (a condition AWS does not support makes the service's request fail), and nothing else may go without.
-UNCONDITIONED_BY_AWS = {
-    # SNS Developer Guide, "Enable compatibility between event sources from AWS services and encrypted
-    # topics": aws:SourceAccount/SourceArn/SourceOrgID are not supported in the key statement for EventBridge.
-    "events.amazonaws.com": "key",
-    # ELB User Guide for ALBs, "Enable access logs for your Application Load Balancer": no condition in AWS's
-    # statement for the log delivery service principal (regions from August 2022).
-    "logdelivery.elasticloadbalancing.amazonaws.com": "document",
+# Grants AWS documents as taking no source condition (issue 21): they must carry none (a condition AWS does
+# not support makes the service's request fail), and nothing else may go without. Keyed by (service
+# principal, where the grant is: "key policy" or "policy document").
+UNCONDITIONED_GRANTS = {
+    # EventBridge delivering to an encrypted topic uses the topic's key without the source keys.
+    ("events.amazonaws.com", "key policy"):
+        "SNS Developer Guide, Enable compatibility between event sources from AWS services and encrypted topics",
+    # ALB access logs in regions from August 2022: AWS's statement for the log delivery principal has none.
+    ("logdelivery.elasticloadbalancing.amazonaws.com", "policy document"):
+        "ELB User Guide for ALBs, Enable access logs for your Application Load Balancer",
 }
+# Condition operators that confine: a value must match (IAM's negated, IfExists and set operators do not).
+ACCOUNT_OPERATORS = {"StringEquals"}
+ARN_OPERATORS = {"StringEquals", "StringLike", "ArnEquals", "ArnLike"}
+PARTITIONS = {"aws", PARTITION_REF}
 
 
-def _documented_exception(where: str, services: list[str], stack: dict) -> bool:
-    """The statement is one of UNCONDITIONED_BY_AWS, in the kind of policy the table names."""
-    if len(services) != 1 or services[0] not in UNCONDITIONED_BY_AWS:
+def _grants(stack: dict):
+    """(where, kind, service principals, [(operator, condition key (lower case), [values])]) of every Allow
+    statement with a Service principal, in IAM policy documents and in KMS key policies."""
+    for name, document in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+        for item in document["statement"]:
+            services = [i for p in item.get("principals", []) if p["type"] == "Service" for i in p["identifiers"]]
+            if services and item.get("effect", "Allow") == "Allow":
+                yield name, "policy document", services, [(c["test"], c["variable"].lower(), c["values"])
+                                                          for c in item.get("condition", [])]
+    for name, policy in key_policies(stack).items():
+        for item in policy["Statement"]:
+            if "Service" in item["Principal"]:
+                services = item["Principal"]["Service"]
+                conditions = [(operator, key.lower(), value if isinstance(value, list) else [value])
+                              for operator, test in item.get("Condition", {}).items() for key, value in test.items()]
+                yield name, "key policy", services if isinstance(services, list) else [services], conditions
+
+
+def _is_own_resource(stack: dict, value: str) -> bool:
+    """A `${type.name.attr}` reference to a resource of this stack."""
+    match = REF.match(value)
+    return bool(match) and match.group(2) in stack.get("resource", {}).get(match.group(1), {})
+
+
+def _is_own_arn(value: str) -> bool:
+    """An ARN in this account whose only wildcard, if any, ends a non-empty resource part (`alarm:*`,
+    `rule/webapp-dev-*`): no wildcard partition, service, region or account, no bare `*`."""
+    parts = value.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn" or parts[1] not in PARTITIONS or parts[4] != ACCOUNT_REF:
         return False
-    is_key = where in resources_of(stack, "aws_kms_key")
-    return (UNCONDITIONED_BY_AWS[services[0]] == "key") == is_key
+    head, resource = ":".join(parts[:5]), parts[5]
+    literal = resource.rstrip("*")
+    return not re.search(r"[*?]", head) and bool(literal) and not re.search(r"[*?]", literal)
+
+
+def _check_source_condition(stack: dict, where: str, operator: str, key: str, values: list[str]) -> None:
+    """A source condition must match (positive operator) and name this account or this stack's resource."""
+    arn_key = key != "aws:sourceaccount"
+    allowed = ARN_OPERATORS if arn_key else ACCOUNT_OPERATORS
+    assert operator in allowed, f"{where}: {operator} {key} is not a positive operator (one of {sorted(allowed)})"
+    for value in values:
+        own = (_is_own_resource(stack, value) or _is_own_arn(value)) if arn_key else value == ACCOUNT_REF
+        assert own, f"{where}: {operator} {key} {value!r} does not name this account or this stack's resource"
 
 
 def check_service_grants_are_confined(stack: dict) -> None:
-    """Every grant to a service principal carries a source condition, except AWS's documented exceptions,
-    which carry none."""
-    for where, services, keys in _allow_statements(stack):
-        if _documented_exception(where, services, stack):
-            assert not keys, f"{where}: {services} takes no condition AWS does not support, got {sorted(keys)}"
+    """Every grant to a service principal carries a source condition confining it by value, except AWS's
+    documented exceptions (UNCONDITIONED_GRANTS), which carry none."""
+    for where, kind, services, conditions in _grants(stack):
+        sources = [(operator, key, values) for operator, key, values in conditions if key in SOURCE_KEYS]
+        exempt = all((service, kind) in UNCONDITIONED_GRANTS for service in services)
+        if exempt:
+            assert not sources, f"{where}: {services} takes no condition AWS does not support, got {sources}"
             continue
-        assert SOURCE_KEYS & set(keys), f"{where}: {services} may act for any account's resources"
+        assert sources, f"{where}: {services} may act for any account's resources"
+        for operator, key, values in sources:
+            _check_source_condition(stack, where, operator, key, values)
 
 
 def _statement(document: dict, sid: str) -> dict:

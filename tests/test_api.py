@@ -79,8 +79,10 @@ def test_container_is_read_only_non_root_and_logs_to_its_group(env_stack):
 def test_no_database_credential_reaches_the_api_container(env_stack):
     """The API logs in with IAM tokens: no password, no master secret, not even its ARN."""
     _, stack = env_stack
+    env, _ = env_stack
     definition = checks.container(stack)
-    assert "secrets" not in definition  # the shipped environments have no cache, so nothing to inject
+    injected = [secret["name"] for secret in definition.get("secrets", [])]
+    assert injected == (["REDIS_AUTH_TOKEN"] if env.features.cache else []), "only the cache's AUTH token"
     text = checks.api_task_definition(stack)["container_definitions"]
     assert "master_user_secret" not in text
     for variable in definition["environment"]:
@@ -96,14 +98,18 @@ def test_only_the_bootstrap_task_reads_the_master_secret(env_stack):
     checks.check_master_secret_only_for_the_bootstrap_task(env_stack[1])
 
 
-def test_the_api_roles_read_no_secret(env_stack):
-    """Without a cache there is nothing for the execution role to inject and nothing for the task to read."""
-    _, stack = env_stack
+def test_the_api_roles_read_no_secret_but_the_cache_token(env_stack):
+    """The task role reads no secret; the execution role only the cache's AUTH token (to inject it), if any."""
+    env, stack = env_stack
     task = checks.api_task_definition(stack)
     assert task["execution_role_arn"] != task["task_role_arn"]
-    for role in (task["execution_role_arn"], task["task_role_arn"]):
-        actions = {a for s in checks.role_statements(stack, role) for a in s["actions"]}
-        assert not any(a.startswith("secretsmanager:") for a in actions), role
+    read = {role: {resource for s in checks.role_statements(stack, task[role])
+                   if any(a.startswith("secretsmanager:") for a in s["actions"]) for resource in s["resources"]}
+            for role in ("execution_role_arn", "task_role_arn")}
+    secrets = [f"${{aws_secretsmanager_secret.{name}.arn}}" for name in resources_of(stack, "aws_secretsmanager_secret")
+               if name.startswith("database_cache-auth-secret")]
+    assert read == {"execution_role_arn": set(secrets), "task_role_arn": set()}
+    assert len(secrets) == (1 if env.features.cache else 0)
 
 
 def test_exec_is_off_in_production_and_on_elsewhere_as_shipped(stacks, project):

@@ -56,12 +56,18 @@ def test_the_copy_goes_to_the_vault_in_the_dr_region(stacks, project):
     assert copy_action["destination_vault_arn"].endswith(".arn}")
 
 
-@pytest.mark.parametrize("breakage", [
-    "schedule", "retention", "copy-retention", "copy-region", "selection-scope", "notification-state", "lock",
-    "role-wildcard",
-])
+# Each breakage and what check_backup must say about it.
+BACKUP_BREAKAGES = {
+    "schedule": "backup schedule cron\\(0 5", "retention": "backup retention", "copy-retention": "copy retention",
+    "copy-region": "webapp-production-backup-dr", "selection-scope": "the cluster only",
+    "notification-state": "backup notifications", "lock": "every vault is locked",
+    "role-wildcard": "'sid': 'ManageItsRecoveryPoints'",
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BACKUP_BREAKAGES))
 def test_the_checks_catch_a_broken_stack(stacks, project, breakage):
-    """Break the synthesized JSON in memory once per rule: each check must notice."""
+    """Break the synthesized JSON in memory once per rule: each check must notice, for that rule's reason."""
     env = project.environment("production")
     stack = copy.deepcopy(stacks["production"])
     rule = dr_checks.plan_rule(stack)
@@ -88,5 +94,5 @@ def test_the_checks_catch_a_broken_stack(stacks, project, breakage):
             for statement in document.get("statement", []):
                 if statement.get("sid") == "ReadAndCopyRecoveryPoints":
                     statement["resources"] = ["*"]
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=BACKUP_BREAKAGES[breakage]):
         dr_checks.check_backup(stack, env)

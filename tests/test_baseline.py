@@ -9,6 +9,7 @@ delivery, its rules and its notifications look like.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import re
@@ -94,7 +95,8 @@ CLASHES = {
 def test_a_once_per_account_clash_is_a_configuration_error(config_dir, case):
     changes, field, rule = CLASHES[case]
     edit_baselines(config_dir, [shipped_baseline(config_dir, **change) for change in changes])
-    with pytest.raises(ConfigError) as caught:
+    expected = f"^environments/project.toml: {re.escape(field)}: {re.escape(rule)}"
+    with pytest.raises(ConfigError, match=expected) as caught:
         load_project(config_dir)
     error = caught.value
     assert (error.file, error.field) == ("environments/project.toml", field)
@@ -121,7 +123,7 @@ def test_global_resource_types_are_recorded_in_one_region_per_account(config_dir
 def test_an_environment_cannot_own_a_once_per_account_resource(config_dir, feature):
     staging = config_dir / "staging.toml"
     staging.write_text(staging.read_text().replace("[features]", f"[features]\n{feature} = true"))
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigError, match=f"^environments/staging.toml: features.{feature}: ") as caught:
         load_project(config_dir)
     assert str(caught.value).startswith(f"environments/staging.toml: features.{feature}: is set once per account "
                                         f"and region: use {feature} in a [[baseline]] of project.toml")
@@ -264,12 +266,34 @@ def only_condition(statement: dict) -> dict:
 
 def test_the_config_role_writes_only_its_own_prefix(project, stacks):
     _, stack = baseline_stack(stacks, project)
-    role_policy = next(body for body in resources_of(stack, "aws_iam_role_policy").values()
-                       if body["name"].endswith("-config-policy"))
-    for statement in network_checks.policy_document(stack, role_policy["policy"])["statement"]:
-        assert "*" not in statement["resources"] and not any(a.endswith("*") for a in statement["actions"])
+    check_config_role_writes_only_its_own_prefix(stack)
     attachments = [a["policy_arn"] for a in resources_of(stack, "aws_iam_role_policy_attachment").values()]
     assert attachments == ["arn:${data.aws_partition.partition.partition}:iam::aws:policy/service-role/AWS_ConfigRole"]
+
+
+def test_the_config_prefix_check_catches_a_write_to_the_whole_bucket(project, stacks):
+    _, stack = baseline_stack(stacks, project)
+    broken = copy.deepcopy(stack)
+    (deliver,) = [s for d in broken["data"]["aws_iam_policy_document"].values() for s in d["statement"]
+                  if s.get("sid") == "Deliver"]
+    deliver["resources"] = [deliver["resources"][0].split("/AWSLogs/")[0] + "/*"]
+    with pytest.raises(AssertionError, match=r"the Config role writes to .*/\*'\], not only"):
+        check_config_role_writes_only_its_own_prefix(broken)
+
+
+def check_config_role_writes_only_its_own_prefix(stack: dict) -> None:
+    """Its S3 writes name exactly AWS Config's prefix of its own bucket; nothing else it holds is a wildcard."""
+    role_policy = next(body for body in resources_of(stack, "aws_iam_role_policy").values()
+                       if body["name"].endswith("-config-policy"))
+    bucket = network_checks.ref_name(only(stack, "aws_config_delivery_channel")["s3_bucket_name"], "aws_s3_bucket")
+    own_prefix = f"${{aws_s3_bucket.{bucket}.arn}}/AWSLogs/{network_checks.ACCOUNT_REF}/Config/*"
+    writes = []
+    for statement in network_checks.policy_document(stack, role_policy["policy"])["statement"]:
+        assert "*" not in statement["resources"] and not any(a.endswith("*") for a in statement["actions"])
+        if any(action.startswith("s3:") and not action.startswith(("s3:Get", "s3:List")) for action in
+               statement["actions"]):
+            writes += statement["resources"]
+    assert writes == [own_prefix], f"the Config role writes to {writes}, not only {own_prefix}"
 
 
 def test_the_trail_is_multi_region_validated_encrypted_and_records_reads(project, stacks):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests import api_checks, database_checks, network_checks, observability_checks
+from tests import api_checks, database_checks, network_checks, observability_checks, role_checks, service_grant_checks
 from tests.conftest import only, resources_of
 from tests.iam_checks import check_key_policy_principals
 from tests.test_shipped_features import account_baselines, check_cloudtrail, check_interface_endpoints, check_waf
@@ -210,6 +210,209 @@ def only_container_port(stack: dict) -> int:
     return mapping["containerPort"]
 
 
+def without_statement(sid: str) -> Callable[[dict], None]:
+    """A mutation deleting the one policy statement `sid` (issue 22: a role cut down to less than its job)."""
+    def mutate(stack: dict) -> None:
+        holders = [document for document in stack["data"]["aws_iam_policy_document"].values()
+                   if any(statement.get("sid") == sid for statement in document["statement"])]
+        assert len(holders) == 1, f"{sid} is in {len(holders)} documents"
+        holders[0]["statement"] = [s for s in holders[0]["statement"] if s.get("sid") != sid]
+    return mutate
+
+
+def without_attachment(policy: str) -> Callable[[dict], None]:
+    """A mutation detaching the AWS-managed policy `policy` from its role."""
+    def mutate(stack: dict) -> None:
+        attachments = resources_of(stack, "aws_iam_role_policy_attachment")
+        (name,) = [name for name, body in attachments.items() if body["policy_arn"].endswith(f"/{policy}")]
+        del attachments[name]
+    return mutate
+
+
+def without_statements(*sids: str) -> Callable[[dict], None]:
+    def mutate(stack: dict) -> None:
+        for sid in sids:
+            without_statement(sid)(stack)
+    return mutate
+
+
+def document_condition(stack: dict, document: str, variable: str) -> dict:
+    """The one condition on `variable` in the policy document whose logical id starts with `document`."""
+    documents = stack["data"]["aws_iam_policy_document"]
+    (found,) = [condition for name, body in documents.items() if name.startswith(document)
+                for statement in body["statement"] for condition in statement.get("condition", [])
+                if condition["variable"].lower() == variable.lower()]
+    return found
+
+
+def backup_trust_says_not_equals(stack: dict) -> None:
+    document_condition(stack, "backup_role-trust", "aws:SourceAccount")["test"] = "StringNotEquals"
+
+
+def site_policy_names_any_source(stack: dict) -> None:
+    document_condition(stack, "frontend_site_policy-document", "aws:SourceArn")["values"] = ["*"]
+
+
+def key_grant_in_another_account(stack: dict) -> None:
+    """The Config key lets config.amazonaws.com in for another account's recorder."""
+    key = next(body for name, body in resources_of(stack, "aws_kms_key").items() if name.startswith("config-key"))
+    policy = json.loads(key["policy"])
+    (grant,) = [s for s in policy["Statement"] if s["Principal"] == {"Service": "config.amazonaws.com"}]
+    grant["Condition"] = {"StringEquals": {"aws:SourceAccount": "111122223333"}}
+    key["policy"] = json.dumps(policy)
+
+
+def alarm_source_in_any_account(stack: dict) -> None:
+    condition = document_condition(stack, "observability_critical-topic-policy-document", "aws:SourceArn")
+    condition["values"] = [value.replace("${data.aws_caller_identity.caller.account_id}", "*")
+                           for value in condition["values"]]
+
+
+def topic_grant_to_eventbridge_unconditioned(stack: dict) -> None:
+    """The topic policy (not the key: AWS documents no source keys there) lets any account's rules publish."""
+    (document,) = [body for name, body in stack["data"]["aws_iam_policy_document"].items()
+                   if name.startswith("observability_warning-topic-policy-document")]
+    for statement in document["statement"]:
+        if any("events.amazonaws.com" in p["identifiers"] for p in statement.get("principals", [])):
+            del statement["condition"]
+
+
+def leak_document(stack: dict, actions: list[str], resources: list[str]) -> str:
+    """A new policy document granting `actions` on `resources`; returns its reference."""
+    stack["data"]["aws_iam_policy_document"]["leak"] = {"statement": [
+        {"effect": "Allow", "actions": actions, "resources": resources}]}
+    return "${data.aws_iam_policy_document.leak.json}"
+
+
+def api_role(stack: dict, which: str) -> str:
+    """The logical id of the API task definition's `task_role_arn` or `execution_role_arn`."""
+    return network_checks.ref_name(api_checks.api_task_definition(stack)[which], "aws_iam_role")
+
+
+def task_role_reads_rds_managed_secrets(stack: dict) -> None:
+    """An inline role policy on a literal pattern that matches every RDS-managed secret of the account."""
+    document = leak_document(stack, ["secretsmanager:GetSecretValue"], [
+        "arn:aws:secretsmanager:eu-west-1:${data.aws_caller_identity.caller.account_id}:secret:rds!*"])
+    stack["resource"]["aws_iam_role_policy"]["leak"] = {
+        "role": f"${{aws_iam_role.{api_role(stack, 'task_role_arn')}.id}}", "policy": document}
+
+
+def execution_role_inline_get_star(stack: dict) -> None:
+    """A role's own `inline_policy` block with `secretsmanager:Get*` on everything."""
+    document = leak_document(stack, ["secretsmanager:Get*"], ["*"])
+    resources_of(stack, "aws_iam_role")[api_role(stack, "execution_role_arn")]["inline_policy"] = [
+        {"name": "leak", "policy": document}]
+
+
+def task_role_attached_policy_on_the_secret(stack: dict) -> None:
+    """A customer-managed `aws_iam_policy` naming the master secret, attached to the task role."""
+    document = leak_document(stack, ["secretsmanager:GetSecretValue"], [api_checks.master_secret_ref(stack)])
+    stack["resource"]["aws_iam_policy"] = {"leak": {"name": "leak", "policy": document}}
+    stack["resource"]["aws_iam_role_policy_attachment"]["leak"] = {
+        "role": f"${{aws_iam_role.{api_role(stack, 'task_role_arn')}.name}}",
+        "policy_arn": "${aws_iam_policy.leak.arn}"}
+
+
+def task_role_reads_every_object(stack: dict) -> None:
+    """`s3:Get*`: no `*` action, no `svc:*`, yet every read S3 has."""
+    document = leak_document(stack, ["s3:Get*"], ["arn:aws:s3:::webapp-dev-site-123456789012/*"])
+    stack["resource"]["aws_iam_role_policy"]["leak"] = {
+        "role": f"${{aws_iam_role.{api_role(stack, 'task_role_arn')}.id}}", "policy": document}
+
+
+SECRET_CASES = {  # issue 22, item 3: every pattern that could match is a match, in every policy a role holds
+    "task role reads secret:rds!* in an inline role policy": Case(
+        "dev", api_checks.check_master_secret_only_for_the_bootstrap_task, task_role_reads_rds_managed_secrets,
+        "readable by .*webapp-dev-api-task"),
+    "execution role's inline_policy reads secretsmanager:Get* on *": Case(
+        "production", api_checks.check_master_secret_only_for_the_bootstrap_task, execution_role_inline_get_star,
+        "readable by .*webapp-production-api-execution"),
+    "attached aws_iam_policy reads the master secret": Case(
+        "staging", api_checks.check_master_secret_only_for_the_bootstrap_task,
+        task_role_attached_policy_on_the_secret, "readable by .*webapp-staging-api-task"),
+    "task role with s3:Get*": Case("dev", api_checks.check_no_wildcard_grants, task_role_reads_every_object,
+                                   "wildcard action s3:Get\\*"),
+}
+
+
+CONDITION_CASES = {  # issue 22, item 2: source conditions checked by operator and value
+    "backup trust with StringNotEquals aws:SourceAccount": Case(
+        "dev", service_grant_checks.check_service_grants_are_confined, backup_trust_says_not_equals,
+        "StringNotEquals aws:sourceaccount is not a positive operator"),
+    "site bucket readable for aws:SourceArn *": Case(
+        "staging", service_grant_checks.check_service_grants_are_confined, site_policy_names_any_source,
+        "aws:sourcearn '\\*' does not name this account or this stack's resource"),
+    "Config key for another account's id": Case(
+        PRODUCTION_BASELINE, service_grant_checks.check_service_grants_are_confined, key_grant_in_another_account,
+        "aws:sourceaccount '111122223333' does not name this account"),
+    "alarm topic for any account's alarms": Case(
+        "production", service_grant_checks.check_service_grants_are_confined, alarm_source_in_any_account,
+        "ArnLike aws:sourcearn 'arn:aws:cloudwatch:eu-west-1:\\*:alarm:\\*' does not name"),
+    "warning topic publishable by any account's rules": Case(
+        "dev", service_grant_checks.check_service_grants_are_confined, topic_grant_to_eventbridge_unconditioned,
+        "warning-topic-policy-document.*events.amazonaws.com.* may act for any account's resources"),
+}
+
+
+ROLE_CASES = {  # issue 22, item 1: one deleted statement (or managed policy) per service role
+    "backup role without its cluster snapshot statement": Case(
+        "production", role_checks.check_service_roles, without_statement("SnapshotTheCluster"),
+        "the backup role cannot rds:DescribeDBClusters"),
+    "backup role without its recovery point statement": Case(
+        "dev", role_checks.check_service_roles, without_statement("ManageItsRecoveryPoints"),
+        "the backup role cannot rds:DescribeDBClusterSnapshots"),
+    "site replication role without its replica writes": Case(
+        "production", role_checks.check_service_roles, without_statement("WriteReplicaObjects"),
+        "replication of frontend_site.* role cannot s3:ReplicateDelete"),
+    "state replication role without the source key": Case(
+        "bootstrap", role_checks.check_service_roles, without_statement("DecryptSourceThroughS3"),
+        "replication of state-bucket.* role cannot kms:Decrypt"),
+    "Config recorder without AWS_ConfigRole": Case(
+        PRODUCTION_BASELINE, role_checks.check_service_roles, without_attachment("AWS_ConfigRole"),
+        "Config recorder role lacks the managed policy service-role/AWS_ConfigRole"),
+    "Config delivery without its bucket write": Case(
+        PRODUCTION_BASELINE, role_checks.check_service_roles, without_statement("Deliver"),
+        "Config delivery role cannot s3:PutObject"),
+    "flow log role without its log writes": Case(
+        "dev", role_checks.check_service_roles, without_statement("WriteFlowLogs"),
+        "flow logs role cannot logs:CreateLogStream"),
+    "enhanced monitoring role without its managed policy": Case(
+        "staging", role_checks.check_service_roles, without_attachment("AmazonRDSEnhancedMonitoringRole"),
+        "enhanced monitoring role lacks the managed policy"),
+    "API execution role without its log writes": Case(
+        "dev", role_checks.check_service_roles, without_statement("WriteApiLogs"),
+        "webapp-dev-api execution role cannot logs:CreateLogStream"),
+    "API execution role without its image pull": Case(
+        "production", role_checks.check_service_roles, without_statement("PullApiImage"),
+        "webapp-production-api execution role cannot ecr:BatchCheckLayerAvailability"),
+    "API task role without its database login": Case(
+        "dev", role_checks.check_service_roles, without_statement("ConnectAsAppUser"),
+        "webapp-dev-api task role cannot rds-db:connect"),
+    "API task role without X-Ray writes next to its collector": Case(
+        "production", role_checks.check_service_roles, without_statement("XRayWrite"),
+        "webapp-production-api task role cannot xray:PutTraceSegments"),
+    "bootstrap execution role without the master secret": Case(
+        "staging", role_checks.check_service_roles, without_statement("ReadMasterSecret"),
+        "db-bootstrap execution role cannot secretsmanager:GetSecretValue"),
+    "bootstrap execution role without the secret's key": Case(
+        "dev", role_checks.check_service_roles, without_statement("DecryptMasterSecret"),
+        "db-bootstrap execution role cannot kms:Decrypt"),
+    "CloudTrail log role without its log writes": Case(
+        PRODUCTION_BASELINE, role_checks.check_service_roles, without_statement("DeliverTrail"),
+        "CloudTrail log delivery role cannot logs:CreateLogStream"),
+    "load balancer logs without ELB's delivery grant": Case(
+        "production", role_checks.check_service_roles, without_statements("AlbLogDelivery",
+                                                                            "AlbLogDeliveryLegacyRegions"),
+        "load balancer log delivery cannot s3:PutObject"),
+    "site access logs without the S3 logging service's grant": Case(
+        "dev", role_checks.check_service_roles, without_statement("AllowS3ServerAccessLogDelivery"),
+        "S3 server access log delivery cannot s3:PutObject"),
+    "CloudFront logs without the log delivery service's grant": Case(
+        "dev", role_checks.check_service_roles, without_statement("CloudFrontLogDelivery"),
+        "CloudWatch log delivery cannot s3:PutObject"),
+}
+
+
 CASES = {
     "cloudfront ACL counts instead of blocking KnownBadInputs": Case(
         "production", api_checks.check_waf_protects_the_distribution, cloudfront_known_bad_inputs_only_counts,
@@ -259,6 +462,9 @@ CASES = {
     "master secret on the AWS-managed key": Case(
         "dev", database_checks.check_secrets_use_customer_managed_keys, master_secret_uses_the_default_key,
         "is not a aws_kms_key reference"),
+    **ROLE_CASES,
+    **CONDITION_CASES,
+    **SECRET_CASES,
 }
 
 

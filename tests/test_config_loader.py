@@ -124,7 +124,7 @@ def test_shipped_project_holds_exactly_the_spec_environments(project):
     assert {env.application for env in project.environments} == {project.application}
     assert project.source == "environments/project.toml"
     assert project.emulator is None
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="qa"):
         project.environment("qa")
 
 
@@ -136,7 +136,7 @@ def test_configuration_objects_are_immutable(project):
         (env.api, "fargate_spot", False), (env.features, "waf", True),
     ]
     for target, attribute, value in mutations:
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(dataclasses.FrozenInstanceError, match=f"cannot assign to field '{attribute}'"):
             setattr(target, attribute, value)
     assert isinstance(env.alarm_emails, tuple), "a list inside a frozen object could still be changed"
 

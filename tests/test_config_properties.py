@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import ipaddress
+import re
 import string
 import tempfile
 import tomllib
@@ -520,10 +521,10 @@ def test_every_broken_configuration_is_refused_with_file_field_and_rule(mutation
         directory = write_config(Path(temporary) / CONFIG_FOLDER, broken.config.project, broken.config.environments)
         for name, raw in broken.raw.items():
             (directory / name).write_bytes(raw)
-        with pytest.raises(ConfigError) as caught:  # anything else (a traceback) fails the test
+        label = f"{CONFIG_FOLDER}/{broken.file}"
+        with pytest.raises(ConfigError, match=f"^{re.escape(label)}: ") as caught:  # a traceback fails the test
             load_project(directory)
     error = caught.value
-    label = f"{CONFIG_FOLDER}/{broken.file}"
     assert (error.file, error.field) == (label, broken.field), str(error)
     assert broken.rule in error.rule, str(error)
     assert str(error) == (f"{label}: {broken.field}: {error.rule}" if broken.field else f"{label}: {error.rule}")

@@ -100,6 +100,12 @@ def test_enhanced_monitoring_uses_its_own_role(env_stack):
         assert "monitoring" in role["name"]
 
 
+def test_staging_and_production_ship_with_the_cache(project):
+    """Seed 004 asks for a configured Redis cluster: the shipped staging and production run one."""
+    assert {env.name: env.features.cache for env in project.environments} == {
+        "dev": False, "staging": True, "production": True}
+
+
 def test_no_cache_unless_enabled(stacks, project):
     for env in project.environments:
         assert bool(resources_of(stacks[env.name], "aws_elasticache_replication_group")) is env.features.cache

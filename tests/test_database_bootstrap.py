@@ -60,12 +60,52 @@ def run_bootstrap(server: PostgresServer, container: dict) -> None:
     run_psql(container["command"], local)
 
 
+# What the bootstrap can change, read from the catalogs: the app role (attributes, memberships, per-database
+# settings), every database's and schema's owner and ACL, and the set of roles.
+CATALOG_QUERIES = {
+    "roles": "SELECT rolname, rolcanlogin, rolinherit, rolsuper, rolcreaterole, rolcreatedb, rolpassword IS NULL "
+             "FROM pg_authid ORDER BY rolname",
+    "memberships": "SELECT m.roleid::regrole, m.member::regrole, m.admin_option FROM pg_auth_members m ORDER BY 1, 2",
+    "settings": "SELECT setdatabase, setrole::regrole, setconfig FROM pg_db_role_setting ORDER BY 1, 2",
+    "databases": "SELECT datname, datdba::regrole, datacl FROM pg_database ORDER BY datname",
+    "schemas": "SELECT nspname, nspowner::regrole, nspacl FROM pg_namespace ORDER BY nspname",
+}
+
+
+def catalog_snapshot(server: PostgresServer) -> dict[str, list[str]]:
+    return {name: query(server, sql, database=DATABASE_NAME) for name, sql in CATALOG_QUERIES.items()}
+
+
 @pytest.fixture(scope="module")
-def bootstrapped(server, stacks):
+def runs(server, stacks) -> tuple[PostgresServer, dict, dict]:
+    """(server, catalogs after the first run, catalogs after the second run) of the synthesized task's SQL."""
     container = bootstrap_container(stacks["dev"])
     run_bootstrap(server, container)
+    first = catalog_snapshot(server)
     run_bootstrap(server, container)  # idempotent: the second run must succeed and change nothing
-    return server
+    return server, first, catalog_snapshot(server)
+
+
+@pytest.fixture(scope="module")
+def bootstrapped(runs) -> PostgresServer:
+    return runs[0]
+
+
+def test_the_second_run_changes_nothing_in_the_catalogs(runs):
+    _, first, second = runs
+    assert first["roles"] and any(APP_USER in row for row in first["roles"]), "the snapshot must see the app role"
+    assert second == first
+
+
+def test_the_catalog_snapshot_sees_a_change_a_rerun_could_make(server):
+    """The comparison above bites: a grant the SQL might repeat differently shows in the snapshot."""
+    before = catalog_snapshot(server)
+    server.psql(f"CREATE ROLE snapshot_probe NOLOGIN; GRANT CONNECT ON DATABASE {DATABASE_NAME} TO snapshot_probe")
+    try:
+        after = catalog_snapshot(server)
+    finally:
+        server.psql(f"REVOKE CONNECT ON DATABASE {DATABASE_NAME} FROM snapshot_probe; DROP ROLE snapshot_probe")
+    assert {name for name in CATALOG_QUERIES if before[name] != after[name]} == {"roles", "databases"}
 
 
 def query(server: PostgresServer, sql: str, **kwargs) -> list[str]:

@@ -26,7 +26,7 @@ import boto3
 import pytest
 
 from environments.loader import load_project
-from ops import cli, database_bootstrap, emulator, errors, local, preflight, project, terraform
+from ops import cli, database_bootstrap, emulator, emulator_server, errors, local, preflight, project, terraform
 from ops import tools as ops_tools
 from tests.conftest import ENVIRONMENTS_DIR, ROOT
 
@@ -826,7 +826,7 @@ def test_emulator_starts_answers_and_local_down_leaves_nothing_running(tmp_path)
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com"])
 def test_emulator_refuses_to_listen_beyond_loopback(host, capsys):
     """moto accepts any credentials: it must never be reachable from another machine."""
-    assert emulator.main(["--host", host, "--port", "0"]) == emulator.EXIT_USAGE
+    assert emulator_server.main(["--host", host, "--port", "0"]) == emulator_server.EXIT_USAGE
     assert f"--host {host} is not a loopback address" in capsys.readouterr().err
 
 

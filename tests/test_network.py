@@ -45,13 +45,19 @@ def test_network_acls_are_explicit(env_stack):
     checks.check_network_acls(env_stack[1])
 
 
-def test_data_acl_admits_only_postgres_from_the_application_subnets(env_stack):
+def test_data_acl_admits_only_postgres_and_the_cache_from_the_application_subnets(env_stack):
+    """5432 from the application subnets; with the cache also 6379 from them, and the cache nodes' replication
+    (ephemeral ports) between the data subnets. Nothing from the public subnets or the internet."""
     env, stack = env_stack
-    app_cidrs = set(subnet_cidrs(env.network.cidr, env.network.az_count)["app"])
+    cidrs = subnet_cidrs(env.network.cidr, env.network.az_count)
+    app, data = set(cidrs["app"]), set(cidrs["data"])
     rules = [rule for name, rule in resources_of(stack, "aws_network_acl_rule").items() if "data-acl" in name]
-    inbound = [rule for rule in rules if not rule["egress"]]
-    assert {rule["cidr_block"] for rule in rules} == app_cidrs
-    assert {(rule["from_port"], rule["to_port"]) for rule in inbound} == {(5432, 5432)}
+    inbound = {(rule["cidr_block"], (rule["from_port"], rule["to_port"])) for rule in rules if not rule["egress"]}
+    expected = {(cidr, (5432, 5432)) for cidr in app}
+    if env.features.cache:
+        expected |= {(cidr, (6379, 6379)) for cidr in app} | {(cidr, (1024, 65535)) for cidr in data}
+    assert inbound == expected
+    assert {rule["cidr_block"] for rule in rules} == (app | data if env.features.cache else app)
 
 
 @pytest.mark.parametrize(("name", "expected"), [("dev", 1), ("staging", 1), ("production", 2)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 
 import cdktf
 import pytest
@@ -29,6 +30,7 @@ from tests import (
     dr_checks,
     network_checks,
     observability_checks,
+    role_checks,
     service_grant_checks,
     tag_checks,
 )
@@ -144,21 +146,66 @@ def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
         api_checks.check_waf_protects_the_distribution(stack)
     dr_checks.check_backup(stack, env)
     dr_checks.check_disaster_recovery(stack, env)
+    role_checks.check_service_roles(stack)
 
 
-EXAMPLES_PER_SHARD = 15
-# A fixed seed per shard: the same 24 configurations on every run, so the coverage assertions below
-# and the suite's duration are reproducible (a random draw of 20 examples once missed a [dr] variant, and
-# its duration varied by a minute). Change a seed to explore other configurations.
+# The per-commit default: this many examples per shard, from a fixed seed per shard, so the same 24
+# configurations are checked on every run and the coverage assertions below and the suite's duration are
+# reproducible (a random draw of 20 examples once missed a [dr] variant, and its duration varied by a
+# minute). To explore: INFRA_PROPERTY_EXAMPLES=<count> INFRA_PROPERTY_SEED=<integer>|random (tests/conftest.py
+# draws `random` once per session and prints the seed used; shard n runs seed + n - 1). The nightly
+# workflow (.github/workflows/properties.yml) does that with many examples.
+EXAMPLES_PER_SHARD = 12
 SEEDS = {1: 1, 2: 2}
 
 
+def property_examples() -> int:
+    return int(os.environ.get("INFRA_PROPERTY_EXAMPLES", EXAMPLES_PER_SHARD))
+
+
+def property_seed(shard: int) -> int:
+    """The shard's seed: the fixed one, or INFRA_PROPERTY_SEED (an integer; conftest resolves `random`) + shard - 1."""
+    chosen = os.environ.get("INFRA_PROPERTY_SEED")
+    return SEEDS[shard] if chosen is None else int(chosen) + shard - 1
+
+
 def toggle_values(env: EnvironmentConfig) -> dict[str, object]:
-    """The toggles every shard must see both ways: 2 and 3 zones, and each feature on and off."""
+    """What every shard must see both ways: 2 and 3 zones, each feature on and off, production or not, a NAT
+    per zone or one, Fargate Spot, ECS Exec, a named account, readers or none, an apex or a deeper domain."""
     features = env.features
     return {"az_count": env.network.az_count, "waf": features.waf, "cache": features.cache,
             "vpc_interface_endpoints": features.vpc_interface_endpoints, "tracing": features.tracing,
+            "production": env.production, "nat_gateways": str(env.network.nat_gateways),
+            "fargate_spot": env.api.fargate_spot, "exec_enabled": env.api.exec_enabled,
+            "account_id": env.account_id is not None, "zero_readers": env.database.reader_count == 0,
+            "apex_domain": env.domain.count(".") == 1,
             "restored from a snapshot": env.database.restore_from_snapshot is not None}
+
+
+def project_values(project: ProjectConfig) -> dict[str, object]:
+    """What every shard must see both ways at the project level: account baselines, the state's replica."""
+    return {"baselines": bool(project.baselines), "state_replica": project.state.replica_region is not None}
+
+
+# Every toggle the coverage must see both ways (toggle_values and project_values name them).
+COVERED = ("az_count", "waf", "cache", "vpc_interface_endpoints", "tracing", "production", "nat_gateways",
+           "fargate_spot", "exec_enabled", "account_id", "zero_readers", "apex_domain", "restored from a snapshot",
+           "baselines", "state_replica")
+
+
+def check_coverage(dr_variants: set[tuple[bool, bool]], toggles: dict[str, set]) -> None:
+    """The shard saw every [dr] variant and every toggle both ways (else its examples explored too little)."""
+    assert {(False, False), (True, False), (True, True)} <= dr_variants, f"[dr] variants seen: {dr_variants}"
+    unseen = {name: sorted(toggles.get(name, set()), key=str) for name in COVERED if len(toggles.get(name, ())) < 2}
+    assert not unseen, f"toggles that took one value only in this shard: {unseen}"
+
+
+def test_the_coverage_check_names_a_toggle_seen_one_way_only():
+    """Breakage: a shard whose every environment ran Fargate Spot explored too little, and says which toggle."""
+    seen = {name: {True, False} for name in COVERED} | {"fargate_spot": {True}}
+    check_coverage({(False, False), (True, False), (True, True)}, {name: {True, False} for name in COVERED})
+    with pytest.raises(AssertionError, match=r"one value only in this shard: \{'fargate_spot': \[True\]\}"):
+        check_coverage({(False, False), (True, False), (True, True)}, seen)
 
 
 def describe(config) -> str:
@@ -179,8 +226,8 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
     dr_variants: set[tuple[bool, bool]] = set()  # (has [dr], locks its vaults) of every generated environment
     toggles: dict[str, set] = {}  # every value each network and feature toggle took
 
-    @seed(SEEDS[shard])
-    @settings(max_examples=EXAMPLES_PER_SHARD, deadline=None, suppress_health_check=SLOW, database=None)
+    @seed(property_seed(shard))
+    @settings(max_examples=property_examples(), deadline=None, suppress_health_check=SLOW, database=None)
     @given(config=configurations(min_environments=2, max_environments=2))
     def every_property_holds(config):
         project, stacks = generated(config)  # 10 (synthesis): every configuration synthesizes
@@ -191,13 +238,13 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
             dr_variants.add((env.dr is not None, bool(env.dr and env.dr.vault_lock)))
             for name, value in toggle_values(env).items():
                 toggles.setdefault(name, set()).add(value)
+        for name, value in project_values(project).items():
+            toggles.setdefault(name, set()).add(value)
         for env in project.environments:
             batch.add(stacks[env.name], f"environment {env.name!r} of:\n{describe(config)}")
 
     every_property_holds()
-    assert {(False, False), (True, False), (True, True)} <= dr_variants, f"[dr] variants seen: {dr_variants}"
-    unseen = {name: values for name, values in toggles.items() if len(values) < 2}
-    assert not unseen, f"toggles that took one value only in this shard: {unseen}"
-    assert len(batch) >= 2 * EXAMPLES_PER_SHARD, f"only {len(batch)} generated stacks reached validation"
+    check_coverage(dr_variants, toggles)
+    assert len(batch) >= 2 * property_examples(), f"only {len(batch)} generated stacks reached validation"
     problems = batch.validate(request.getfixturevalue("terraform_env"))  # 10 (Terraform)
     assert not problems, f"terraform validate, {len(batch)} generated stacks:\n" + "\n".join(problems)

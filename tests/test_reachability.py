@@ -126,3 +126,34 @@ def test_the_reachability_table_is_up_to_date(project, stacks):
     for env in project.environments:
         assert f"## {env.name}" in text
     assert "does not hold" not in text
+
+
+def test_a_load_balancer_opened_on_another_port_breaks_only_these_ports(stacks, project):
+    """internet -> load balancer admits 443 and 80 and nothing else: port 22 from anywhere shows on both flows."""
+    env, stack = project.environment("dev"), copy.deepcopy(stacks["dev"])
+    rules = resources_of(stack, "aws_vpc_security_group_ingress_rule")
+    (https,) = [rule for rule in rules.values() if rule.get("from_port") == 443 and rule.get("cidr_ipv4")]
+    rules["ssh"] = {**https, "from_port": 22, "to_port": 22}
+    acl_rules = resources_of(stack, "aws_network_acl_rule")
+    (acl_https,) = [rule for rule in acl_rules.values() if "public-acl" in rule["network_acl_id"]
+                    and not rule["egress"] and rule["from_port"] == 443]
+    acl_rules["ssh"] = {**acl_https, "from_port": 22, "to_port": 22, "rule_number": acl_https["rule_number"] + 1}
+    broken = {r.flow.title: r.problems for r in evaluate_flows(read_topology(stack), env) if not r.holds}
+    assert set(broken) == {"internet -> alb (tcp/443)", "internet -> alb (tcp/80)"}, broken
+    assert all("tcp/22 also gets through" in p for problems in broken.values() for p in problems)
+
+
+def test_a_cache_opened_to_a_wide_range_is_caught_from_the_public_subnets(everything_on):
+    """0.0.0.0/1 on the cache's group and the data subnets' ACL: a host in a public subnet reaches the cache."""
+    env, stack = everything_on
+    stack = copy.deepcopy(stack)
+    for rule in resources_of(stack, "aws_network_acl_rule").values():
+        if "data-acl" in rule["network_acl_id"]:
+            rule["cidr_block"] = "0.0.0.0/1"
+    for rule in resources_of(stack, "aws_vpc_security_group_ingress_rule").values():
+        if rule["from_port"] == 6379:
+            rule.pop("referenced_security_group_id")
+            rule["cidr_ipv4"] = "0.0.0.0/1"
+    results = {r.flow.title: r for r in evaluate_flows(read_topology(stack), env)}
+    assert not results["host in a public subnet -> cache (any port)"].holds
+    assert results["tasks -> database (tcp/5432)"].holds

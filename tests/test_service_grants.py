@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import json
+
 from tests import service_grant_checks as checks
+from tests.conftest import resources_of
 
 
 def test_every_service_grant_carries_a_source_condition(env_stack):
@@ -33,3 +37,19 @@ def test_every_topic_of_every_stack_refuses_plain_http(stacks):
 def test_no_stack_grants_a_service_without_a_source_condition(stacks):
     for stack in stacks.values():
         checks.check_service_grants_are_confined(stack)
+
+
+def test_eventbridge_may_use_a_topic_key_without_source_keys(stacks):
+    """AWS documents no source keys for EventBridge on an encrypted topic's key (UNCONDITIONED_GRANTS): the
+    grant passes without them, while any it keeps is still checked by value."""
+    stack = copy.deepcopy(stacks["dev"])
+    stripped = 0
+    for key in [key for key in resources_of(stack, "aws_kms_key").values() if "policy" in key]:
+        policy = json.loads(key["policy"])
+        for statement in policy["Statement"]:
+            if statement["Principal"] == {"Service": "events.amazonaws.com"}:
+                statement.pop("Condition", None)
+                stripped += 1
+        key["policy"] = json.dumps(policy)
+    assert stripped == 1
+    checks.check_service_grants_are_confined(stack)

@@ -92,7 +92,7 @@ def test_aspect_checks_each_resource_against_its_own_provider(tmp_path):
         bucket(stack)
         aws.s3_bucket.S3Bucket(stack, "edge-bucket", bucket="tagging-edge", provider=edge)
 
-    with pytest.raises(Exception) as failure:
+    with pytest.raises(Exception, match="tagging/edge-bucket would lack the required tags") as failure:
         synth_with_aspect(build, tmp_path / "cdktf.out")
     assert "aws_s3_bucket tagging/edge-bucket would lack the required tags Environment=dev, Owner=team" in str(
         failure.value)

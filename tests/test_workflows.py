@@ -25,7 +25,8 @@ WORKFLOWS_DIR = ROOT / ".github" / "workflows"
 PULL_REQUEST = WORKFLOWS_DIR / "pull-request.yml"
 DEPLOY = WORKFLOWS_DIR / "deploy.yml"
 DRIFT = WORKFLOWS_DIR / "drift.yml"
-WORKFLOWS = (PULL_REQUEST, DEPLOY, DRIFT)
+PROPERTIES = WORKFLOWS_DIR / "properties.yml"
+WORKFLOWS = (PULL_REQUEST, DEPLOY, DRIFT, PROPERTIES)
 USES_RE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)\s*(?:#\s*(?P<comment>.*))?$")
 PINNED_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@\s]+)?@[0-9a-f]{40}$")
 VERSION_COMMENT_RE = re.compile(r"^v\d+(\.\d+)*$")
@@ -245,4 +246,23 @@ def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_envi
     for action in ('--method PATCH "repos/${REPOSITORY}/issues/${existing}" -F body=@issue.md',  # update
                    '--method POST "repos/${REPOSITORY}/issues" -f title=',  # open
                    "-f state=closed"):  # close when clean
+        assert action in script, action
+
+
+def test_properties_run_nightly_on_a_random_seed_and_keep_one_issue():
+    """Issue 22: the property tests explore beyond the fixed per-commit seeds, and a failure is not missed."""
+    data = load_workflow(PROPERTIES)
+    assert set(data["on"]) == {"schedule", "workflow_dispatch"} and len(data["on"]["schedule"]) == 1
+    jobs = data["jobs"]
+    run = next(step for step in jobs["properties"]["steps"] if "tests/test_properties.py" in step.get("run", ""))
+    assert run["env"]["INFRA_PROPERTY_SEED"] == "random"
+    assert int(data["env"]["PROPERTY_EXAMPLES"]) >= 100, "many more examples than the per-commit default"
+    assert jobs["properties"]["permissions"] == {"contents": "read"}
+    issue = jobs["issue"]
+    assert issue["permissions"] == {"issues": "write"}
+    assert not any("actions/checkout@" in step.get("uses", "") for step in issue["steps"])
+    script = " ".join(step.get("run", "") for step in issue["steps"])
+    assert 'marker="<!-- infra-properties -->"' in script
+    for action in ('--method PATCH "repos/${REPOSITORY}/issues/${existing}" -F body=@issue.md',
+                   '--method POST "repos/${REPOSITORY}/issues" -f title=', "-f state=closed"):
         assert action in script, action
