@@ -67,6 +67,7 @@ PLACEHOLDERS: dict[tuple[str, str], str] = {
     ("aws_rds_cluster", "master_user_secret[0].secret_arn"):
         "arn:{partition}:secretsmanager:{region}:{account}:secret:rds!cluster-{uuid}-AbCdEf",
     ("aws_s3_bucket", "arn"): "arn:{partition}:s3:::{name}",
+    ("aws_secretsmanager_secret", "arn"): "arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-AbCdEf",
     ("aws_sns_topic", "arn"): "arn:{partition}:sns:{region}:{account}:{name}",
     ("data.aws_caller_identity", "account_id"): "{account}",
     ("data.aws_partition", "partition"): "{partition}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 
+from core.elb import ELB_LOG_ACCOUNTS, LOG_DELIVERY_SERVICE
 from tests import dr_checks
 from tests.conftest import resources_of
 from tests.iam_checks import Need, allows, check_role_can, check_role_carries, needs
@@ -185,10 +186,10 @@ def check_bucket_grants(stack: dict, bucket: str, principals: tuple[str, ...], n
 
 
 def load_balancer_log_principals(stack: dict) -> tuple[str, ...]:
-    """ELB's log delivery service, or (regions older than August 2022) the region's ELB account."""
-    accounts = tuple(f"${{data.aws_elb_service_account.{name}.arn}}"
-                     for name in stack.get("data", {}).get("aws_elb_service_account", {}))
-    return ("logdelivery.elasticloadbalancing.amazonaws.com", *accounts)
+    """ELB's log delivery service, or (regions older than August 2022) the region's ELB account, as
+    core/elb.py's table from AWS's page names it (aws_form_checks pins which one each region gets)."""
+    accounts = tuple(f"arn:{PARTITION_REF}:iam::{account}:root" for account in ELB_LOG_ACCOUNTS.values())
+    return (LOG_DELIVERY_SERVICE, *accounts)
 
 
 def check_log_delivery_grants(stack: dict) -> None:

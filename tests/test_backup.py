@@ -61,7 +61,7 @@ BACKUP_BREAKAGES = {
     "schedule": "backup schedule cron\\(0 5", "retention": "backup retention", "copy-retention": "copy retention",
     "copy-region": "webapp-production-backup-dr", "selection-scope": "the cluster only",
     "notification-state": "backup notifications", "lock": "every vault is locked",
-    "role-wildcard": "'sid': 'ManageItsRecoveryPoints'",
+    "role-wildcard": "'sid': 'ReadAndCopyRecoveryPoints'",
 }
 
 

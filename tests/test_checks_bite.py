@@ -229,13 +229,6 @@ def without_attachment(policy: str) -> Callable[[dict], None]:
     return mutate
 
 
-def without_statements(*sids: str) -> Callable[[dict], None]:
-    def mutate(stack: dict) -> None:
-        for sid in sids:
-            without_statement(sid)(stack)
-    return mutate
-
-
 def document_condition(stack: dict, document: str, variable: str) -> dict:
     """The one condition on `variable` in the policy document whose logical id starts with `document`."""
     documents = stack["data"]["aws_iam_policy_document"]
@@ -359,7 +352,7 @@ ROLE_CASES = {  # issue 22, item 1: one deleted statement (or managed policy) pe
         "production", role_checks.check_service_roles, without_statement("SnapshotTheCluster"),
         "the backup role cannot rds:DescribeDBClusters"),
     "backup role without its recovery point statement": Case(
-        "dev", role_checks.check_service_roles, without_statement("ManageItsRecoveryPoints"),
+        "dev", role_checks.check_service_roles, without_statement("ReadAndCopyRecoveryPoints"),
         "the backup role cannot rds:DescribeDBClusterSnapshots"),
     "site replication role without its replica writes": Case(
         "production", role_checks.check_service_roles, without_statement("WriteReplicaObjects"),
@@ -401,8 +394,7 @@ ROLE_CASES = {  # issue 22, item 1: one deleted statement (or managed policy) pe
         PRODUCTION_BASELINE, role_checks.check_service_roles, without_statement("DeliverTrail"),
         "CloudTrail log delivery role cannot logs:CreateLogStream"),
     "load balancer logs without ELB's delivery grant": Case(
-        "production", role_checks.check_service_roles, without_statements("AlbLogDelivery",
-                                                                            "AlbLogDeliveryLegacyRegions"),
+        "production", role_checks.check_service_roles, without_statement("AlbLogDelivery"),
         "load balancer log delivery cannot s3:PutObject"),
     "site access logs without the S3 logging service's grant": Case(
         "dev", role_checks.check_service_roles, without_statement("AllowS3ServerAccessLogDelivery"),

@@ -54,7 +54,7 @@ REPLICATION_BREAKAGES = {
     "replica-region": ("replication", "the replica is not in eu-central-1"),
     "role-reads-replica": ("replication", "'sid': 'ReadSourceObjects'"),
     "role-writes-source": ("replication", "'sid': 'WriteReplicaObjects'"),
-    "failover-codes": ("failover", "failover on \\[500, 502, 503, 504\\]"),
+    "failover-codes": ("failover", "failover on \\[403, 404, 500, 502, 503, 504\\], not \\[500, 502, 503, 504\\]"),
     "behaviour-skips-group": ("failover", "behaviours read \\['site', 'site-with-failover'\\]"),
     "versioning-order": ("replication", "versioning of both buckets first"),
 }
