@@ -55,8 +55,9 @@ synth: setup
 	$(PIPENV) run python -m ops synth
 
 # Two workers (the machines have two cores); `loadgroup` keeps module-wide scenarios on one worker.
+# Tests marked `nightly` (pyproject.toml) run in the scheduled workflow, not per commit.
 test: setup test-deps
-	$(PIPENV) run pytest -n 2 --dist loadgroup
+	$(PIPENV) run pytest -n 2 --dist loadgroup -m "not nightly"
 
 # The database bootstrap SQL is tested against a real PostgreSQL server (Debian's `postgresql`,
 # binaries under /usr/lib/postgresql/*/bin). Without it those tests skip, or fail in CI

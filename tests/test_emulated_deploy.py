@@ -1629,6 +1629,9 @@ def _roles_reading(deployment: Deployment, secret_arn: str) -> set[str]:
     return readers
 
 
+# About 4 minutes of the provider's own waits (restore, modify, instance create and delete, a second apply):
+# over the per-commit budget, so it runs every night (.github/workflows/properties.yml).
+@pytest.mark.nightly
 def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terraform(deployment):
     """A snapshot of the applied cluster restored the way the runbook says: `python -m ops restore dev --write`,
     then the deploy. The API, its task role and the bootstrap task follow the new cluster; nobody else can

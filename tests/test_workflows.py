@@ -257,6 +257,9 @@ def test_properties_run_nightly_on_a_random_seed_and_keep_one_issue():
     run = next(step for step in jobs["properties"]["steps"] if "tests/test_properties.py" in step.get("run", ""))
     assert run["env"]["INFRA_PROPERTY_SEED"] == "random"
     assert int(data["env"]["PROPERTY_EXAMPLES"]) >= 100, "many more examples than the per-commit default"
+    # What `make test` leaves to the night (-m "not nightly") runs here, in the same report.
+    assert "pytest tests/test_emulated_deploy.py -p no:cacheprovider >> properties.txt" in run["run"]
+    assert '-m "not nightly"' in (ROOT / "Makefile").read_text()
     assert jobs["properties"]["permissions"] == {"contents": "read"}
     issue = jobs["issue"]
     assert issue["permissions"] == {"issues": "write"}
