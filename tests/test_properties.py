@@ -150,11 +150,12 @@ def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
 
 
 # The per-commit default: this many examples per shard, from a fixed seed per shard, so the same 30
-# configurations are checked on every run (24 before issue 23's faster synthesis paid for 6 more) and the coverage assertions below and the suite's duration are
-# reproducible (a random draw of 20 examples once missed a [dr] variant, and its duration varied by a
-# minute). To explore: INFRA_PROPERTY_EXAMPLES=<count> INFRA_PROPERTY_SEED=<integer>|random (tests/conftest.py
-# draws `random` once per session and prints the seed used; shard n runs seed + n - 1). The nightly
-# workflow (.github/workflows/properties.yml) does that with many examples.
+# configurations are checked on every run (24 before issue 23's faster synthesis paid for 6 more), and
+# the coverage assertions below and the suite's duration are reproducible (a random draw of 20 examples
+# once missed a [dr] variant, and its duration varied by a minute). To explore:
+# INFRA_PROPERTY_EXAMPLES=<count> INFRA_PROPERTY_SEED=<integer>|random (tests/conftest.py draws `random`
+# once per session and prints the seed used; shard n runs seed + n - 1). The nightly workflow
+# (.github/workflows/properties.yml) does that with many examples.
 EXAMPLES_PER_SHARD = 15
 SEEDS = {1: 1, 2: 2}
 
