@@ -403,7 +403,8 @@ def stack_second_plan(deployment: Deployment, name: str) -> dict[str, Any]:
 
     if name == BOOTSTRAP_STACK:
         environment_applied(deployment)
-        deployment.step("cdktf cli", deployment.background["cdktf cli"].result)
+        if "cdktf cli" in deployment.background:  # not started where npx cdktf cannot run (Node.js 24)
+            deployment.step("cdktf cli", deployment.background["cdktf cli"].result)
     else:
         baseline_applied(deployment)
     return deployment.step(f"second plan of {name}", plan)

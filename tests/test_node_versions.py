@@ -7,6 +7,7 @@ that reports a version, so every case runs here whatever Node.js is installed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -63,17 +64,26 @@ def test_missing_node_says_what_to_install(tmp_path):
 GUARD = ROOT / "tools" / "node-pty-guard" / "index.js"
 
 
-def run_guard(tmp_path: Path, binary: bool, real_module: str = "module.exports = {spawn: 'real'};"
+def loadable_binary() -> Path:
+    """A terminal-library binary this Node.js can load: the real package's prebuilt one for its ABI."""
+    found = subprocess.run(["node", "-p", "require('@cdktf/node-pty-real/lib/prebuild-file-path').ptyPath"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False).stdout.strip()
+    if found in ("", "null"):
+        pytest.skip("the terminal library has no binary for this Node.js to stand in with (Node.js 24)")
+    return Path(found)
+
+
+def run_guard(tmp_path: Path, prebuilt: Path | None, real_module: str = "module.exports = {spawn: 'real'};"
               ) -> subprocess.CompletedProcess[str]:
-    """Load the guard beside a stand-in for the real terminal library, with or without a binary for this Node.js."""
+    """Load the guard beside a stand-in for the real terminal library whose prebuilt binary is `prebuilt`."""
     modules = tmp_path / "node_modules" / "@cdktf"
     (modules / "guard").mkdir(parents=True)
     shutil.copy(GUARD, modules / "guard" / "index.js")
     real = modules / "node-pty-real"
-    (real / "lib").mkdir(parents=True)
+    (real / "lib").mkdir(parents=True, exist_ok=True)
     (real / "package.json").write_text('{"name": "@cdktf/node-pty-prebuilt-multiarch", "main": "index.js"}')
     (real / "index.js").write_text(real_module)
-    found = "'/prebuilds/pty.node'" if binary else "null"
+    found = json.dumps(str(prebuilt)) if prebuilt else "null"
     (real / "lib" / "prebuild-file-path.js").write_text(f"exports.ptyPath = {found}; exports.winPtyPath = null;")
     node = shutil.which("node")
     if node is None:
@@ -82,29 +92,41 @@ def run_guard(tmp_path: Path, binary: bool, real_module: str = "module.exports =
     return subprocess.run([node, "-e", script], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
 
 
+def compiled(tmp_path: Path, content: bytes) -> None:
+    """A binary npm compiled from source at install time (build/Release/pty.node)."""
+    release = tmp_path / "node_modules" / "@cdktf" / "node-pty-real" / "build" / "Release"
+    release.mkdir(parents=True)
+    (release / "pty.node").write_bytes(content)
+
+
 def test_the_guard_is_the_real_terminal_library_where_that_has_a_binary(tmp_path):
-    result = run_guard(tmp_path, binary=True)
+    result = run_guard(tmp_path, loadable_binary())
     assert (result.returncode, result.stdout, result.stderr) == (0, '{"spawn":"real"}\n', "")
 
 
-def test_a_binary_compiled_from_source_counts(tmp_path):
-    (tmp_path / "node_modules" / "@cdktf" / "node-pty-real" / "build" / "Release").mkdir(parents=True)
-    (tmp_path / "node_modules" / "@cdktf" / "node-pty-real" / "build" / "Release" / "pty.node").touch()
-    result = run_guard(tmp_path, binary=False)
+def test_a_loadable_binary_compiled_from_source_counts(tmp_path):
+    compiled(tmp_path, loadable_binary().read_bytes())
+    result = run_guard(tmp_path, None)
     assert (result.returncode, result.stdout) == (0, '{"spawn":"real"}\n')
 
 
-def test_without_a_binary_every_npx_cdktf_stops_with_one_line(tmp_path):
-    result = run_guard(tmp_path, binary=False, real_module="throw new Error('must not be loaded');")
+ONE_LINE = ("cdktf: the cdktf CLI's terminal library has no binary for Node.js {version} on {platform}: use "
+            "python -m ops synth|plan|deploy STACK (or Node.js 20/22 for npx cdktf; README, Prerequisites)")
+
+
+@pytest.mark.parametrize("situation", ["no binary", "a binary built for another Node.js"])
+def test_without_a_loadable_binary_every_npx_cdktf_stops_with_one_line(tmp_path, situation):
+    """Node.js 24: no prebuilt binary, and what npm compiled at install time was built against another ABI
+    (seen with npm 11 under Node.js 24: NODE_MODULE_VERSION 115 against 137)."""
+    if situation != "no binary":
+        compiled(tmp_path, b"not a shared object of this Node.js")
+    result = run_guard(tmp_path, None, real_module="throw new Error('must not be loaded');")
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.splitlines() == [
-        f"cdktf: the cdktf CLI's terminal library has no binary for Node.js {node_version()} on "
-        f"{node_platform()}: use python -m ops synth|plan|deploy STACK (or Node.js 20/22 for npx cdktf; README, "
-        "Prerequisites)"]
+    assert result.stderr.splitlines() == [ONE_LINE.format(version=node_version(), platform=node_platform())]
 
 
 def test_any_other_failure_of_the_real_library_is_not_hidden(tmp_path):
-    result = run_guard(tmp_path, binary=True, real_module="throw new Error('broken in another way');")
+    result = run_guard(tmp_path, loadable_binary(), real_module="throw new Error('broken in another way');")
     assert result.returncode == 1 and "broken in another way" in result.stderr
 
 
