@@ -130,7 +130,6 @@ class BootstrapStack(TerraformStack):
                 "kms_key_id": state.kms_alias,
                 "dynamodb_table": table,
                 "use_lockfile": True,
-                "keys": {**{baseline.stack_name: baseline.state_key for baseline in project.baselines},
-                         **{env.name: env.state_key for env in project.environments}},
+                "keys": project.state_keys,
             },
         )

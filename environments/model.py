@@ -244,6 +244,12 @@ class ProjectConfig:
         return (BOOTSTRAP_STACK, *(baseline.stack_name for baseline in self.baselines),
                 *(env.name for env in self.environments))
 
+    @property
+    def state_keys(self) -> dict[str, str]:
+        """State key of every stack kept in the state bucket, by stack name (the bootstrap's own is apart)."""
+        return {**{baseline.stack_name: baseline.state_key for baseline in self.baselines},
+                **{env.name: env.state_key for env in self.environments}}
+
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
             if env.name == name:

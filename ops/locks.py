@@ -100,8 +100,7 @@ def s3_lock_files(s3, bucket: str) -> list[HeldLock]:
 def state_paths(project: ProjectConfig) -> dict[str, str]:
     """Stack name by "<bucket>/<state key>", for every stack whose state lives in the bucket."""
     bucket = project.state.bucket
-    paths = {f"{bucket}/{env.state_key}": env.name for env in project.environments}
-    paths.update({f"{bucket}/{baseline.state_key}": baseline.stack_name for baseline in project.baselines})
+    paths = {f"{bucket}/{key}": name for name, key in project.state_keys.items()}
     paths[f"{bucket}/{project.state.bootstrap_key}"] = BOOTSTRAP_STACK  # bootstrap_state_in_bucket
     return paths
 

@@ -18,7 +18,12 @@ class EnvironmentStackBase(TerraformStack):
         self.env = env
         self.tags = required_tags(environment=env.name, application=env.application,
                                   owner=env.owner, cost_center=env.cost_center)
-        self.provider = aws_provider(self, region=env.region, account_id=env.account_id,
-                                     tags=self.tags, emulator=project.emulator)
+        self.project = project
+        self.provider = self.region_provider(env.region)
         s3_backend(self, state=project.state, key=env.state_key, emulator=project.emulator)
         RequiredTags.enforce(self, self.tags)
+
+    def region_provider(self, region: str, alias: str | None = None):
+        """An AWS provider of this environment's account in `region`: every provider of the stack is made here."""
+        return aws_provider(self, region=region, account_id=self.env.account_id, tags=self.tags,
+                            emulator=self.project.emulator, alias=alias)

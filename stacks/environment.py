@@ -9,7 +9,6 @@ from constructs import Construct
 
 from core.account import look_up_account
 from core.aws import aws
-from core.provider import aws_provider
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
 from modules.backup import Backup, BackupCopy, BackupProps
@@ -62,11 +61,9 @@ class EnvironmentStack(EnvironmentStackBase):
             logs_kms_key_arn=self.logs_key.arn)) if env.features.tracing else None
         self.api = self._api(env)
         self.database_bootstrap = self._database_bootstrap(env)
-        self.us_east_1 = aws_provider(self, region="us-east-1", account_id=env.account_id, tags=self.tags,
-                                      emulator=project.emulator, alias="us_east_1")
+        self.us_east_1 = self.region_provider("us-east-1", alias="us_east_1")
         # The disaster-recovery region's provider, only where configuration names one.
-        self.dr = aws_provider(self, region=env.dr.region, account_id=env.account_id, tags=self.tags,
-                               emulator=project.emulator, alias="dr") if env.dr else None
+        self.dr = self.region_provider(env.dr.region, alias="dr") if env.dr else None
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
         self.frontend = self._frontend(env)
         self.observability = self._observability(env)
