@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parent
 OUTDIR_VARIABLE = "CDKTF_OUTDIR"
 # Points every provider and backend at a local AWS emulator (e.g. http://127.0.0.1:5000).
 EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
+# `plan` synthesizes for the read-only identities (CI plan roles, read-only state roles; run plans with
+# -lock=false); unset or `deploy` for deploying. Only matters with per-stack state isolation (docs/deployment.md).
+ACCESS_VARIABLE = "INFRA_ACCESS"
 # The stacks to synthesize when no argument names them (how the cdktf CLI's users select stacks).
 STACKS_VARIABLE = "INFRA_STACKS"
 USAGE = "usage: python main.py [STACK ...] (or INFRA_STACKS=STACK,... for the cdktf CLI)"
@@ -48,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # jsii prints a multi-line banner about Node 20's end of life on every run; it is not ours to act on.
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from environments.loader import ConfigError, load_project
+    from environments.loader import ConfigError, load_project, parse_access
 
     try:
-        project = load_project(ROOT / "environments", os.environ.get(EMULATOR_VARIABLE))
+        project = load_project(ROOT / "environments", os.environ.get(EMULATOR_VARIABLE),
+                               parse_access(os.environ.get(ACCESS_VARIABLE)))
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2

@@ -13,11 +13,22 @@ from __future__ import annotations
 from cdktf import LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
 from constructs import Construct
 
+from bootstrap.access import (
+    StackPrincipals,
+    StateRoles,
+    admitted_principals,
+    bucket_boundary,
+    key_boundary,
+    replica_admitted,
+    replication_role_name,
+)
+from bootstrap.ci import CiIdentities
+from core.access import AssumedRole, role_arn, session
 from core.account import look_up_account
 from core.aws import aws
 from core.provider import aws_provider, required_tags, s3_backend
 from core.tagging import RequiredTags
-from environments.model import BOOTSTRAP_STACK, ProjectConfig
+from environments.model import BOOTSTRAP_STACK, Access, ProjectConfig
 from modules.kms_key import KmsKey, KmsKeyProps
 from modules.replication import BucketReplication, ReplicationProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
@@ -43,15 +54,20 @@ class BootstrapStack(TerraformStack):
             LocalBackend(self, path=LOCAL_STATE_PATH)
         tags = required_tags(environment="shared", application=project.application,
                              owner=project.owner, cost_center=project.cost_center)
-        aws_provider(self, region=state.region, account_id=project.account_id, tags=tags, emulator=project.emulator)
+        self.account_id = state.account_id or project.account_id
+        self.tags = tags
+        self._account_providers: dict[str, object] = {}
+        aws_provider(self, region=state.region, account_id=self.account_id, tags=tags, emulator=project.emulator)
         RequiredTags.enforce(self, tags)
         account = self.account = look_up_account(self)
         self.project = project
+        admitted = admitted_principals(project) if state.isolated else ()
         key = KmsKey(self, "state-key", KmsKeyProps(
             account=account,
             alias=state.kms_alias,
             description=f"Encrypts the Terraform state and locks of {project.application}",
             prevent_destroy=True,  # losing this key makes every state file unreadable
+            policy_statements=(key_boundary(admitted),) if admitted else (),
         ))
         # S3 can deliver server access logs only to an SSE-S3 bucket, hence no CMK here.
         access_logs = SecureBucket(self, "access-logs", SecureBucketProps(
@@ -67,20 +83,55 @@ class BootstrapStack(TerraformStack):
             noncurrent_version_days=state.noncurrent_version_days,
             prevent_destroy=True,
             access_log_bucket=access_logs,
+            policy_statements=(bucket_boundary(f"arn:{account.partition}:s3:::{state.bucket}", admitted),)
+            if admitted else (),
         ))
         if state.replica_region:
             self._replica(bucket, key.arn, aws_provider(
-                self, region=state.replica_region, account_id=project.account_id, tags=tags,
+                self, region=state.replica_region, account_id=self.account_id, tags=tags,
                 emulator=project.emulator, alias="replica"))
         table = self._lock_table(state.lock_table, key.arn)
+        if state.isolated:
+            self._isolation(key.arn)
         self._outputs(project, bucket.name, table.name, key.arn)
+
+    def _isolation(self, key_arn: str) -> None:
+        """Per-stack state roles, trusted by each stack's deployers and planners (and CI's entry roles)."""
+        project = self.project
+        ci = CiIdentities(self, "ci", project=project, account_provider=self._account_provider) if project.ci else None
+        principals = {baseline.stack_name: StackPrincipals(*(((baseline.deploy_role_arn,),) * 2))
+                      for baseline in project.baselines if baseline.deploy_role_arn}
+        for env in project.environments:
+            if ci:
+                principals[env.name] = StackPrincipals((ci.entry_arns[(env.name, Access.DEPLOY)],),
+                                                       (ci.entry_arns[(env.name, Access.PLAN)],))
+            elif env.deploy_role_arn:
+                principals[env.name] = StackPrincipals((env.deploy_role_arn,), (env.deploy_role_arn,))
+        roles = StateRoles(self, "state-roles", project=project, key_arn=key_arn, principals=principals)
+        TerraformOutput(self, "state_roles", description="Each stack's state roles (read-write, read-only)",
+                        value={stack: {str(access): roles.arns[(stack, access)] for access in Access}
+                               for stack in project.state_keys})
+
+    def _account_provider(self, account_id: str):
+        """The default provider for the state account; another account through its administrator role, once."""
+        if account_id == self.account_id:
+            return None
+        alias = f"account_{account_id}"
+        if alias not in self._account_providers:
+            project = self.project
+            admin = role_arn(project.partition, account_id, project.ci.account_access_role)
+            self._account_providers[alias] = aws_provider(
+                self, region=project.state.region, account_id=account_id, tags=self.tags, emulator=project.emulator,
+                alias=alias, role=AssumedRole(admin, session(project, STACK_NAME)))
+        return self._account_providers[alias]
 
     def _replica(self, bucket: SecureBucket, kms_key_arn: str, provider) -> None:
         """The state bucket's replica, as hardened as the bucket: own CMK, versioning, prevent_destroy, logs."""
         state, account = self.project.state, self.account
+        admitted = replica_admitted(self.project) if state.isolated else ()
         key = KmsKey(self, "replica-key", KmsKeyProps(
             account=account, alias=f"alias/{self.project.application}-state-replica", provider=provider,
-            prevent_destroy=True,
+            prevent_destroy=True, policy_statements=(key_boundary(admitted),) if admitted else (),
             description=f"Encrypts the replica of the Terraform state of {self.project.application} in "
                         f"{state.replica_region}"))
         logs = SecureBucket(self, "replica-access-logs", SecureBucketProps(
@@ -90,9 +141,11 @@ class BootstrapStack(TerraformStack):
         replica = SecureBucket(self, "state-replica", SecureBucketProps(
             name=f"{state.bucket}{REPLICA_SUFFIX}", kms_key_arn=key.arn,
             noncurrent_version_days=state.noncurrent_version_days, prevent_destroy=True,
-            access_log_bucket=logs, provider=provider))
+            access_log_bucket=logs, provider=provider,
+            policy_statements=(bucket_boundary(f"arn:{account.partition}:s3:::{state.bucket}{REPLICA_SUFFIX}",
+                                              admitted),) if admitted else ()))
         BucketReplication(self, "state-replication", ReplicationProps(
-            name=f"{self.project.application}-state-replication", account=account,
+            name=replication_role_name(self.project), account=account,
             source=bucket, source_region=state.region, source_kms_key_arn=kms_key_arn,
             replica=replica, replica_region=state.replica_region, replica_kms_key_arn=key.arn))
         TerraformOutput(self, "state_replica_bucket", value=replica.name,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cdktf import S3Backend, S3BackendEndpointConfig, TerraformStack
+from cdktf import S3Backend, S3BackendAssumeRoleConfig, S3BackendEndpointConfig, TerraformStack
 
+from core.access import AssumedRole
 from core.aws import aws
 from environments.model import EmulatorConfig, StateBackendConfig
 
@@ -43,8 +44,9 @@ def aws_provider(
     tags: Mapping[str, str],
     emulator: EmulatorConfig | None,
     alias: str | None = None,
+    role: AssumedRole | None = None,
 ):
-    """Configure the AWS provider: region, account guard, default tags and emulator endpoints."""
+    """Configure the AWS provider: region, account guard, the role it assumes, default tags, emulator endpoints."""
     provider = aws.provider
     emulation = {}
     if emulator:
@@ -62,18 +64,28 @@ def aws_provider(
         region=region,
         alias=alias,
         allowed_account_ids=[account_id] if account_id else None,
+        assume_role=[provider.AwsProviderAssumeRole(role_arn=role.role_arn, session_name=role.session_name)]
+        if role else None,
         default_tags=[provider.AwsProviderDefaultTags(tags=dict(tags))],
         **emulation,
     )
 
 
 def s3_backend(stack: TerraformStack, *, state: StateBackendConfig, key: str,
-               emulator: EmulatorConfig | None) -> S3Backend:
+               emulator: EmulatorConfig | None, role: AssumedRole | None = None) -> S3Backend:
     """S3 state with both lock mechanisms: S3 lock files (Terraform >= 1.10) and DynamoDB.
 
     Keeping the DynamoDB table alongside `use_lockfile` is Terraform's documented migration path:
-    every client honours whichever lock it knows, so older CLIs on the team stay safe.
+    every client honours whichever lock it knows, so older CLIs on the team stay safe. With a state
+    role (per-stack isolation), workspaces are kept under the stack's own prefix too, because the role
+    may list nothing else and Terraform lists the workspace prefix on every init.
     """
+    isolation = {}
+    if role:
+        isolation = {
+            "assume_role": S3BackendAssumeRoleConfig(role_arn=role.role_arn, session_name=role.session_name),
+            "workspace_key_prefix": f"{key.rsplit('/', 1)[0]}/env:",
+        }
     emulation = {}
     if emulator:
         endpoint = emulator.endpoint
@@ -93,6 +105,7 @@ def s3_backend(stack: TerraformStack, *, state: StateBackendConfig, key: str,
         encrypt=True,
         kms_key_id=state.kms_alias,
         dynamodb_table=state.lock_table,
+        **isolation,
         **emulation,
     )
     # cdktf 0.21 predates `use_lockfile`; the override writes it into the backend block verbatim.

@@ -21,8 +21,10 @@ from typing import Any
 
 from environments.model import (
     BOOTSTRAP_STACK,
+    Access,
     ApiConfig,
     BaselineConfig,
+    CiConfig,
     CostConfig,
     DatabaseConfig,
     DisasterRecoveryConfig,
@@ -49,6 +51,12 @@ APPLICATION_RE = re.compile(r"^(?!.*--)[a-z][a-z0-9-]{0,18}[a-z0-9]$")
 # [0-9], not \d: in str patterns \d also matches other scripts' digits ("١٢٣..."), which AWS rejects.
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+# An IAM role ARN (IAM User Guide, "IAM identifiers"): partition, account, optional path, name of 1-64 characters.
+ROLE_ARN_RE = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
+ROLE_ARN_RULE = "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+# A GitHub repository, `owner/name` (GitHub's own limits: owner 39 characters, name 100).
+REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
 TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -437,6 +445,19 @@ def _dr(section: _Section, region: str) -> DisasterRecoveryConfig | None:
     return result
 
 
+def _role_in_account(section: _Section, key: str, account_id: str | None) -> str | None:
+    """An optional role ARN that must live in the account the same table names (so it needs `account_id`)."""
+    arn = section.string(key, ROLE_ARN_RE, ROLE_ARN_RULE, optional=True)
+    if arn is None:
+        return None
+    if account_id is None:
+        raise section.fail(key, "needs account_id in the same table: a role is assumed in a known account")
+    found = ROLE_ARN_RE.fullmatch(arn).group(2)
+    if found != account_id:
+        raise section.fail(key, f"must be a role in account_id {account_id} (got one in {found})")
+    return arn
+
+
 def _tag_fields(section: _Section) -> tuple[str, str, str, str | None]:
     return (
         section.string("application", APPLICATION_RE,
@@ -481,6 +502,7 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
         frontend=_frontend(section.table("frontend", optional=True)),
         tracing=_tracing(section.table("tracing", optional=True)),
         dr=_dr(section.table("dr", optional=True), region),
+        deploy_role_arn=_role_in_account(section, "deploy_role_arn", account_id),
     )
     section.done()
     _check_production_rules(env, section)
@@ -538,9 +560,24 @@ def _state(section: _Section) -> StateBackendConfig:
         noncurrent_version_days=section.integer("noncurrent_version_days", 1, 3650),
         bootstrap_state_in_bucket=section.boolean("bootstrap_state_in_bucket", default=False),
         replica_region=_second_region(section, "replica_region", region, "state.region", optional=True),
+        account_id=section.string("account_id", ACCOUNT_RE, "must be a 12-digit AWS account id", optional=True),
+        administrators=_administrators(section),
     )
     section.done()
+    if result.account_id and not result.administrators:
+        raise section.fail("administrators", "is required with account_id: the state bucket and key admit only "
+                                             "the stacks' state roles and these roles")
+    for index, arn in enumerate(result.administrators):
+        if not result.account_id:
+            raise section.fail("administrators", "needs account_id: administrators are roles of the state account")
+        if ROLE_ARN_RE.fullmatch(arn).group(2) != result.account_id:
+            raise section.fail(f"administrators[{index}]", f"must be a role in the state account "
+                                                           f"{result.account_id} (got {arn})")
     return result
+
+
+def _administrators(section: _Section) -> tuple[str, ...]:
+    return section.string_list("administrators", ROLE_ARN_RE, ROLE_ARN_RULE) if section.has("administrators") else ()
 
 
 def _baseline(section: _Section) -> BaselineConfig:
@@ -553,6 +590,7 @@ def _baseline(section: _Section) -> BaselineConfig:
         log_retention_days=section.choice("log_retention_days", LOG_RETENTION_DAYS),
         xray_encryption=section.boolean("xray_encryption", default=False),
     )
+    result = replace(result, deploy_role_arn=_role_in_account(section, "deploy_role_arn", result.account_id))
     section.done()
     if not (result.config or result.cloudtrail or result.xray_encryption):
         raise section.fail("config", "must be true when cloudtrail and xray_encryption are false: the baseline "
@@ -619,6 +657,14 @@ def _check_across(project_label: str, application: str, envs: list[EnvironmentCo
                                   f"{other.network.cidr} in {other.source})")
 
 
+def parse_access(value: str | None) -> Access:
+    """INFRA_ACCESS: which identities to synthesize for (unset: deploying)."""
+    try:
+        return Access(value or Access.DEPLOY)
+    except ValueError:
+        raise ConfigError("INFRA_ACCESS", "", f"must be one of {', '.join(Access)} (got {value!r})") from None
+
+
 def _emulator(endpoint: str | None) -> EmulatorConfig | None:
     if not endpoint:
         return None
@@ -645,7 +691,64 @@ def _reject_foreign_config_files(directory: Path, label: Callable[[Path], str]) 
                                                f"{directory.name}/)")
 
 
-def load_project(directory: Path, emulator_endpoint: str | None = None) -> ProjectConfig:
+def _ci(section: _Section) -> CiConfig | None:
+    if not section.present:
+        return None
+    access_role = section.string("account_access_role", ROLE_NAME_RE, "must be an IAM role name", optional=True)
+    result = CiConfig(
+        repository=section.string("repository", REPOSITORY_RE, "must be a GitHub repository as owner/name"),
+        account_access_role=access_role or CiConfig.account_access_role,
+    )
+    section.done()
+    return result
+
+
+def _configured_arns(state: StateBackendConfig, baselines, envs) -> list[tuple[str, str, str]]:
+    """(file label, field, ARN) of every role ARN in the configuration."""
+    found = [("", f"state.administrators[{index}]", arn) for index, arn in enumerate(state.administrators)]
+    found += [("", f"baseline[{index}].deploy_role_arn", baseline.deploy_role_arn)
+              for index, baseline in enumerate(baselines) if baseline.deploy_role_arn]
+    found += [(env.source, "deploy_role_arn", env.deploy_role_arn) for env in envs if env.deploy_role_arn]
+    return found
+
+
+def _arn_partition(project_label: str, state: StateBackendConfig, baselines, envs) -> str:
+    """Every ARN in one partition: a role in aws-cn cannot be assumed from aws, nor state kept across them."""
+    partition = None
+    for file, field, arn in _configured_arns(state, baselines, envs):
+        found = ROLE_ARN_RE.fullmatch(arn).group(1)
+        if partition is None:
+            partition = found
+        elif found != partition:
+            raise ConfigError(file or project_label, field, f"must be in the partition of the other role ARNs "
+                                                            f"({partition}), got {found}")
+    return partition or "aws"
+
+
+def _with_ci_roles(project_label: str, ci: CiConfig | None, state: StateBackendConfig, application: str,
+                   partition: str, envs: list[EnvironmentConfig]) -> list[EnvironmentConfig]:
+    """With `[ci]`, each environment is deployed as the deploy role the bootstrap creates in its account."""
+    if ci is None:
+        return envs
+    if not state.account_id:
+        raise ConfigError(project_label, "ci", "needs state.account_id: CI plans reach the state only through "
+                                               "read-only state roles")
+    result = []
+    for env in envs:
+        if env.account_id is None:
+            raise ConfigError(env.source, "account_id", "is required with [ci] in "
+                                                        f"{project_label}: the bootstrap creates this environment's "
+                                                        "CI roles in its account")
+        expected = f"arn:{partition}:iam::{env.account_id}:role/{application}-{env.name}-deploy"
+        if env.deploy_role_arn not in (None, expected):
+            raise ConfigError(env.source, "deploy_role_arn", f"must be {expected} with [ci] (the deploy role the "
+                                                             f"bootstrap creates), or left out")
+        result.append(replace(env, deploy_role_arn=expected))
+    return result
+
+
+def load_project(directory: Path, emulator_endpoint: str | None = None,
+                 access: Access = Access.DEPLOY) -> ProjectConfig:
     """Load `project.toml` and every environment file in `directory`, validating all of it.
 
     File names in errors are shown relative to the folder's parent (`environments/dev.toml`),
@@ -662,6 +765,7 @@ def load_project(directory: Path, emulator_endpoint: str | None = None) -> Proje
     application, owner, cost_center, account_id = _tag_fields(section)
     state = _state(section.table("state"))
     baselines = _baselines(section, project_label)
+    ci = _ci(section.table("ci", optional=True))
     section.done()
     _reject_foreign_config_files(directory, label)
     env_paths = sorted(p for p in directory.glob(f"*{ENVIRONMENT_SUFFIX}") if p.name != PROJECT_FILE)
@@ -669,6 +773,8 @@ def load_project(directory: Path, emulator_endpoint: str | None = None) -> Proje
         raise ConfigError(str(directory.name), "", "holds no environment file (<name>.toml)")
     envs = [load_environment(path, label(path)) for path in env_paths]
     _check_across(project_label, application, envs)
+    partition = _arn_partition(project_label, state, baselines, envs)
+    envs = _with_ci_roles(project_label, ci, state, application, partition, envs)
     return ProjectConfig(
         source=project_label,
         application=application,
@@ -679,4 +785,7 @@ def load_project(directory: Path, emulator_endpoint: str | None = None) -> Proje
         environments=tuple(envs),
         emulator=_emulator(emulator_endpoint),
         baselines=baselines,
+        ci=ci,
+        partition=partition,
+        access=access,
     )

@@ -140,6 +140,8 @@ class EnvironmentConfig:
     tracing: TracingConfig = field(default_factory=TracingConfig)
     # Disaster recovery in a second region; None keeps everything in `region`.
     dr: DisasterRecoveryConfig | None = None
+    # The role every AWS provider of the stack assumes in `account_id`; None: the caller's own credentials.
+    deploy_role_arn: str | None = None
 
     @property
     def backup_schedule(self) -> str:
@@ -169,6 +171,16 @@ class StateBackendConfig:
     bootstrap_state_in_bucket: bool = False
     # A second region the state bucket replicates to (`<bucket>-replica`, its own key); None: no replica.
     replica_region: str | None = None
+    # The account holding the state. Set, it turns on per-stack state isolation (bootstrap/access.py):
+    # each stack reaches its own state only through its own role there, and the bucket and key admit
+    # only those roles and `administrators`.
+    account_id: str | None = None
+    # Roles of the state account that keep full access to every state file (break glass, the bootstrap's deployers).
+    administrators: tuple[str, ...] = ()
+
+    @property
+    def isolated(self) -> bool:
+        return self.account_id is not None
 
     @property
     def bootstrap_key(self) -> str:
@@ -201,6 +213,8 @@ class BaselineConfig:
     # Global resource types (IAM) are recorded in one region per account only, or every region
     # would record them again: the first baseline of the account with config = true.
     record_global_resources: bool = False
+    # The role the baseline's provider assumes in `account_id`; None: the caller's own credentials.
+    deploy_role_arn: str | None = None
 
     @property
     def stack_name(self) -> str:
@@ -225,6 +239,24 @@ class EmulatorConfig:
 
 
 @dataclass(frozen=True)
+class CiConfig:
+    """GitHub Actions identities the bootstrap creates (`[ci]` in project.toml): OIDC-trusted roles per environment."""
+
+    # `owner/name` of the one repository whose workflows may assume the roles.
+    repository: str
+    # The administrator role the bootstrap assumes in each environment account other than the state account
+    # (AWS Organizations creates `OrganizationAccountAccessRole` in every account it creates).
+    account_access_role: str = "OrganizationAccountAccessRole"
+
+
+class Access(StrEnum):
+    """Which identities a synthesis is for: deploying (read-write), or planning (read-only state, no locks)."""
+
+    DEPLOY = "deploy"
+    PLAN = "plan"
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """Everything `main.py` synthesizes: shared settings plus every environment."""
 
@@ -237,6 +269,10 @@ class ProjectConfig:
     environments: tuple[EnvironmentConfig, ...]
     emulator: EmulatorConfig | None = field(default=None)
     baselines: tuple[BaselineConfig, ...] = ()
+    ci: CiConfig | None = None
+    # The partition of every ARN in the configuration (the loader checks they agree).
+    partition: str = "aws"
+    access: Access = Access.DEPLOY
 
     @property
     def stack_names(self) -> tuple[str, ...]:

@@ -82,6 +82,30 @@ PROJECT: dict[str, FieldDoc] = {
         "access logs to `<bucket>-dr-logs`), so a lost region never means lost state.",
         "an AWS region name, not `state.region`, in the same partition; set it whenever an environment has `[dr]`",
         pattern=loader.REGION_RE),
+    "state.account_id": FieldDoc(
+        "The account holding the state (AWS's layout: one account per environment, state in a central one). Set, "
+        "it turns on per-stack state isolation: the bootstrap creates each stack's read-write and read-only state "
+        "roles, every stack's backend assumes its own, and the bucket, replica and keys admit only those roles, "
+        "`state.administrators` and replication (docs/deployment.md, \"One account per environment\").",
+        "12 digits", pattern=loader.ACCOUNT_RE),
+    "state.administrators": FieldDoc(
+        "Roles of the state account that keep access to every state file and may assume every state role "
+        "(the bootstrap's deployers, break glass).",
+        "role ARNs in `state.account_id`; required with it, refused without it", pattern=loader.ROLE_ARN_RE),
+    "ci": FieldDoc("GitHub Actions identities the bootstrap creates (`[ci]`): one OIDC provider, per environment "
+                   "entry roles for deploy jobs and pull-request plans, and the deploy and plan roles in the "
+                   "environment's account (docs/deployment.md)."),
+    "ci.repository": FieldDoc("The one repository, `owner/name`, whose workflows may assume the CI roles.",
+                              "a GitHub repository as owner/name", pattern=loader.REPOSITORY_RE),
+    "ci.account_access_role": FieldDoc(
+        "The administrator role the bootstrap assumes in each environment account other than the state account to "
+        "create the deploy and plan roles there. Default `OrganizationAccountAccessRole` (what AWS Organizations "
+        "creates in accounts it creates).", "an IAM role name", pattern=loader.ROLE_NAME_RE),
+    "partition": FieldDoc("The AWS partition of every ARN.", origin="set by the loader from the configured role "
+                          "ARNs (they must agree); `aws` when none is configured"),
+    "access": FieldDoc("Which identities a synthesis is for: `deploy`, or `plan` (CI plan roles, read-only state "
+                       "roles; plans then run with `-lock=false`).",
+                       origin="the `INFRA_ACCESS` environment variable; unset means `deploy`"),
     "state.noncurrent_version_days": FieldDoc(
         "Days an overwritten state version is kept (how far back a state recovery can go).", minimum=1, maximum=3650),
     "environments": FieldDoc("Every environment.", origin="one `<name>.toml` file per environment next to "
@@ -109,6 +133,11 @@ ENVIRONMENT: dict[str, FieldDoc] = {
                        "an AWS region name", pattern=loader.REGION_RE),
     "account_id": FieldDoc("The environment's AWS account; when set, the provider refuses any other.", "12 digits",
                            pattern=loader.ACCOUNT_RE),
+    "deploy_role_arn": FieldDoc(
+        "The role every AWS provider of the environment's stack assumes (session name `<app>-<env>`). With `[ci]` "
+        "it is the deploy role the bootstrap creates, `<app>-<env>-deploy`, and may be left out.",
+        "a role ARN in this environment's `account_id` (so it needs `account_id`); with `[ci]` exactly the "
+        "bootstrap's deploy role", pattern=loader.ROLE_ARN_RE),
     "application": FieldDoc("Application name.", "must equal `application` in `project.toml`",
                             pattern=loader.APPLICATION_RE),
     "owner": FieldDoc("`Owner` tag on every resource.", _TAG_RULE, pattern=loader.TAG_VALUE_RE),
@@ -234,6 +263,9 @@ BASELINE: dict[str, FieldDoc] = {
                              "at least one, no repeats, each an e-mail address", pattern=loader.EMAIL_RE),
     "log_retention_days": FieldDoc("Retention of the trail's log group.", "a retention CloudWatch Logs accepts",
                                    choices=loader.LOG_RETENTION_DAYS),
+    "deploy_role_arn": FieldDoc("The role the baseline's provider assumes in its account.",
+                                "a role ARN in this baseline's `account_id` (so it needs `account_id`)",
+                                pattern=loader.ROLE_ARN_RE),
     "xray_encryption": FieldDoc("Encrypt every X-Ray trace of this account and region with a customer-managed "
                                 "key made here (X-Ray's encryption setting exists once per account and region)."),
     "record_global_resources": FieldDoc(
@@ -264,6 +296,9 @@ CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (ENVIRONMENT_SCOPE, ("application",), "every environment's `application` equals `project.toml`'s"),
     (ENVIRONMENT_SCOPE, ("domain",), "no two environments share a `domain`"),
     (ENVIRONMENT_SCOPE, ("network.cidr",), "no two environments' `network.cidr` overlap"),
+    (PROJECT_SCOPE, ("ci", "state.account_id"), "`[ci]` requires `state.account_id` (plans reach the state only "
+     "through read-only state roles) and `account_id` in every environment"),
+    (PROJECT_SCOPE, ("partition",), "every role ARN in the configuration is in one partition"),
     (BASELINE_SCOPE, ("region", "account_id"), "no two baselines share an account and `region`: AWS Config and "
      "CloudTrail exist once per account and region (environments without `account_id` share one account)"),
     (BASELINE_SCOPE, ("cloudtrail", "account_id"), "`cloudtrail = true` on at most one baseline per account: "

@@ -57,6 +57,8 @@ class KmsKeyProps:
     # The policy as its own resource (aws_kms_key_policy): for a key whose grants name a resource that
     # is created later (a CloudFront distribution), so the key and everything it encrypts need not wait.
     separate_policy: bool = False
+    # Further key policy statements, as key policy JSON objects (for example a deny that bounds who uses the key).
+    policy_statements: tuple[dict, ...] = ()
 
 
 class KmsKey(Construct):
@@ -91,6 +93,7 @@ class KmsKey(Construct):
             if grant.conditions:
                 grant_statement["Condition"] = self._conditions(grant, account.id, account.partition)
             statements.append(grant_statement)
+        statements.extend(props.policy_statements)
         policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
         self.key = aws.kms_key.KmsKey(
             self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cdktf import TerraformStack
 from constructs import Construct
 
+from core.access import backend_role, provider_role, stack_account
 from core.provider import aws_provider, required_tags, s3_backend
 from core.tagging import RequiredTags
 from environments.model import EnvironmentConfig, ProjectConfig
@@ -20,10 +21,12 @@ class EnvironmentStackBase(TerraformStack):
                                   owner=env.owner, cost_center=env.cost_center)
         self.project = project
         self.provider = self.region_provider(env.region)
-        s3_backend(self, state=project.state, key=env.state_key, emulator=project.emulator)
+        s3_backend(self, state=project.state, key=env.state_key, emulator=project.emulator,
+                   role=backend_role(project, env.name))
         RequiredTags.enforce(self, self.tags)
 
     def region_provider(self, region: str, alias: str | None = None):
         """An AWS provider of this environment's account in `region`: every provider of the stack is made here."""
-        return aws_provider(self, region=region, account_id=self.env.account_id, tags=self.tags,
-                            emulator=self.project.emulator, alias=alias)
+        project, env = self.project, self.env
+        return aws_provider(self, region=region, account_id=stack_account(project, env), tags=self.tags,
+                            emulator=project.emulator, alias=alias, role=provider_role(project, env.name, env))

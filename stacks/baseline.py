@@ -14,6 +14,7 @@ from __future__ import annotations
 from cdktf import TerraformOutput, TerraformStack
 from constructs import Construct
 
+from core.access import backend_role, provider_role, stack_account
 from core.account import look_up_account
 from core.aws import aws
 from core.provider import aws_provider, required_tags, s3_backend
@@ -38,9 +39,10 @@ class BaselineStack(TerraformStack):
         self.baseline = baseline
         tags = required_tags(environment=SHARED_ENVIRONMENT_TAG, application=project.application,
                              owner=project.owner, cost_center=project.cost_center)
-        aws_provider(self, region=baseline.region, account_id=baseline.account_id, tags=tags,
-                     emulator=project.emulator)
-        s3_backend(self, state=project.state, key=baseline.state_key, emulator=project.emulator)
+        aws_provider(self, region=baseline.region, account_id=stack_account(project, baseline), tags=tags,
+                     emulator=project.emulator, role=provider_role(project, baseline.stack_name, baseline))
+        s3_backend(self, state=project.state, key=baseline.state_key, emulator=project.emulator,
+                   role=backend_role(project, baseline.stack_name))
         RequiredTags.enforce(self, tags)
         self.account = look_up_account(self)
         self.name_prefix = f"{project.application}-{baseline.region}"
