@@ -533,7 +533,31 @@ def configurations(draw, min_environments: int = 1, max_environments: int = 4) -
         name: draw(environment_documents(name=name, application=project["application"], cidr=cidr, domain=host))
         for name, cidr, host in zip(names, cidrs, hosts, strict=True)
     }
+    layout = draw(st.sampled_from(("one state account", "isolated state", "isolated state with CI")))
+    if layout != "one state account":
+        draw(multi_account(project, environments, ci=layout.endswith("CI")))
     return RawConfig(project, environments)
+
+
+def role(account_id: str, name: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{name}"
+
+
+@st.composite
+def multi_account(draw, project: dict[str, Any], environments: dict[str, dict[str, Any]], ci: bool) -> None:
+    """Per-stack state isolation in a state account, with or without [ci]; deploy roles where accounts are named."""
+    state_account = draw(account_ids())
+    project["state"].update(account_id=state_account, administrators=[role(state_account, "state-admin")])
+    if ci:
+        project["ci"] = {"repository": "example-org/" + project["application"]}
+    for name, document in environments.items():
+        if ci and "account_id" not in document:
+            document["account_id"] = draw(account_ids())
+        if not ci and "account_id" in document and draw(st.booleans()):
+            document["deploy_role_arn"] = role(document["account_id"], f"deployer-{name}")
+    for baseline in project["baseline"]:
+        if "account_id" in baseline and draw(st.booleans()):
+            baseline["deploy_role_arn"] = role(baseline["account_id"], "baseline-deployer")
 
 
 # --- TOML writer ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import cdktf
 import pytest
 from hypothesis import HealthCheck, given, note, seed, settings
 
+from bootstrap.stack import BootstrapStack
 from core.provider import required_tags
 from environments.loader import load_project
 from environments.model import EnvironmentConfig, ProjectConfig
@@ -34,6 +35,7 @@ from tests import (
     service_grant_checks,
     tag_checks,
 )
+from tests.access_checks import check_no_role_reaches_another_stack
 from tests.conftest import resources_of
 from tests.iam_checks import check_key_policy_principals
 from tests.strategies import config_directory, configurations, to_toml
@@ -46,6 +48,24 @@ SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 def synthesize_environment(project: ProjectConfig, env: EnvironmentConfig) -> dict:
     return json.loads(cdktf.Testing.synth(EnvironmentStack(cdktf.Testing.app(), project, env)))
+
+
+def check_provider_roles(project: ProjectConfig, env: EnvironmentConfig, stack: dict) -> None:
+    """Every provider guards the account when known and assumes the deploy role when configured; the backend
+    assumes the stack's own state role exactly when the state is isolated."""
+    account = env.account_id or project.account_id
+    for provider in stack["provider"]["aws"]:
+        assert provider.get("allowed_account_ids") == ([account] if account else None)
+        expected = [{"role_arn": env.deploy_role_arn, "session_name": f"{env.application}-{env.name}"}]
+        assert provider.get("assume_role") == (expected if env.deploy_role_arn else None)
+    backend = stack["terraform"]["backend"]["s3"]
+    assert ("assume_role" in backend) == project.state.isolated
+    if project.state.isolated:
+        assert backend["assume_role"]["role_arn"].endswith(f"/terraform-state/{env.application}-{env.name}-rw")
+
+
+def synthesize_bootstrap(project: ProjectConfig) -> dict:
+    return json.loads(cdktf.Testing.synth(BootstrapStack(cdktf.Testing.app(), project)))
 
 
 def generated(config) -> tuple[ProjectConfig, dict[str, dict]]:
@@ -185,13 +205,14 @@ def toggle_values(env: EnvironmentConfig) -> dict[str, object]:
 
 def project_values(project: ProjectConfig) -> dict[str, object]:
     """What every shard must see both ways at the project level: account baselines, the state's replica."""
-    return {"baselines": bool(project.baselines), "state_replica": project.state.replica_region is not None}
+    return {"baselines": bool(project.baselines), "state_replica": project.state.replica_region is not None,
+            "state_isolation": project.state.isolated, "ci": project.ci is not None}
 
 
 # Every toggle the coverage must see both ways (toggle_values and project_values name them).
 COVERED = ("az_count", "waf", "cache", "vpc_interface_endpoints", "tracing", "production", "nat_gateways",
            "fargate_spot", "exec_enabled", "account_id", "zero_readers", "apex_domain", "restored from a snapshot",
-           "baselines", "state_replica")
+           "baselines", "state_replica", "state_isolation", "ci")
 
 
 def check_coverage(dr_variants: set[tuple[bool, bool]], toggles: dict[str, set]) -> None:
@@ -234,8 +255,11 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
         project, stacks = generated(config)  # 10 (synthesis): every configuration synthesizes
         note(f"environments: {[env.source for env in project.environments]}")
         check_isolation(project, stacks)  # 1
+        if project.state.isolated:  # 1 across accounts: no stack's state roles reach another stack's state
+            check_no_role_reaches_another_stack(project, synthesize_bootstrap(project))
         for env in project.environments:
             check_environment(env, stacks[env.name])
+            check_provider_roles(project, env, stacks[env.name])
             dr_variants.add((env.dr is not None, bool(env.dr and env.dr.vault_lock)))
             for name, value in toggle_values(env).items():
                 toggles.setdefault(name, set()).add(value)
