@@ -104,18 +104,21 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "features.waf_rate_limit": INTEGER,
     "tracing": TABLE, "tracing.sampling_rate": NUMBER,
     "dr": TABLE, "dr.region": STRING, "dr.backup_schedule": STRING, "dr.copy_retention_days": INTEGER,
-    "dr.vault_lock": BOOLEAN,
+    "dr.vault_lock": BOOLEAN, "deploy_role_arn": STRING,
 }
 PROJECT_FIELDS: dict[str, str] = {
     "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING, "baseline": TABLE_LIST,
     "state": TABLE, "state.region": STRING, "state.bucket": STRING, "state.lock_table": STRING,
     "state.kms_alias": STRING, "state.noncurrent_version_days": INTEGER, "state.replica_region": STRING,
+    "state.account_id": STRING, "state.administrators": STRING_LIST,
+    "ci": TABLE, "ci.repository": STRING, "ci.account_access_role": STRING,
 }
 # Settings a file may leave out; the keys of an optional table are optional with it when it is absent.
 OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate",
                              "api.exec_enabled", "database.bootstrap_image", "database.restore_from_snapshot",
                              "features.waf_rate_limit", "dr",
-                             "dr.vault_lock", "state.replica_region"})
+                             "dr.vault_lock", "state.replica_region", "deploy_role_arn", "state.account_id",
+                             "state.administrators", "ci", "ci.account_access_role"})
 
 
 def is_optional(dotted: str) -> bool:

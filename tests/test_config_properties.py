@@ -27,6 +27,7 @@ from environments.loader import ConfigError, load_project
 from environments.model import (
     ApiConfig,
     BaselineConfig,
+    CiConfig,
     CostConfig,
     DatabaseConfig,
     DisasterRecoveryConfig,
@@ -123,6 +124,7 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
         cost=CostConfig(**doc["cost"]),
         tracing=TracingConfig(sampling_rate=float(doc["tracing"]["sampling_rate"])),
         dr=DisasterRecoveryConfig(**doc["dr"]) if "dr" in doc else None,
+        deploy_role_arn=doc.get("deploy_role_arn"),
     )
 
 
@@ -137,7 +139,7 @@ def expected_baselines(tables: list[dict[str, Any]]) -> tuple[BaselineConfig, ..
             region=table["region"], account_id=table.get("account_id"), config=table["config"],
             cloudtrail=table["cloudtrail"], alarm_emails=tuple(table["alarm_emails"]),
             log_retention_days=table["log_retention_days"], xray_encryption=table["xray_encryption"],
-            record_global_resources=first))
+            record_global_resources=first, deploy_role_arn=table.get("deploy_role_arn")))
     return tuple(baselines)
 
 
@@ -150,11 +152,21 @@ def expected_project(config: RawConfig, emulator: str | None) -> ProjectConfig:
         owner=doc["owner"],
         cost_center=doc["cost_center"],
         account_id=doc.get("account_id"),
-        state=StateBackendConfig(**doc["state"]),
-        environments=tuple(expected_environment(stem, config.environments[stem]) for stem in stems),
+        state=StateBackendConfig(**{**doc["state"], "administrators": tuple(doc["state"].get("administrators", ()))}),
+        environments=tuple(with_ci_deploy_role(doc, expected_environment(stem, config.environments[stem]))
+                           for stem in stems),
         emulator=EmulatorConfig(emulator.rstrip("/")) if emulator else None,
         baselines=expected_baselines(doc.get("baseline", [])),
+        ci=CiConfig(**doc["ci"]) if "ci" in doc else None,
     )
+
+
+def with_ci_deploy_role(project: dict[str, Any], env: EnvironmentConfig) -> EnvironmentConfig:
+    """With [ci], an environment deploys as the role the bootstrap creates in its account."""
+    if "ci" not in project:
+        return env
+    return dataclasses.replace(env, deploy_role_arn=(
+        f"arn:aws:iam::{env.account_id}:role/{project['application']}-{env.name}-deploy"))
 
 
 def assert_same_types(actual: Any, expected: Any, path: str = "project") -> None:
