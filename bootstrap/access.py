@@ -127,12 +127,17 @@ def state_policy(project: ProjectConfig, state_key: str, key_arn: str, access: A
         lock_items.insert(0, f"{state.bucket}/{state_key}")
     via = [f"s3.{state.region}.amazonaws.com", f"dynamodb.{state.region}.amazonaws.com"]
     statements = [
-        # Terraform docs, "Backend Type: s3", permissions: list the bucket (here only this stack's prefix).
+        # Terraform docs, "Backend Type: s3", permissions: s3:ListBucket limited by s3:prefix to one state's path
+        # (Terraform >= 1.7 lists workspaces under workspace_key_prefix, which the backend keeps in this prefix).
         {"Sid": "ListOwnPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
          "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*"]}}},
         {"Sid": "OwnStateObject", "Effect": "Allow",
          "Action": ["s3:GetObject", "s3:PutObject"] if writes else ["s3:GetObject"],
          "Resource": f"{bucket_arn}/{state_key}"},
+        # What `python -m ops preflight` checks as this role: versioning, default encryption, public access blocks.
+        {"Sid": "StateBucketSettings", "Effect": "Allow",
+         "Action": ["s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetBucketPublicAccessBlock"],
+         "Resource": bucket_arn},
         {"Sid": "LockTable", "Effect": "Allow", "Action": "dynamodb:DescribeTable", "Resource": table_arn},
         # DynamoDB Developer Guide, "Using IAM policy conditions for fine-grained access control" (LeadingKeys).
         {"Sid": "OwnLockItems", "Effect": "Allow",
@@ -145,7 +150,7 @@ def state_policy(project: ProjectConfig, state_key: str, key_arn: str, access: A
          "Resource": key_arn, "Condition": {"StringEquals": {"kms:ViaService": via}}},
     ]
     if writes:
-        statements.insert(2, {"Sid": "OwnLockFile", "Effect": "Allow",
+        statements.insert(3, {"Sid": "OwnLockFile", "Effect": "Allow",
                               "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
                               "Resource": f"{bucket_arn}/{state_key}{LOCK_FILE_SUFFIX}"})
     return {"Version": "2012-10-17", "Statement": statements}

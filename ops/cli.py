@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     plan = _stack_command(commands, "plan", cmd_plan, "terraform plan for one stack, stateful losses flagged")
     plan.add_argument("--no-color", action="store_true", help="plain text output (for CI comments)")
     plan.add_argument("--no-lock", action="store_true",
-                      help="do not take the state lock (read-only credentials, e.g. pull-request plans)")
+                      help="do not take the state lock, and plan as the read-only identities (the plan role, the "
+                           "stack's read-only state role): pull-request plans")
     plan.add_argument("--summary", type=Path, metavar="FILE",
                       help="also write the summary table (Markdown) here (the pull-request comment's start)")
 

@@ -126,7 +126,7 @@ def cmd_deploy_bootstrap(tools: Tools, args: argparse.Namespace) -> int:
 def cmd_plan(tools: Tools, args: argparse.Namespace) -> int:
     """Plan one stack, then summarize it: counts per action, and every stateful resource lost."""
     project, stack = load_target(tools, args.stack)
-    synth(tools, [stack.name])
+    synth(tools, [stack.name], read_only=args.no_lock)  # no lock: read-only credentials, read-only state role
     terraform = terraform_for(tools, stack.name)
     terraform("init", "-input=false")
     options = ["-no-color"] if args.no_color else []

@@ -27,7 +27,7 @@ def cmd_drift(tools: Tools, args: argparse.Namespace) -> int:
         _, stack = load_target(tools, args.stack)
     except UsageError as error:
         raise Refused(str(error)) from None
-    synth(tools, [stack.name])
+    synth(tools, [stack.name], read_only=True)
     terraform = terraform_for(tools, stack.name)
     color = ["-no-color"] if args.no_color else []
     terraform("init", "-input=false", *color)

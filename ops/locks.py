@@ -97,6 +97,28 @@ def s3_lock_files(s3, bucket: str) -> list[HeldLock]:
     return locks
 
 
+def own_locks(s3, dynamodb, project: ProjectConfig, state_key: str) -> list[HeldLock]:
+    """The locks on one state only, read item by item: what a stack's own state role may see."""
+    state = project.state
+    path = f"{state.bucket}/{state_key}"
+    locks = []
+    item = dynamodb.get_item(TableName=state.lock_table, Key={LOCK_HASH_KEY: {"S": path}},
+                             ConsistentRead=True).get("Item")
+    if item and "Info" in item:
+        locks.append(_lock_from(_lock_info(item["Info"].get("S", "")), path, f"DynamoDB table {state.lock_table}"))
+    key = f"{state_key}{LOCK_FILE_SUFFIX}"
+    try:
+        body = s3.get_object(Bucket=state.bucket, Key=key)["Body"].read().decode("utf-8", "replace")
+    except ClientError as error:
+        # A role that may read the lock file but list only a prefix gets 403, not 404, for a missing one
+        # (S3 answers 404 only to callers allowed to list the key): no lock file either way.
+        if error_code(error) not in ("NoSuchKey", "404", "AccessDenied", "403"):
+            raise
+    else:
+        locks.append(_lock_from(_lock_info(body), path, f"S3 lock file s3://{state.bucket}/{key}"))
+    return locks
+
+
 def state_paths(project: ProjectConfig) -> dict[str, str]:
     """Stack name by "<bucket>/<state key>", for every stack whose state lives in the bucket."""
     bucket = project.state.bucket

@@ -9,6 +9,10 @@ baseline, the bootstrap); `deploy` and `destroy` run the same checks first:
    nothing but the operator's care stops production from being applied to the wrong account. This is
    a configuration error (exit 2) for `preflight`, and a failed check for `deploy`;
 1. credentials work (STS GetCallerIdentity);
+1a. with a deploy role (`deploy_role_arn`, or the CI plan role when planning), the credentials can assume
+   it, and the role and its account are named in the report: the account check is then the role's;
+1b. with per-stack state isolation (`state.account_id`), they can assume the stack's state role, and the
+   state checks below run as that role (which sees only its own state and lock items);
 2. the account is the one configured (`account_id` of the environment or baseline, else of project.toml);
 3. (not for the bootstrap, which creates them) the state bucket exists, has versioning Enabled,
    default encryption aws:kms and all four public-access blocks on;
@@ -31,10 +35,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from core.access import AssumedRole
 from environments.loader import ConfigError
 from environments.model import EnvironmentConfig, ProjectConfig
 from ops.errors import EXIT_REFUSED, UsageError
-from ops.locks import LOCK_HASH_KEY, HeldLock, dynamodb_locks, merge_locks, s3_lock_files
+from ops.locks import LOCK_HASH_KEY, HeldLock, dynamodb_locks, merge_locks, own_locks, s3_lock_files
 from ops.locks import error_code as _error_code
 from ops.targets import Kind, Target, resolve
 
@@ -97,6 +102,16 @@ class AwsClients:
                                   config=CLIENT_CONFIG)
 
         return cls(sts=client("sts"), s3=client("s3"), dynamodb=client("dynamodb"))
+
+    def assume(self, project: ProjectConfig, role: AssumedRole) -> AwsClients:
+        """The same clients with `role`'s temporary credentials (STS AssumeRole with these clients' own)."""
+        import boto3
+
+        credentials = self.sts.assume_role(RoleArn=role.role_arn, RoleSessionName=role.session_name)["Credentials"]
+        session = boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"],
+                                        aws_secret_access_key=credentials["SecretAccessKey"],
+                                        aws_session_token=credentials["SessionToken"])
+        return AwsClients.for_project(project, session)
 
 
 # Every error an AWS call can raise that is the environment's fault, not a bug: shown as one line.
@@ -278,6 +293,19 @@ def _check_unlocked(stack: Target, project: ProjectConfig, locks: Sequence[HeldL
         checks.passed("state lock", f"no lock held on {state}")
 
 
+def _assumed(project: ProjectConfig, clients: AwsClients, role: AssumedRole, name: str,
+             checks: _Checks) -> AwsClients | None:
+    """`role`'s clients, with the check named `name` passed (role and account named) or failed."""
+    try:
+        assumed = clients.assume(project, role)
+        identity = assumed.sts.get_caller_identity()
+    except (ClientError, BotoCoreError) as error:
+        checks.failed(name, f"cannot assume {role.role_arn}: {describe_error(error)}")
+        return None
+    checks.passed(name, f"assumed {role.role_arn} as session {role.session_name} (account {identity['Account']})")
+    return assumed
+
+
 def run_preflight(project: ProjectConfig, stack_name: str, clients: AwsClients | None = None) -> PreflightResult:
     """Every check for deploying the stack `stack_name` (the bootstrap with local state: the account checks)."""
     stack = resolve(project, stack_name)
@@ -291,9 +319,18 @@ def run_preflight(project: ProjectConfig, stack_name: str, clients: AwsClients |
     account = check_identity(clients, checks)
     if account is None:
         return PreflightResult(stack.name, None, tuple(checks.results))
+    if stack.deploy_role:
+        deployer = _assumed(project, clients, stack.deploy_role, "deploy role", checks)
+        if deployer is None:
+            return PreflightResult(stack.name, None, tuple(checks.results))
+        account = deployer.sts.get_caller_identity()["Account"]
     check_account(account, stack.account_id, stack.account_source, checks)
     if stack.state_key is None:
         return PreflightResult(stack.name, account, tuple(checks.results))
+    if stack.state_role:
+        clients = _assumed(project, clients, stack.state_role, "state role", checks)
+        if clients is None:
+            return PreflightResult(stack.name, account, tuple(checks.results))
 
     state = project.state
     s3 = clients.s3
@@ -303,7 +340,10 @@ def run_preflight(project: ProjectConfig, stack_name: str, clients: AwsClients |
         checks.run("state bucket encryption", lambda: _kms_encryption(s3, state.bucket))
         checks.run("state bucket public access", lambda: _public_access_blocked(s3, state.bucket))
     table_ok = checks.run("lock table", lambda: _lock_table(clients.dynamodb, state.lock_table))
-    locks = _held_locks(clients, project, checks, bucket_ok, table_ok)
+    if stack.state_role:  # the state role sees its own lock items only
+        locks = merge_locks(own_locks(clients.s3, clients.dynamodb, project, stack.state_key), project)
+    else:
+        locks = _held_locks(clients, project, checks, bucket_ok, table_ok)
     _check_unlocked(stack, project, locks, checks)
     warnings = certificate_warnings(env) if stack.kind is Kind.ENVIRONMENT else ()
     return PreflightResult(stack.name, account, tuple(checks.results), locks, warnings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.access import AssumedRole, backend_role, provider_role
 from environments.model import BOOTSTRAP_STACK, EnvironmentConfig, ProjectConfig
 
 
@@ -34,6 +35,9 @@ class Target:
     # Production environments, the bootstrap and the baselines: confirmed by name, losses refused.
     guarded: bool
     environment: EnvironmentConfig | None = None
+    # The role its providers assume in its account, and the state role its backend assumes (None: the caller's).
+    deploy_role: AssumedRole | None = None
+    state_role: AssumedRole | None = None
 
 
 class UnknownStack(LookupError):
@@ -44,14 +48,17 @@ def resolve(project: ProjectConfig, name: str) -> Target:
     """The stack `name` names, or UnknownStack listing every stack there is."""
     if name == BOOTSTRAP_STACK:
         key = project.state.bootstrap_key if project.state.bootstrap_state_in_bucket else None
-        return Target(name, Kind.BOOTSTRAP, project.account_id, project.source, key, guarded=True)
+        return Target(name, Kind.BOOTSTRAP, project.state.account_id or project.account_id, project.source, key,
+                      guarded=True)
     for baseline in project.baselines:
         if baseline.stack_name == name:
             return Target(name, Kind.BASELINE, baseline.account_id or project.account_id, project.source,
-                          baseline.state_key, guarded=True)
+                          baseline.state_key, guarded=True, deploy_role=provider_role(project, name, baseline),
+                          state_role=backend_role(project, name))
     for env in project.environments:
         if env.name == name:
             source = env.source if env.account_id else project.source
             return Target(name, Kind.ENVIRONMENT, env.account_id or project.account_id, source, env.state_key,
-                          guarded=env.production, environment=env)
+                          guarded=env.production, environment=env, deploy_role=provider_role(project, name, env),
+                          state_role=backend_role(project, name))
     raise UnknownStack(f"unknown stack {name!r}: the stacks are {', '.join(project.stack_names)}")

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 OUTDIR_VARIABLE = "CDKTF_OUTDIR"
 STACKS_VARIABLE = "INFRA_STACKS"
+# main.py's ACCESS_VARIABLE: `plan` synthesizes for the read-only identities (plan roles, read-only state roles).
+ACCESS_VARIABLE = "INFRA_ACCESS"
 # `terraform plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes present.
 PLAN_NO_CHANGES, PLAN_CHANGES = 0, 2
 
@@ -30,16 +32,20 @@ def terraform_binary() -> str:
 
 
 def synth(tools: Tools, stacks: Sequence[str] = (), outdir: Path | None = None, endpoint: str | None = None,
-          log: Path | None = None) -> None:
+          log: Path | None = None, read_only: bool = False) -> None:
     """Synthesize `stacks` (every stack when empty) with main.py (the same interpreter) into `outdir`.
 
     A command synthesizes only the stacks it runs terraform in: with a dozen environments, planning
     one of them must not pay for the other eleven. main.py still validates the whole configuration.
     With `log`, main.py's output goes there (local-up's quiet view), and a failure quotes its last lines.
+    `read_only` synthesizes for the read-only identities: with per-stack state isolation the providers assume
+    the CI plan role and the backend the stack's read-only state role, which can neither write nor lock
+    (so the caller must plan with -lock=false); without isolation it changes nothing.
     """
     env = {**tools.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
            OUTDIR_VARIABLE: str(outdir or tools.outdir)}
     env.pop(STACKS_VARIABLE, None)  # the stacks are named on the command line, never inherited
+    env[ACCESS_VARIABLE] = "plan" if read_only else "deploy"  # never inherited either
     if endpoint is not None:
         env[EMULATOR_VARIABLE] = endpoint
     command = [sys.executable, str(tools.root / "main.py"), *stacks]

@@ -37,7 +37,7 @@ def reach(policy: dict) -> Reach:
         condition = statement.get("Condition", {})
         if "s3:ListBucket" in actions:
             result.prefixes.update(condition["StringLike"]["s3:prefix"])
-        object_actions = {action for action in actions if action.startswith("s3:") and action != "s3:ListBucket"}
+        object_actions = {action for action in actions if action.startswith("s3:") and "Object" in action}
         if object_actions:
             result.objects.update(_as_list(statement["Resource"]))
             result.object_actions |= object_actions

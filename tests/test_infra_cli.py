@@ -272,6 +272,7 @@ def test_drift_is_a_read_only_refresh_and_exits_0_when_clean():
     outcome = run_infra("drift", DEV, world=World(shown={"resource_drift": []}, plan_exit=0))
     assert outcome.code == 0, outcome.err
     assert outcome.world.names() == DRIFT_CALLS and outcome.world.calls[0].stacks == (DEV,)
+    assert outcome.world.calls[0].env["INFRA_ACCESS"] == "plan"
     assert outcome.out == "dev: no drift: every resource matches its state\n"
     assert not outcome.world.applied() and outcome.world.preflights == []
 
@@ -349,6 +350,13 @@ def test_plan_is_read_only_and_passes_ci_options():
     assert outcome.out.splitlines()[-1] == "staging: changes pending"
     assert {call.cwd for call in outcome.world.calls[1:]} == {ROOT / "cdktf.out" / "stacks" / "staging"}
     assert outcome.world.preflights == [] and outcome.world.prompts == []
+    assert outcome.world.calls[0].env["INFRA_ACCESS"] == "plan"  # the read-only identities: they cannot lock
+
+
+def test_a_locking_plan_synthesizes_for_the_deploy_identities_whatever_the_caller_s_environment():
+    world = World()
+    world.environ = {**world.environ, "INFRA_ACCESS": "plan"}  # never inherited
+    assert run_infra("plan", "staging", world=world).world.calls[0].env["INFRA_ACCESS"] == "deploy"
 
 
 def test_a_failing_step_stops_with_one_line():

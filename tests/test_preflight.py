@@ -455,3 +455,45 @@ def test_production_with_an_account_id_proceeds(backend, project, where):
 def test_non_production_environments_need_no_account_id(backend, project):
     assert project.environment(ENVIRONMENT).account_id is None and project.account_id is None
     assert preflight.run_preflight(project, ENVIRONMENT).ok
+
+
+# --- environments in their own accounts (issue 24): roles assumed, the report names them --------------
+
+DEV_ACCOUNT = "222222222222"
+DEV_ROLE = f"arn:aws:iam::{DEV_ACCOUNT}:role/deployer-dev"
+
+
+def isolated(project: ProjectConfig, dev_account: str = DEV_ACCOUNT, role: str = DEV_ROLE) -> ProjectConfig:
+    """dev in its own account through a deploy role, the state isolated in moto's default account."""
+    state = replace(project.state, account_id=MOTO_ACCOUNT,
+                    administrators=(f"arn:aws:iam::{MOTO_ACCOUNT}:role/admin",))
+    envs = tuple(replace(env, account_id=dev_account, deploy_role_arn=role) if env.name == ENVIRONMENT else env
+                 for env in project.environments)
+    return replace(project, state=state, environments=envs)
+
+
+def test_preflight_assumes_the_deploy_and_state_roles_and_names_them(backend, project):
+    result = preflight.run_preflight(isolated(project), ENVIRONMENT)
+    assert result.ok, failed(result)
+    assert result.account == DEV_ACCOUNT  # the deploy role's account, not the caller's
+    assert result.check("deploy role").message == (
+        f"assumed {DEV_ROLE} as session webapp-dev (account {DEV_ACCOUNT})")
+    assert result.check("state role").message == (
+        f"assumed arn:aws:iam::{MOTO_ACCOUNT}:role/terraform-state/webapp-dev-rw as session webapp-dev "
+        f"(account {MOTO_ACCOUNT})")
+    assert result.check("account").message == f"{DEV_ACCOUNT} is the configured account_id"
+
+
+def test_preflight_fails_when_the_deploy_role_lands_in_another_account(backend, project):
+    wrong = isolated(project, role=f"arn:aws:iam::{OTHER_ACCOUNT}:role/deployer-dev")
+    assert failed(preflight.run_preflight(wrong, ENVIRONMENT)) == {
+        "account": f"the credentials are for account {OTHER_ACCOUNT}, but environments/dev.toml sets "
+                   f"account_id = {DEV_ACCOUNT}"}
+
+
+def test_an_isolated_preflight_sees_its_own_lock_only(backend, project):
+    backend.hold_dynamodb_lock("staging", lock_info(backend, "staging", "other", "ci@runner", "OperationTypeApply"))
+    backend.hold_s3_lock(ENVIRONMENT, lock_info(backend, ENVIRONMENT, "mine", "me@laptop", "OperationTypeApply"))
+    result = preflight.run_preflight(isolated(project), ENVIRONMENT)
+    assert [lock.lock_id for lock in result.locks] == ["mine"]
+    assert set(failed(result)) == {"state lock"}
