@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.access import provider_role
 from environments.model import EnvironmentConfig, ProjectConfig
 from ops import preflight
+from ops.aws_session import session_for
 from ops.errors import Refused
 from ops.project import load_target, require_preflight
 from ops.targets import Kind
@@ -83,11 +85,14 @@ class AwsDatabaseBootstrapper:
 
     region: str
     endpoint: str | None = None
+    # The session to run as (the environment's deploy role when configured); None: the caller's own.
+    session: object = None
 
     def _client(self, service: str):
         import boto3
 
-        return boto3.session.Session().client(service, region_name=self.region, endpoint_url=self.endpoint)
+        session = self.session or boto3.session.Session()
+        return session.client(service, region_name=self.region, endpoint_url=self.endpoint)
 
     def recorded(self, run: BootstrapRun) -> str | None:
         ssm = self._client("ssm")
@@ -121,7 +126,10 @@ class AwsDatabaseBootstrapper:
 
 
 def aws_bootstrapper(project: ProjectConfig, env: EnvironmentConfig) -> DatabaseBootstrapper:
-    return AwsDatabaseBootstrapper(env.region, project.emulator.endpoint if project.emulator else None)
+    """Runs as the environment's deploy role when one is configured (what Terraform itself deploys as)."""
+    role = provider_role(project, env.name, env)
+    return AwsDatabaseBootstrapper(env.region, project.emulator.endpoint if project.emulator else None,
+                                   session_for(project, role, env.region) if role else None)
 
 
 def bootstrap_database(tools: Tools, project: ProjectConfig, env: EnvironmentConfig, force: bool = False) -> None:

@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.access import provider_role
 from core.naming import database_cluster_identifier
 from environments.loader import ConfigError, load_project
 from environments.model import EnvironmentConfig
@@ -243,7 +244,8 @@ def cmd_restore(tools: Tools, args: argparse.Namespace) -> int:
                          f"{region}: a restore into the [dr] region goes into an environment deployed there")
     _check_account(tools, project, env.name)
     try:
-        snapshot = find_snapshot(tools.aws(project, "rds", region), env, region, args.snapshot)
+        rds = tools.aws(project, "rds", region, role=provider_role(project, env.name, env))  # as the deploy role
+        snapshot = find_snapshot(rds, env, region, args.snapshot)
     except preflight.AWS_ERRORS as error:
         raise Refused(f"not restoring {env.name}: {preflight.describe_error(error)}") from None
     tools.say(f"{env.name}: recovery point {snapshot.identifier} in {region} (of {snapshot.cluster}, taken "

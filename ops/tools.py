@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from core.access import AssumedRole
 from environments.model import EnvironmentConfig, ProjectConfig
 from ops import database_bootstrap, preflight
+from ops.aws_session import session_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,13 +44,11 @@ def run_to_log(command: Sequence[str], cwd: Path, env: Mapping[str, str], log: P
                               check=False).returncode
 
 
-def aws_client(project: ProjectConfig, service: str, region: str):
-    """A boto3 client in `region`, pointed at the emulator when INFRA_AWS_ENDPOINT names one."""
-    import boto3
-
+def aws_client(project: ProjectConfig, service: str, region: str, role: AssumedRole | None = None):
+    """A boto3 client in `region` (as `role` when given), at the emulator when INFRA_AWS_ENDPOINT names one."""
     endpoint = project.emulator.endpoint if project.emulator else None
-    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint,
-                                          config=preflight.CLIENT_CONFIG)
+    return session_for(project, role, region).client(service, region_name=region, endpoint_url=endpoint,
+                                                     config=preflight.CLIENT_CONFIG)
 
 
 def ask_terminal(prompt: str) -> str:
@@ -70,7 +70,7 @@ class Tools:
     state_bucket_status: Callable[[ProjectConfig], str] = preflight.state_bucket_status
     database_bootstrapper: Callable[[ProjectConfig, EnvironmentConfig],
                                     database_bootstrap.DatabaseBootstrapper] = database_bootstrap.aws_bootstrapper
-    aws: Callable[[ProjectConfig, str, str], object] = aws_client
+    aws: Callable[..., object] = aws_client  # (project, service, region, role=None)
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     root: Path = ROOT

@@ -1546,7 +1546,7 @@ def _restore(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
 
     tools = ops_tools.Tools(out=out, err=err, root=deployment.config_root, run_preflight=run_preflight,
                             environ={project.EMULATOR_VARIABLE: deployment.endpoint},
-                            aws=lambda config, service, region: deployment.client(service, region))
+                            aws=lambda config, service, region, role=None: deployment.client(service, region))
     code = cli.main(["restore", DEPLOYED_ENVIRONMENT, *argv], tools)
     return code, out.getvalue(), err.getvalue()
 

@@ -212,7 +212,7 @@ def run_command(synth_dir, tmp_path) -> Callable[..., Run]:
     def run(client: Any, *args: str, environ: dict[str, str] | None = None) -> Run:
         out, err, summary = io.StringIO(), io.StringIO(), tmp_path / "policies.md"
         tools = ops_tools.Tools(run=lambda command, cwd, env: 0, out=out, err=err, synth_dir=synth_dir,
-                                environ=environ or {}, aws=lambda project, service, region: client)
+                                environ=environ or {}, aws=lambda project, service, region, role=None: client)
         code = cli.main(["validate-policies", *args, "--summary", str(summary)], tools)
         return Run(code, out.getvalue(), err.getvalue(), summary.read_text() if summary.exists() else "")
     return run

@@ -497,3 +497,18 @@ def test_an_isolated_preflight_sees_its_own_lock_only(backend, project):
     result = preflight.run_preflight(isolated(project), ENVIRONMENT)
     assert [lock.lock_id for lock in result.locks] == ["mine"]
     assert set(failed(result)) == {"state lock"}
+
+
+def test_the_database_bootstrap_and_restore_clients_run_as_the_deploy_role(endpoint, project):
+    """ops/aws_session.py on the emulator: the session it gives is the deploy role's, in dev's account."""
+    from ops import database_bootstrap
+    from ops.tools import aws_client
+
+    config = isolated(project)
+    env = config.environment(ENVIRONMENT)
+    runner = database_bootstrap.aws_bootstrapper(config, env)
+    sts = runner.session.client("sts", region_name=env.region, endpoint_url=endpoint)
+    assert sts.get_caller_identity()["Arn"] == f"arn:aws:sts::{DEV_ACCOUNT}:assumed-role/deployer-dev/webapp-dev"
+    role = preflight.resolve(config, ENVIRONMENT).deploy_role
+    assert aws_client(config, "sts", env.region, role=role).get_caller_identity()["Account"] == DEV_ACCOUNT
+    assert database_bootstrap.aws_bootstrapper(project, project.environment(ENVIRONMENT)).session is None

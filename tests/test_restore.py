@@ -64,6 +64,7 @@ class World:
     regions: dict[str, FakeRds]
     preflight_ok: bool = True
     preflights: list[str] = field(default_factory=list)
+    roles: list = field(default_factory=list)  # the role each AWS client was made for
 
     def file(self, name: str) -> Path:
         return self.root / "environments" / f"{name}.toml"
@@ -77,10 +78,14 @@ class World:
                                       else "credentials are for 999999999999, not the configured account")
         return preflight.PreflightResult(name, "123456789012", (check,))
 
+    def aws(self, project, service: str, region: str, role=None):
+        self.roles.append(role)
+        return self.regions[region]
+
     def run(self, *argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
         tools = ops_tools.Tools(out=out, err=err, root=self.root, environ={}, run_preflight=self.run_preflight,
-                                aws=lambda project, service, region: self.regions[region])
+                                aws=self.aws)
         code = cli.main(["restore", *argv], tools)
         return code, out.getvalue(), err.getvalue()
 
@@ -168,6 +173,21 @@ def test_another_snapshot_replaces_the_line_and_snapshots_of_a_restored_cluster_
     assert f"of {restored}" in out and f"replacing {restored}" in out
     text = world.file("staging").read_text()
     assert text.count("restore_from_snapshot") == 1 and 'restore_from_snapshot = "after-restore"' in text
+
+
+def test_the_recovery_points_are_looked_up_as_the_environment_s_deploy_role(world):
+    path = world.file("staging")
+    role = 'account_id = "222222222222"\ndeploy_role_arn = "arn:aws:iam::222222222222:role/d"\n'
+    path.write_text(path.read_text().replace('region = "eu-west-1"\n', f'region = "eu-west-1"\n{role}', 1))
+    code, _, err = world.run("staging")
+    assert code == 0, err
+    assert world.roles and {(role.role_arn, role.session_name) for role in world.roles} == {
+        ("arn:aws:iam::222222222222:role/d", "webapp-staging")}
+
+
+def test_without_a_deploy_role_the_caller_s_own_credentials_look(world):
+    assert world.run("staging")[0] == 0
+    assert world.roles and set(world.roles) == {None}
 
 
 def test_a_named_snapshot_is_used(world):
