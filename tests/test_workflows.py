@@ -182,7 +182,9 @@ def test_pull_request_runs_the_suite_synth_checkov_and_a_plan_per_environment():
     assert plan["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
     assert "-m ops plan" in " ".join(step.get("run", "") for step in plan["steps"])
     plan_run = " ".join(step.get("run", "") for step in plan["steps"])
-    assert "--summary summary.md" in plan_run
+    assert "--summary summary.md" in plan_run and "--no-lock" in plan_run  # read-only identities, no lock
+    credentials = [s for s in plan["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
+    assert [c["with"]["role-to-assume"] for c in credentials] == [PLAN_ROLE], "each environment's read-only role"
     upload = next(step for step in plan["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
     assert "summary.md" in upload["with"]["path"].split()
     comment = " ".join(step.get("run", "") for step in data["jobs"]["comment"]["steps"])
@@ -220,9 +222,17 @@ def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environment
         steps = job["steps"]
         credentials = [s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
         assert len(credentials) == 1, f"{name}: expected one OIDC role assumption"
-        assert credentials[0]["with"]["role-to-assume"] == f"${{{{ vars.AWS_DEPLOY_ROLE_ARN_{name.upper()} }}}}"
+        # Its own deploy role: the bootstrap's `ci_roles` output (AWS_CI_ROLES) with [ci], else a variable per environment.
+        assert credentials[0]["with"]["role-to-assume"] == (
+            f"${{{{ vars.AWS_CI_ROLES && fromJSON(vars.AWS_CI_ROLES).{name}.deploy || "
+            f"vars.AWS_DEPLOY_ROLE_ARN_{name.upper()} }}}}")
         assert "aws-access-key-id" not in credentials[0]["with"], "no long-lived keys"
         assert steps[-1]["run"] == f".venv/bin/python -m ops deploy {name} --yes"
+
+
+# Each environment's own read-only plan role (the bootstrap's `ci_roles` output with [ci]), else the one plan role.
+PLAN_ROLE = ("${{ vars.AWS_CI_ROLES && fromJSON(vars.AWS_CI_ROLES)[matrix.environment].plan || "
+             "vars.AWS_PLAN_ROLE_ARN }}")
 
 
 def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_environment():
@@ -233,7 +243,7 @@ def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_envi
     for job in (drift, issue):
         assert job["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
     credentials = [s for s in drift["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
-    assert [c["with"]["role-to-assume"] for c in credentials] == ["${{ vars.AWS_PLAN_ROLE_ARN }}"], "read-only role"
+    assert [c["with"]["role-to-assume"] for c in credentials] == [PLAN_ROLE], "each environment's read-only role"
     assert '-m ops drift "$ENVIRONMENT"' in " ".join(step.get("run", "") for step in drift["steps"])
     # Only the issue job writes, and it never runs the repository's code.
     assert {name for name, job in jobs.items() if "write" in job["permissions"].values()
