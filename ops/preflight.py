@@ -30,14 +30,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from core.access import AssumedRole
 from environments.loader import ConfigError
 from environments.model import EnvironmentConfig, ProjectConfig
+from ops.aws_session import AwsClients
 from ops.errors import EXIT_REFUSED, UsageError
 from ops.locks import LOCK_HASH_KEY, HeldLock, dynamodb_locks, merge_locks, own_locks, s3_lock_files
 from ops.locks import error_code as _error_code
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 PUBLIC_ACCESS_BLOCKS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 BOOTSTRAP_HINT = "deploy the bootstrap first (python -m ops deploy-bootstrap)"
-# Fail fast on an unreachable endpoint instead of botocore's default minutes of retries.
-CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
 
 
 @dataclass(frozen=True)
@@ -81,37 +79,6 @@ class PreflightResult:
             if check.name == name:
                 return check
         raise KeyError(name)
-
-
-@dataclass(frozen=True)
-class AwsClients:
-    sts: Any
-    s3: Any
-    dynamodb: Any
-
-    @classmethod
-    def for_project(cls, project: ProjectConfig, session: Any = None) -> AwsClients:
-        """Clients in the state backend's region, pointed at the emulator when one is configured."""
-        import boto3
-
-        session = session or boto3.session.Session()
-        endpoint = project.emulator.endpoint if project.emulator else None
-
-        def client(service: str):
-            return session.client(service, region_name=project.state.region, endpoint_url=endpoint,
-                                  config=CLIENT_CONFIG)
-
-        return cls(sts=client("sts"), s3=client("s3"), dynamodb=client("dynamodb"))
-
-    def assume(self, project: ProjectConfig, role: AssumedRole) -> AwsClients:
-        """The same clients with `role`'s temporary credentials (STS AssumeRole with these clients' own)."""
-        import boto3
-
-        credentials = self.sts.assume_role(RoleArn=role.role_arn, RoleSessionName=role.session_name)["Credentials"]
-        session = boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"],
-                                        aws_secret_access_key=credentials["SecretAccessKey"],
-                                        aws_session_token=credentials["SessionToken"])
-        return AwsClients.for_project(project, session)
 
 
 # Every error an AWS call can raise that is the environment's fault, not a bug: shown as one line.

@@ -17,7 +17,7 @@ from typing import TextIO
 from core.access import AssumedRole
 from environments.model import EnvironmentConfig, ProjectConfig
 from ops import database_bootstrap, preflight
-from ops.aws_session import session_for
+from ops.aws_session import CLIENT_CONFIG, session_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def aws_client(project: ProjectConfig, service: str, region: str, role: AssumedR
     """A boto3 client in `region` (as `role` when given), at the emulator when INFRA_AWS_ENDPOINT names one."""
     endpoint = project.emulator.endpoint if project.emulator else None
     return session_for(project, role, region).client(service, region_name=region, endpoint_url=endpoint,
-                                                     config=preflight.CLIENT_CONFIG)
+                                                     config=CLIENT_CONFIG)
 
 
 def ask_terminal(prompt: str) -> str:

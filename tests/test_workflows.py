@@ -222,7 +222,7 @@ def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environment
         steps = job["steps"]
         credentials = [s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
         assert len(credentials) == 1, f"{name}: expected one OIDC role assumption"
-        # Its own deploy role: the bootstrap's `ci_roles` output (AWS_CI_ROLES) with [ci], else a variable per environment.
+        # Its own deploy role: the bootstrap's `ci_roles` output (AWS_CI_ROLES) with [ci], else one variable each.
         assert credentials[0]["with"]["role-to-assume"] == (
             f"${{{{ vars.AWS_CI_ROLES && fromJSON(vars.AWS_CI_ROLES).{name}.deploy || "
             f"vars.AWS_DEPLOY_ROLE_ARN_{name.upper()} }}}}")
