@@ -187,8 +187,13 @@ EMULATOR_GAPS: dict[str, Gap] = {
     ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
-        "moto evaluates neither IAM nor KMS key policies (any signed request is allowed), so least "
-        "privilege and the key policies are checked only by the synthesis tests."
+        "moto evaluates neither IAM, trust policies, bucket policies' conditions nor KMS key policies (any "
+        "signed request is allowed), and STS AssumeRole hands out credentials for any role ARN, existing or "
+        "not, trusting the caller or not. The cross-account flow therefore proves where resources and state "
+        "land (dev's resources in dev's account through its deploy role, its state in the state account), "
+        "not who may do it: least privilege, the key policies, every trust policy and per-stack state "
+        "isolation (no state role reaches another stack's state) are proven by the synthesis and property "
+        "tests (tests/test_accounts.py) only."
     ),
     "kms-no-crypto": Gap(
         "moto records SSE-KMS metadata without encrypting, and keeps the key id exactly as sent (the "

@@ -69,7 +69,7 @@ from ops.database_bootstrap import BootstrapRun
 from tests.conftest import ENVIRONMENTS_DIR, ROOT, read_stacks, synthesize
 from tests.moto_server import loopback_moto
 from tests.terraform_tools import hermetic_environment, run_terraform, terraform_binary, unavailable
-from tests.test_emulator_left_out import emulated_configuration, pinned_left_out
+from tests.test_emulator_left_out import ACCOUNTS, STATE_ACCOUNT, emulated_files, pinned_left_out
 from tests.test_infra_cli import is_running, read_pid
 from tests.test_main_cli import copy_product
 from tools.terraform_cli_config import write_cli_config
@@ -92,8 +92,9 @@ LOCAL_UP_TIMEOUT_SECONDS = 600
 # moto answers at once; the provider's own waits (KMS propagation, S3 lifecycle) dominate, so
 # running more of them side by side is what makes the tier faster.
 PARALLELISM = "-parallelism=30"
-# moto's account id: bucket names that embed the account (`<app>-<env>-site-<account>`) use it.
-ACCOUNT = "123456789012"
+# dev's own account (the state stays in moto's default account): bucket names that embed the account
+# (`<app>-<env>-site-<account>`) use it, and every check of dev's resources asks in it.
+ACCOUNT = ACCOUNTS[DEPLOYED_ENVIRONMENT]
 
 
 # Every gap between moto and AWS this flow runs into (reason, workaround, what is not proven) is in
@@ -144,12 +145,21 @@ def _emulator_environment(base: Mapping[str, str], region: str, scratch: Path) -
     return env
 
 
-def _moto_client(endpoint: str, service: str, region: str, attempts: int = 3):
+def _moto_client(endpoint: str, service: str, region: str, attempts: int = 3, account: str | None = None):
+    """A client in moto's default account (the state account), or in `account` through an assumed role:
+    moto keeps every account's resources apart and answers for the account of the credentials."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id="testing",
-                        aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": attempts}))
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    if account is not None:
+        sts = boto3.client("sts", endpoint_url=endpoint, region_name=region, **credentials)
+        assumed = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/emulated-checks",
+                                  RoleSessionName="emulated-checks")["Credentials"]
+        credentials = {"aws_access_key_id": assumed["AccessKeyId"], "aws_secret_access_key": assumed["SecretAccessKey"],
+                       "aws_session_token": assumed["SessionToken"]}
+    return boto3.client(service, endpoint_url=endpoint, region_name=region,
+                        config=Config(retries={"total_max_attempts": attempts}), **credentials)
 
 
 @dataclass
@@ -210,7 +220,12 @@ class Deployment:
                              check=check, timeout=timeout)
 
     def client(self, service: str, region: str | None = None):
+        """A client in the state account (the bootstrap's)."""
         return _moto_client(self.endpoint, service, region or self.state.region)
+
+    def dev_client(self, service: str, region: str | None = None):
+        """A client in dev's own account, where dev and its account baseline are deployed."""
+        return _moto_client(self.endpoint, service, region or self.environment.region, account=ACCOUNT)
 
     def step(self, name: str, action: Callable[[], Any]) -> Any:
         """Run `action` once; later callers get its result, or a failure naming this step."""
@@ -235,8 +250,7 @@ def _product_with_dr(root: Path) -> Path:
     restore`, the README's cdktf commands) reads this copy, so all of them see the same configuration.
     """
     product = copy_product(root / "product")  # ops/ and tools/ included
-    deployed = product / ENVIRONMENTS_DIR.name / f"{DEPLOYED_ENVIRONMENT}.toml"
-    deployed.write_text(emulated_configuration(deployed.read_text()))
+    emulated_files(product / ENVIRONMENTS_DIR.name)
     return product
 
 
@@ -964,6 +978,16 @@ def test_moto_still_needs_every_workaround():
     assert set(WORKAROUND_SYMPTOMS) <= set(emulator.EMULATOR_GAPS), "a probe for a gap the table no longer has"
 
 
+def test_moto_still_hands_out_any_role_to_anyone(emulator_endpoint):
+    """no-authorization: AWS refuses AssumeRole of a role that does not exist (AccessDenied); moto answers with
+    credentials of that account. Stale once moto checks roles and trust: then the isolation can be run here."""
+    sts = _moto_client(emulator_endpoint, "sts", "us-east-1", attempts=1)
+    assumed = sts.assume_role(RoleArn="arn:aws:iam::999999999999:role/gap-probe-no-such-role",
+                              RoleSessionName="gap-probe")
+    expected = "arn:aws:sts::999999999999:assumed-role/gap-probe-no-such-role/gap-probe"
+    assert assumed["AssumedRoleUser"]["Arn"] == expected
+
+
 def test_moto_still_refuses_a_snapshot_arn_in_a_restore(emulator_endpoint):
     """rds-restore-snapshot-arn: the reason `python -m ops restore` writes identifiers; stale once moto takes ARNs."""
     from botocore.exceptions import ClientError
@@ -1103,8 +1127,8 @@ def _cdktf_cli(deployment: Deployment) -> CdktfCli:
     for name in (".venv", "node_modules"):
         (repo / name).symlink_to(ROOT / name)
     shutil.copy(deployment.local / "terraform.bootstrap.tfstate", repo / "terraform.bootstrap.tfstate")
-    deployed = f"{DEPLOYED_ENVIRONMENT}.toml"
-    shutil.copy(deployment.config_root / ENVIRONMENTS_DIR.name / deployed, repo / ENVIRONMENTS_DIR.name / deployed)
+    for deployed in (deployment.config_root / ENVIRONMENTS_DIR.name).glob("*.toml"):  # every account's settings
+        shutil.copy(deployed, repo / ENVIRONMENTS_DIR.name / deployed.name)
     config = write_cli_config(deployment.scratch / "cdktf.tfrc", deployment.mirror, deployment.scratch / "cdktf-cache")
     env = {**user_shell(deployment.env), "TF_CLI_CONFIG_FILE": str(config), "INFRA_AWS_ENDPOINT": deployment.endpoint,
            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CI": "1", "FORCE_COLOR": "0"}
@@ -1218,13 +1242,41 @@ def test_dev_apply_stores_kms_encrypted_state(deployment):
     assert deployment.left_out == pinned_left_out(), "tests/test_emulator_left_out.py explains the pinned list"
 
 
+def test_dev_lands_in_its_own_account_through_its_deploy_role_and_its_state_in_the_state_account(deployment):
+    """Issue 24 on the emulator: the bootstrap (state account) created dev's deploy role in dev's account; dev's
+    providers assumed it, so every resource is in dev's account and none in the state account; its backend
+    assumed dev's own state role, so the state object is in the state account's bucket.
+
+    moto checks neither trust nor permissions (EMULATOR_GAPS "no-authorization"): who may assume what, and
+    that no state role reaches another stack's state, are proven by tests/test_accounts.py and the properties.
+    """
+    environment_applied(deployment)
+    env, state = deployment.environment, deployment.state
+    role = deployment.dev_client("iam").get_role(RoleName=f"{env.application}-{env.name}-deploy")["Role"]
+    assert role["Arn"] == env.deploy_role_arn == f"arn:aws:iam::{ACCOUNT}:role/webapp-dev-deploy"
+    assert deployment.client("iam").get_role(RoleName=f"{env.application}-{env.name}-rw")["Role"]["Arn"] == (
+        f"arn:aws:iam::{STATE_ACCOUNT}:role/terraform-state/webapp-dev-rw")
+    mine = {"Name": "tag:Environment", "Values": [env.name]}
+    (vpc,) = deployment.dev_client("ec2").describe_vpcs(Filters=[mine])["Vpcs"]
+    assert vpc["OwnerId"] == ACCOUNT
+    assert not deployment.client("ec2", env.region).describe_vpcs(Filters=[mine])["Vpcs"], "none in the state account"
+    clusters = deployment.dev_client("rds").describe_db_clusters()["DBClusters"]
+    assert [c["DBClusterArn"].split(":")[4] for c in clusters] == [ACCOUNT]
+    assert not deployment.client("rds", env.region).describe_db_clusters()["DBClusters"]
+    deployment.client("s3").head_object(Bucket=state.bucket, Key=env.state_key)
+    assert state.bucket not in {bucket["Name"] for bucket in deployment.dev_client("s3").list_buckets()["Buckets"]}
+    for provider in deployment.stacks[DEPLOYED_ENVIRONMENT]["provider"]["aws"]:
+        assert provider["allowed_account_ids"] == [ACCOUNT]
+        assert provider["assume_role"][0]["role_arn"] == env.deploy_role_arn
+
+
 def test_the_account_baseline_records_delivers_checks_and_notifies(deployment):
     """AWS Config and the trail really applied: moto checks every rule identifier against AWS's catalogue.
 
     Applied next to the dev apply (see baseline_started), so it runs after it here."""
     outputs = baseline_applied(deployment)
     baseline, stack = deployment.baseline, deployment.stacks[deployment.baseline.stack_name]
-    config = deployment.client("config", baseline.region)
+    config = deployment.dev_client("config", baseline.region)
     (recorder,) = config.describe_configuration_recorders()["ConfigurationRecorders"]
     assert recorder["name"] == outputs["ConfigRecorderName"]
     assert recorder["recordingGroup"]["allSupported"] is True
@@ -1236,12 +1288,12 @@ def test_the_account_baseline_records_delivers_checks_and_notifies(deployment):
     deployed = {rule["Source"]["SourceIdentifier"] for rule in config.describe_config_rules()["ConfigRules"]}
     synthesized = {rule["source"]["source_identifier"] for rule in stack["resource"]["aws_config_config_rule"].values()}
     assert deployed == synthesized and len(deployed) == len(stack["resource"]["aws_config_config_rule"])
-    events = deployment.client("events", baseline.region)
+    events = deployment.dev_client("events", baseline.region)
     (rule,) = events.list_rules(NamePrefix=next(iter(stack["resource"]["aws_cloudwatch_event_rule"].values()))["name"])[
         "Rules"]
     (target,) = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
     assert target["Arn"] == outputs["ComplianceTopicArn"]
-    (trail,) = deployment.client("cloudtrail", baseline.region).describe_trails()["trailList"]
+    (trail,) = deployment.dev_client("cloudtrail", baseline.region).describe_trails()["trailList"]
     assert trail["TrailARN"] == outputs["TrailArn"]
     assert trail["IsMultiRegionTrail"] is True and trail["LogFileValidationEnabled"] is True
     deployment.client("s3").head_object(Bucket=deployment.state.bucket, Key=baseline.state_key)
@@ -1253,15 +1305,15 @@ def test_backup_vaults_locks_and_copy_action_are_applied_in_both_regions(deploym
     env = deployment.environment
     vaults = {}
     for region in (env.region, env.dr.region):
-        (vault,) = [v for v in deployment.client("backup", region).list_backup_vaults()["BackupVaultList"]
+        (vault,) = [v for v in deployment.dev_client("backup", region).list_backup_vaults()["BackupVaultList"]
                     if v["BackupVaultName"].startswith(env.resource_name("backup"))]
-        key = deployment.client("kms", region).describe_key(KeyId=vault["EncryptionKeyArn"])["KeyMetadata"]
+        key = deployment.dev_client("kms", region).describe_key(KeyId=vault["EncryptionKeyArn"])["KeyMetadata"]
         assert key["Arn"].split(":")[3] == region and key["KeyManager"] == "CUSTOMER", key
         assert vault["Locked"] is True
         vaults[region] = vault
     assert vaults[env.region]["MinRetentionDays"] == env.database.backup_retention_days
     assert vaults[env.dr.region]["MinRetentionDays"] == env.dr.copy_retention_days
-    backup = deployment.client("backup")
+    backup = deployment.dev_client("backup")
     (plan,) = backup.list_backup_plans()["BackupPlansList"]
     (rule,) = backup.get_backup_plan(BackupPlanId=plan["BackupPlanId"])["BackupPlan"]["Rules"]
     assert rule["ScheduleExpression"] == env.backup_schedule
@@ -1269,7 +1321,7 @@ def test_backup_vaults_locks_and_copy_action_are_applied_in_both_regions(deploym
     (copy_action,) = rule["CopyActions"]
     assert copy_action["DestinationBackupVaultArn"] == vaults[env.dr.region]["BackupVaultArn"]
     assert copy_action["Lifecycle"]["DeleteAfterDays"] == env.dr.copy_retention_days
-    rules = deployment.client("events").list_rules(NamePrefix=env.resource_name(""))["Rules"]
+    rules = deployment.dev_client("events").list_rules(NamePrefix=env.resource_name(""))["Rules"]
     assert {json.loads(r["EventPattern"])["detail-type"][0] for r in rules} >= {
         "Backup Job State Change", "Copy Job State Change"}
 
@@ -1283,26 +1335,26 @@ def test_state_and_site_buckets_are_configured_to_replicate_to_their_replicas(de
     """
     environment_applied(deployment)
     env, state = deployment.environment, deployment.state
-    pairs = [(state.bucket, state.region, state.replica_region),
-             (f"{env.resource_name('site')}-{ACCOUNT}", env.region, env.dr.region)]
-    for bucket, region, replica_region in pairs:
-        config = deployment.client("s3", region).get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]
+    pairs = [(state.bucket, state.region, state.replica_region, deployment.client),
+             (f"{env.resource_name('site')}-{ACCOUNT}", env.region, env.dr.region, deployment.dev_client)]
+    for bucket, region, replica_region, client in pairs:
+        config = client("s3", region).get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]
         (rule,) = config["Rules"]
         assert rule["Status"] == "Enabled"
         replica = rule["Destination"]["Bucket"].removeprefix("arn:aws:s3:::")
-        s3 = deployment.client("s3", replica_region)
+        s3 = client("s3", replica_region)
         assert s3.get_bucket_location(Bucket=replica)["LocationConstraint"] == replica_region
         assert s3.get_bucket_versioning(Bucket=replica)["Status"] == "Enabled"
         default = s3.get_bucket_encryption(Bucket=replica)["ServerSideEncryptionConfiguration"]["Rules"][0][
             "ApplyServerSideEncryptionByDefault"]
-        key = deployment.client("kms", replica_region).describe_key(KeyId=default["KMSMasterKeyID"])["KeyMetadata"]
+        key = client("kms", replica_region).describe_key(KeyId=default["KMSMasterKeyID"])["KeyMetadata"]
         assert default["SSEAlgorithm"] == "aws:kms" and key["Arn"].split(":")[3] == replica_region
-        check_applied_replication_role(deployment, config["Role"].rsplit("/", 1)[-1], replica)
+        check_applied_replication_role(client("iam"), config["Role"].rsplit("/", 1)[-1], replica)
 
 
-def check_applied_replication_role(deployment: Deployment, role: str, replica: str) -> None:
-    """The role as applied: assumable by S3, and its inline policy lets it write replicas into `replica`."""
-    iam = deployment.client("iam")
+def check_applied_replication_role(iam, role: str, replica: str) -> None:
+    """The role as applied (`iam` is a client in its account): assumable by S3, its inline policy lets it write
+    replicas into `replica`."""
     trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "s3.amazonaws.com"}], trust
@@ -1406,7 +1458,7 @@ def test_drift_names_changes_and_hand_added_rules_behind_terraforms_back_and_cle
     """
     environment_applied(deployment)
     rule, rule_values = _resource_values(deployment, "aws_vpc_security_group_ingress_rule", "network_alb-https-in")
-    ec2 = deployment.client("ec2", deployment.environment.region)
+    ec2 = deployment.dev_client("ec2")
     by_hand = {"GroupId": rule_values["security_group_id"], "IpPermissions": [{
         "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.0/24"}]}]}
     ec2.authorize_security_group_ingress(**by_hand)
@@ -1546,7 +1598,7 @@ def _restore(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
 
     tools = ops_tools.Tools(out=out, err=err, root=deployment.config_root, run_preflight=run_preflight,
                             environ={project.EMULATOR_VARIABLE: deployment.endpoint},
-                            aws=lambda config, service, region, role=None: deployment.client(service, region))
+                            aws=lambda config, service, region, role=None: deployment.dev_client(service, region))
     code = cli.main(["restore", DEPLOYED_ENVIRONMENT, *argv], tools)
     return code, out.getvalue(), err.getvalue()
 
@@ -1555,8 +1607,8 @@ def _find_copy_in_the_dr_region(deployment: Deployment, snapshot: dict) -> None:
     """The copy AWS Backup's copy job would make (backup-selection gap) is found in the DR region, and the
     command gives the path through an environment deployed there (there is no DR-region stack yet)."""
     env, region = deployment.environment, deployment.environment.dr.region
-    copy_key = deployment.client("kms", region).describe_key(KeyId=f"alias/{env.resource_name('backup-dr')}")
-    deployment.client("rds", region).copy_db_cluster_snapshot(
+    copy_key = deployment.dev_client("kms", region).describe_key(KeyId=f"alias/{env.resource_name('backup-dr')}")
+    deployment.dev_client("rds", region).copy_db_cluster_snapshot(
         SourceDBClusterSnapshotIdentifier=snapshot["DBClusterSnapshotArn"], SourceRegion=env.region,
         TargetDBClusterSnapshotIdentifier=f"{snapshot['DBClusterSnapshotIdentifier']}-copy",
         KmsKeyId=copy_key["KeyMetadata"]["Arn"])
@@ -1609,7 +1661,7 @@ def _deploy_restored(deployment: Deployment) -> tuple[EnvironmentConfig, dict]:
 
 def _roles_reading(deployment: Deployment, secret_arn: str) -> set[str]:
     """Roles with a policy (inline or attached) allowing secretsmanager:GetSecretValue on `secret_arn`."""
-    iam = deployment.client("iam")
+    iam = deployment.dev_client("iam")
     readers = set()
     for role in iam.list_roles()["Roles"]:
         name = role["RoleName"]
@@ -1639,7 +1691,7 @@ def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terr
     read its master secret; the same restore again changes nothing."""
     environment_applied(deployment)
     home = deployment.environment
-    rds = deployment.client("rds", home.region)
+    rds = deployment.dev_client("rds", home.region)
     (old,) = rds.describe_db_clusters(DBClusterIdentifier=restore.cluster_identifier(home))["DBClusters"]
     snapshot = rds.create_db_cluster_snapshot(DBClusterIdentifier=old["DBClusterIdentifier"],
                                               DBClusterSnapshotIdentifier=f"{old['DBClusterIdentifier']}-drill")[
@@ -1648,7 +1700,7 @@ def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terr
     bootstrap = BootstrapRun.from_output(home, json.loads(deployment.terraform(
         DEPLOYED_ENVIRONMENT, "output", "-json", database_bootstrap.OUTPUT).stdout))
     assert bootstrap.database_cluster == old["DbClusterResourceId"]
-    deployment.client("ssm").put_parameter(Name=bootstrap.record_name, Value=bootstrap.fingerprint, Type="String",
+    deployment.dev_client("ssm").put_parameter(Name=bootstrap.record_name, Value=bootstrap.fingerprint, Type="String",
                                            Overwrite=True)  # as the bootstrap run of the first deploy records it
 
     code, out, err = _restore(deployment, "--latest", "--write")
@@ -1665,13 +1717,13 @@ def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terr
     assert not [c for c in rds.describe_db_clusters()["DBClusters"]
                 if c["DBClusterIdentifier"] == old["DBClusterIdentifier"]], "the replaced cluster is deleted"
     assert cluster["DBClusterParameterGroup"] == env.resource_name("aurora-postgresql16"), "the TLS-only group"
-    data_key = deployment.client("kms").describe_key(KeyId=f"alias/{env.resource_name('data')}")["KeyMetadata"]
-    assert deployment.client("kms").describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]["Arn"] == data_key["Arn"]
+    data_key = deployment.dev_client("kms").describe_key(KeyId=f"alias/{env.resource_name('data')}")["KeyMetadata"]
+    assert deployment.dev_client("kms").describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]["Arn"] == data_key["Arn"]
     assert cluster["IAMDatabaseAuthenticationEnabled"] is True, "the second apply turns IAM authentication on"
     secret = cluster["MasterUserSecret"]
-    assert deployment.client("kms").describe_key(KeyId=secret["KmsKeyId"])["KeyMetadata"]["Arn"] == data_key["Arn"]
+    assert deployment.dev_client("kms").describe_key(KeyId=secret["KmsKeyId"])["KeyMetadata"]["Arn"] == data_key["Arn"]
 
-    ecs = deployment.client("ecs")
+    ecs = deployment.dev_client("ecs")
     definitions = [ecs.describe_task_definition(taskDefinition=r["values"]["arn"])["taskDefinition"]
                    for r in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
                    if r["type"] == "aws_ecs_task_definition"]
@@ -1680,7 +1732,7 @@ def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terr
     hosts = {variable["value"] for container in api["containerDefinitions"]
              for variable in container.get("environment", []) if variable["name"] == "DB_HOST"}
     assert hosts == {cluster["Endpoint"]}
-    iam = deployment.client("iam")
+    iam = deployment.dev_client("iam")
     role = api["taskRoleArn"].rsplit("/", 1)[-1]
     connects = [resource for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]
                 for statement in _statements(iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"])
@@ -1693,7 +1745,7 @@ def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terr
                                (d["taskDefinitionArn"], d["family"], f"{d['family']}:{d['revision']}")]
     reader = bootstrap_definition["executionRoleArn"].rsplit("/", 1)[-1]
     assert _roles_reading(deployment, secret["SecretArn"]) == {reader}, "only the bootstrap task reads it"
-    recorded = deployment.client("ssm").get_parameter(Name=rerun.record_name)["Parameter"]["Value"]
+    recorded = deployment.dev_client("ssm").get_parameter(Name=rerun.record_name)["Parameter"]["Value"]
     assert rerun.why_run(recorded) == f"it has not run for database cluster {cluster['DbClusterResourceId']} yet"
 
 
@@ -1710,7 +1762,7 @@ def test_dev_destroy_removes_every_resource(deployment):
     deployment.step("dev destroy", destroy)
     left = _state_resources(deployment, DEPLOYED_ENVIRONMENT)
     assert not left, f"resources left in state: {[r['address'] for r in left]}"
-    vpcs = deployment.client("ec2", deployment.environment.region).describe_vpcs(
+    vpcs = deployment.dev_client("ec2").describe_vpcs(
         Filters=[{"Name": "tag:Environment", "Values": [DEPLOYED_ENVIRONMENT]}])["Vpcs"]
     assert not vpcs, f"VPCs survived destroy: {[v['VpcId'] for v in vpcs]}"
 

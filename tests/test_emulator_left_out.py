@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tomllib
 from pathlib import Path
 
 import cdktf
@@ -20,6 +21,7 @@ from environments.loader import load_project
 from ops import emulator
 from stacks.environment import EnvironmentStack
 from tests.conftest import ENVIRONMENTS_DIR, ROOT
+from tests.strategies import to_toml
 
 PINNED = ROOT / "tests" / "fixtures" / "emulator_left_out_dev.txt"
 DEPLOYED_ENVIRONMENT = "dev"
@@ -38,11 +40,41 @@ vault_lock = true
 """
 
 
+# Environments in their own accounts (issue 24): the state in moto's default account, dev in another, and
+# `[ci]`, so the bootstrap creates each environment's deploy and plan roles in that environment's account and
+# every stack reaches its state through its own state role. moto keeps resources per account when called
+# with assumed-role credentials; it checks no trust or permission (gap "no-authorization").
+STATE_ACCOUNT = "123456789012"
+ACCOUNTS = {"dev": "111111111111", "staging": "333333333333", "production": "444444444444"}
+ADMINISTRATOR = f"arn:aws:iam::{STATE_ACCOUNT}:role/emulated-administrator"
+BASELINE_DEPLOYER = f"arn:aws:iam::{ACCOUNTS['dev']}:role/emulated-baseline-deployer"
+
+
 def emulated_configuration(shipped: str) -> str:
     """The deployed environment's file as the flow deploys it: the shipped one with DR_TABLE and the cache."""
     assert "[dr]" not in shipped, "the shipped dev now has [dr]: drop DR_TABLE"
     assert shipped.count(CACHE_OFF) == 1, "the shipped dev now has the cache on: drop CACHE_ON"
     return shipped.replace(CACHE_OFF, CACHE_ON) + DR_TABLE
+
+
+def emulated_files(folder: Path) -> None:
+    """Turn a copy of the shipped environments/ into what the flow deploys: dev with DR_TABLE and the cache,
+    every environment in its own account, the state isolated in the state account, CI roles on, and the
+    account baseline in dev's account (as dev's baseline)."""
+    deployed = folder / f"{DEPLOYED_ENVIRONMENT}.toml"
+    deployed.write_text(emulated_configuration(deployed.read_text()))
+    for name, account in ACCOUNTS.items():
+        path = folder / f"{name}.toml"
+        document = tomllib.loads(path.read_text())
+        document["account_id"] = account
+        path.write_text(to_toml(document))
+    path = folder / "project.toml"
+    project = tomllib.loads(path.read_text())
+    project["state"].update(account_id=STATE_ACCOUNT, administrators=[ADMINISTRATOR])
+    (baseline,) = project["baseline"]
+    baseline.update(account_id=ACCOUNTS[DEPLOYED_ENVIRONMENT], deploy_role_arn=BASELINE_DEPLOYER)
+    project["ci"] = {"repository": "example-org/webapp"}
+    path.write_text(to_toml(project))
 
 
 def pinned_left_out() -> set[str]:
@@ -57,9 +89,8 @@ def emulated_dev(tmp_path_factory) -> dict:
     folder: Path = tmp_path_factory.mktemp("emulated-config") / ENVIRONMENTS_DIR.name
     folder.mkdir()
     for source in ENVIRONMENTS_DIR.glob("*.toml"):
-        text = source.read_text()
-        (folder / source.name).write_text(emulated_configuration(text) if source.stem == DEPLOYED_ENVIRONMENT
-                                          else text)
+        (folder / source.name).write_text(source.read_text())
+    emulated_files(folder)
     project = load_project(folder, emulator_endpoint=UNUSED_ENDPOINT)
     env = project.environment(DEPLOYED_ENVIRONMENT)
     assert env.dr is not None and env.features.cache
@@ -91,4 +122,4 @@ def test_the_flow_deploys_this_configuration():
     """The deployment flow imports its configuration from here, so the pin is about what it deploys."""
     from tests import test_emulated_deploy
 
-    assert test_emulated_deploy.emulated_configuration is emulated_configuration
+    assert test_emulated_deploy.emulated_files is emulated_files
