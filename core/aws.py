@@ -21,8 +21,10 @@ The submodules are compiled without their `if __debug__:` blocks (as `python -O`
 generated files only): those blocks re-check every argument with typeguard, half of the Python time
 of a synthesis, and the jsii kernel checks the same arguments again against the assembly's types
 (tests/test_provider_bundle.py proves a wrongly typed argument is still refused). The compiled code
-is cached under .gen/provider-aws/bytecode, never in the installed package. INFRA_PROVIDER_BUNDLE=stock
-loads the provider exactly as installed (the benchmark's reference, the equivalence test).
+is cached under .gen/provider-aws/bytecode, never in the installed package. The string attributes of
+the resources and data sources (`bucket.arn`) return their Terraform reference without a round trip
+into Node (core.references). INFRA_PROVIDER_BUNDLE=stock loads the provider exactly as installed (the
+benchmark's reference, the equivalence test).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import types
 
+from core import references
 from core.provider_bundle import OUTPUT_DIR, SELECT_VARIABLE, load_lazy
 
 PACKAGE = "cdktf_cdktf_provider_aws"
@@ -51,6 +54,7 @@ def _install_bare_package() -> None:
         raise ImportError(f"{PACKAGE} is not installed; run the setup command from the README")
     load_lazy()
     if os.environ.get(SELECT_VARIABLE) != "stock":
+        references.install()
         sys.meta_path.insert(0, _UncheckedBindingsFinder())
     package = types.ModuleType(PACKAGE, "Lazily loaded hashicorp/aws bindings (see core.aws)")
     package.__path__ = list(spec.submodule_search_locations)
@@ -61,7 +65,8 @@ def _install_bare_package() -> None:
 
 
 class _UncheckedBindingsLoader(importlib.machinery.SourceFileLoader):
-    """Loads a provider submodule compiled with optimize=1, caching the code in .gen (never beside the source)."""
+    """Loads a provider submodule compiled with optimize=1, caching the code in .gen (never beside the source),
+    its attributes returning references written in Python (core.references)."""
 
     def get_code(self, fullname: str) -> types.CodeType:
         source_path = self.get_filename(fullname)
@@ -80,6 +85,10 @@ class _UncheckedBindingsLoader(importlib.machinery.SourceFileLoader):
 
     def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
         """Never write bytecode next to the installed sources (get_code caches in .gen instead)."""
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        super().exec_module(module)
+        references.patch_module(module, module.__name__.rpartition(".")[2])
 
 
 def _write_atomically(path, data: bytes) -> None:
