@@ -15,6 +15,10 @@ need cdktf's cross-stack outputs; the stacks here never do that, and Terraform's
 synthesized stack (tests/test_terraform_validate.py, the property tests) would refuse the dangling
 reference. tests/test_provider_bundle.py synthesizes every shipped stack with the references read
 from jsii (the stock mode) and written here, and requires byte-identical output.
+
+The same records keep the resource-level `tags` each resource was given (in its configuration or
+through the `tags` setter), so the tagging aspect (core/tagging.py) can check them without having
+Node render the whole stack once more; an element with a raw override is marked as not known here.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ _DISALLOWED = re.compile(r"[^A-Za-z0-9_-]")
 # construct -> the ids of its path below its stack (the stack's own id excluded), as cdktf counts them
 _PATHS: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 _LOGICAL_IDS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# resource -> the `tags` it was given from Python (None: none); absent: not known here
+_GIVEN_TAGS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def make_unique_id(components: Sequence[str]) -> str:
@@ -58,14 +64,16 @@ def make_unique_id(components: Sequence[str]) -> str:
 
 
 def _record(obj: Any, args: Sequence[Any]) -> None:
-    """Remember where a construct jsii just created sits below its stack (nothing for anything else)."""
+    """Remember where a construct jsii just created sits below its stack, and a resource's tags."""
     if len(args) < 2 or not isinstance(args[1], str):
         return
+    config = args[2] if len(args) > 2 else None
+    if isinstance(obj, TerraformResource):
+        _GIVEN_TAGS[obj] = getattr(config, "tags", None)
     scope = args[0]
     parent = () if isinstance(scope, TerraformStack) else _PATHS.get(scope)
     if parent is None:
         return
-    config = args[2] if len(args) > 2 else None
     if getattr(config, "count", None) is not None or getattr(config, "for_each", None) is not None:
         return
     with contextlib.suppress(TypeError):  # not weakly referenceable: not a construct of ours
@@ -93,6 +101,13 @@ def _recording_create(create: Callable) -> Callable:
     return create_and_record
 
 
+def given_tags(resource: Any) -> tuple[bool, Any]:
+    """(True, the `tags` the resource was given from Python, None for none), or (False, None): not known here."""
+    if resource in _GIVEN_TAGS:
+        return True, _GIVEN_TAGS[resource]
+    return False, None
+
+
 def _forgetting_override(override: Callable) -> Callable:
     def override_logical_id(self, new_logical_id: str) -> None:
         _PATHS.pop(self, None)
@@ -102,16 +117,45 @@ def _forgetting_override(override: Callable) -> Callable:
     return override_logical_id
 
 
+def _forgetting_tags(add_override: Callable) -> Callable:
+    def add_raw_override(self, path: str, value: Any) -> None:
+        _GIVEN_TAGS.pop(self, None)  # any raw override may reach the tags
+        return add_override(self, path, value)
+    add_raw_override.__wrapped__ = add_override
+    return add_raw_override
+
+
 def install() -> None:
     """Record construct paths from now on (idempotent). Before any stack is built: its children need it."""
     if not hasattr(jsii.create, "__wrapped__"):
         jsii.create = _recording_create(jsii.create)
-    if not hasattr(TerraformElement.override_logical_id, "__wrapped__"):
-        TerraformElement.override_logical_id = _forgetting_override(TerraformElement.override_logical_id)
+    for name, wrap in (("override_logical_id", _forgetting_override), ("add_override", _forgetting_tags)):
+        if not hasattr(getattr(TerraformElement, name), "__wrapped__"):
+            setattr(TerraformElement, name, wrap(getattr(TerraformElement, name)))
 
 
 def _snake(jsii_name: str) -> str:
     return re.sub(r"([A-Z])", r"_\1", jsii_name).lower()
+
+
+def _recording_tags(original: property) -> property:
+    setter = original.fset
+
+    def set_tags(self, value: Any) -> None:
+        setter(self, value)
+        if self in _GIVEN_TAGS:
+            _GIVEN_TAGS[self] = value
+    set_tags.__wrapped__ = setter
+    return property(original.fget, set_tags, original.fdel, original.__doc__)
+
+
+def _forgetting_reset(reset: Callable) -> Callable:
+    def reset_tags(self) -> None:
+        reset(self)
+        if self in _GIVEN_TAGS:
+            _GIVEN_TAGS[self] = None
+    reset_tags.__wrapped__ = reset
+    return reset_tags
 
 
 def _reference_property(original: property, prefix: str, attribute: str) -> property:
@@ -140,6 +184,11 @@ def patch_module(module: Any, module_name: str) -> None:
     for cls in list(vars(module).values()):
         if not (isinstance(cls, type) and issubclass(cls, base) and cls.__module__ == module.__name__):
             continue
+        tags = vars(cls).get("tags")
+        if isinstance(tags, property) and tags.fset is not None:
+            cls.tags = _recording_tags(tags)
+        if callable(vars(cls).get("reset_tags")):
+            cls.reset_tags = _forgetting_reset(cls.reset_tags)
         for name, member in list(vars(cls).items()):
             if not isinstance(member, property) or member.fget is None or name.endswith(("_input", "_attribute")):
                 continue
