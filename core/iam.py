@@ -1,13 +1,15 @@
 """Small builders for IAM policy documents, written inline as JSON.
 
-A document is the JSON text `aws_iam_policy_document` would render for the same statements (the
-same element names, Principal "*" for everyone, one Condition map per operator), built here rather
+A document is the JSON text `aws_iam_policy_document` renders (its `json` attribute) for the same
+statements, byte for byte once Terraform has put the referenced values in: its element order,
+values in reverse order of their text and one without a list, Principal "*" for everyone,
+principals and conditions merged and sorted by key, two-space indentation. It is built here rather
 than by that data source: each data source cost the synthesis two round trips into jsii's Node
 process (its construction and its `json` read) and Terraform a data source to read at plan time,
 deferred to apply whenever a resource it references changes. Terraform references in the values
 (cdktf tokens) land in the JSON string as `${...}` and are resolved by Terraform like any other
 interpolation. tests/test_policy_validation.py has the provider render every shipped document from
-the equivalent data source and compares the two.
+the equivalent data source and compares the texts.
 """
 
 from __future__ import annotations
@@ -44,17 +46,19 @@ def principal(kind: str, *identifiers: str) -> Principal:
     return Principal(kind, identifiers)
 
 
-def _unique(values: Sequence[str]) -> list[str]:
-    """The data source holds these as sets: repeats collapse, the first occurrence keeps its place."""
-    return list(dict.fromkeys(values))
+def _values(values: Sequence[str]) -> str | list[str]:
+    """As the data source renders a set of strings: without repeats, in reverse order of their text, one
+    written without a list."""
+    unique = sorted(set(values), reverse=True)
+    return unique[0] if len(unique) == 1 else unique
 
 
 def statement(sid: str, actions: Sequence[str], resources: Sequence[str], *, effect: str = "Allow",
               principals: Sequence[Principal] = (), conditions: Sequence[Condition] = ()) -> dict:
     """One statement, as the JSON element of a policy document."""
-    rendered: dict = {"Sid": sid, "Effect": effect, "Action": _unique(actions)}
+    rendered: dict = {"Sid": sid, "Effect": effect, "Action": _values(actions)}
     if resources:
-        rendered["Resource"] = _unique(resources)
+        rendered["Resource"] = _values(resources)
     if principals:
         if len(principals) == 1 and principals[0] == Principal("*", ("*",)):
             rendered["Principal"] = "*"
@@ -62,19 +66,21 @@ def statement(sid: str, actions: Sequence[str], resources: Sequence[str], *, eff
             merged: dict[str, list[str]] = {}
             for item in principals:
                 merged.setdefault(item.kind, []).extend(item.identifiers)
-            rendered["Principal"] = {kind: _unique(identifiers) for kind, identifiers in merged.items()}
+            rendered["Principal"] = {kind: _values(merged[kind]) for kind in sorted(merged)}
     if conditions:
         tests: dict[str, dict[str, list[str]]] = {}
         for item in conditions:
             tests.setdefault(item.test, {}).setdefault(item.variable, []).extend(item.values)
-        rendered["Condition"] = {test: {variable: _unique(values) for variable, values in variables.items()}
-                                 for test, variables in tests.items()}
+        rendered["Condition"] = {test: {variable: _values(tests[test][variable]) for variable in sorted(tests[test])}
+                                 for test in sorted(tests)}
     return rendered
 
 
 def document(statements: Sequence[dict]) -> str:
     """The policy document holding `statements`, as JSON text (Terraform references inside are resolved at plan)."""
-    return json.dumps({"Version": VERSION, "Statement": list(statements)})
+    text = json.dumps({"Version": VERSION, "Statement": list(statements)}, indent=2)
+    # Go's encoder (the provider's) escapes these three for HTML; Python's does not.
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def service_role(scope: Construct, id: str, *, name: str, service: str, account_id: str, description: str,

@@ -103,12 +103,17 @@ def _rendered_source(stack: dict, config: dict, attribute: str) -> Any:
     return value
 
 
+def _listed(value: Any) -> list:
+    """A policy element's values: one is written without a list."""
+    return value if isinstance(value, list) else [value]
+
+
 def test_placeholders_are_well_formed_arns_in_the_resources_region(stacks):
     policies = {policy.address: policy for policy in extract_policies(stacks["production"])}
     replica = next(policy for address, policy in policies.items()
                    if address.startswith("aws_s3_bucket_policy.frontend_replica_policy"))
     document = json.loads(replica.document)
-    resources = [arn for statement in document["Statement"] for arn in statement.get("Resource", [])]
+    resources = [arn for statement in document["Statement"] for arn in _listed(statement.get("Resource", []))]
     replica_bucket = stacks["production"]["resource"]["aws_s3_bucket"]
     bucket_name = next(config["bucket"] for logical_id, config in replica_bucket.items()
                        if logical_id.startswith("frontend_replica_bucket"))
@@ -117,7 +122,8 @@ def test_placeholders_are_well_formed_arns_in_the_resources_region(stacks):
     assert f"arn:aws:s3:::{bucket_name}" in resources and f"arn:aws:s3:::{bucket_name}/*" in resources
     topic = next(policy for address, policy in policies.items()
                  if address.startswith("aws_sns_topic_policy.observability_edge-warning"))
-    arns = {arn for statement in json.loads(topic.document)["Statement"] for arn in statement.get("Resource", [])}
+    arns = {arn for statement in json.loads(topic.document)["Statement"]
+            for arn in _listed(statement.get("Resource", []))}
     assert arns and all(arn.startswith(f"arn:aws:sns:us-east-1:{PLACEHOLDER_ACCOUNT}:") for arn in arns), arns
 
 
@@ -431,14 +437,15 @@ def test_rendered_policy_documents_match_the_providers_rendering(stacks, terrafo
     """Every shipped IAM policy document (core.iam writes them inline, issue 23), references replaced the same
     way, rendered by hashicorp/aws from the equivalent aws_iam_policy_document data source offline (a data
     source needs no AWS call) and compared statement by statement with the inline document and with the
-    renderer here (which ops/policy_documents.py applies to data sources)."""
+    renderer here (which ops/policy_documents.py applies to data sources); an inline document's text is the
+    provider's byte for byte."""
     root: dict[str, Any] = {"terraform": {"required_providers": stacks["dev"]["terraform"]["required_providers"]},
                             "provider": {"aws": {"region": "eu-west-1", "access_key": "offline",
                                                  "secret_key": "offline", "skip_credentials_validation": True,
                                                  "skip_requesting_account_id": True,
                                                  "skip_metadata_api_check": True}},
                             "data": {"aws_iam_policy_document": {}}, "output": {}}
-    expected = {}
+    expected, texts = {}, {}
     for stack_name, stack in sorted(stacks.items()):
         substitution = policy_documents.Substitution(stack, {}, PLACEHOLDER_ACCOUNT)
         for name, block in network_checks.iam_documents(stack).items():
@@ -450,7 +457,8 @@ def test_rendered_policy_documents_match_the_providers_rendering(stacks, terrafo
             if "." in name:  # an inline document: what the stack itself holds, references replaced
                 resource_type, logical_id = name.split(".")
                 attribute = network_checks.DOCUMENT_ATTRIBUTES[resource_type]
-                inline.append(json.loads(substitution.apply(stack["resource"][resource_type][logical_id][attribute])))
+                texts[key] = substitution.apply(stack["resource"][resource_type][logical_id][attribute])
+                inline.append(json.loads(texts[key]))
             expected[key] = (f"{stack_name}: {name}", inline)
     assert len(expected) > 50, "too few documents: the comparison would prove little"
     (tmp_path / "main.tf.json").write_text(json.dumps(root))
@@ -461,6 +469,8 @@ def test_rendered_policy_documents_match_the_providers_rendering(stacks, terrafo
         theirs = json.loads(outputs[key]["value"])
         for ours in renderings:
             assert _normalized(_as_lists(theirs)) == _normalized(_as_lists(ours)), f"{where}: {theirs} != {ours}"
+        if key in texts:  # core/iam.py writes the provider's own text, byte for byte
+            assert texts[key] == outputs[key]["value"], where
 
 
 def test_the_rendering_comparison_ignores_only_the_providers_shorthand():
