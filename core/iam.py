@@ -1,9 +1,10 @@
 """Small builders for IAM policy documents, written inline as JSON.
 
 A document is the JSON text `aws_iam_policy_document` renders (its `json` attribute) for the same
-statements, byte for byte once Terraform has put the referenced values in: its element order,
-values in reverse order of their text and one without a list, Principal "*" for everyone,
-principals and conditions merged and sorted by key, two-space indentation. It is built here rather
+statements: its element order, one value without a list, Principal "*" for everyone, principals and
+conditions merged and sorted by key, two-space indentation; only several values of one element keep
+the order they were given in (the provider sorts them once it has resolved the references in them:
+AWS reads them as a set either way). It is built here rather
 than by that data source: each data source cost the synthesis two round trips into jsii's Node
 process (its construction and its `json` read) and Terraform a data source to read at plan time,
 deferred to apply whenever a resource it references changes. Terraform references in the values
@@ -47,9 +48,10 @@ def principal(kind: str, *identifiers: str) -> Principal:
 
 
 def _values(values: Sequence[str]) -> str | list[str]:
-    """As the data source renders a set of strings: without repeats, in reverse order of their text, one
-    written without a list."""
-    unique = sorted(set(values), reverse=True)
+    """As the data source renders a set of strings: without repeats, one written without a list. Several
+    keep the order they were given in: the provider sorts them once the references are resolved, which
+    synthesis cannot do (sorting the unresolved text would depend on how a reference is written)."""
+    unique = list(dict.fromkeys(values))
     return unique[0] if len(unique) == 1 else unique
 
 
