@@ -10,11 +10,12 @@ the reference text directly (core/aws.py installs both, except under INFRA_PROVI
 
 Where that text would not be what cdktf renders, the attribute is read from jsii as before: a
 construct whose path was not seen being created, an iterated resource (`for_each`: references end
-in `.*`; `count`, kept with it), an element whose logical id was overridden. A reference used in another stack would
-need cdktf's cross-stack outputs; the stacks here never do that, and Terraform's validation of every
-synthesized stack (tests/test_terraform_validate.py, the property tests) would refuse the dangling
-reference. tests/test_provider_bundle.py synthesizes every shipped stack with the references read
-from jsii (the stock mode) and written here, and requires byte-identical output.
+in `.*`; `count`, kept with it), an element whose logical id was overridden. A reference used in
+another stack would need cdktf's cross-stack outputs; the stacks here never do that, and
+Terraform's validation of every synthesized stack (tests/test_terraform_validate.py, the property
+tests) would refuse the dangling reference. tests/test_provider_bundle.py synthesizes every shipped
+stack with the references read from jsii (the stock mode) and written here, and requires
+byte-identical output.
 
 The same records keep the resource-level `tags` each resource was given (in its configuration or
 through the `tags` setter), so the tagging aspect (core/tagging.py) can check them without having
