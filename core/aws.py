@@ -21,11 +21,14 @@ The submodules are compiled without their `if __debug__:` blocks (as `python -O`
 generated files only): those blocks re-check every argument with typeguard, half of the Python time
 of a synthesis, and the jsii kernel checks the same arguments again against the assembly's types
 (tests/test_provider_bundle.py proves a wrongly typed argument is still refused). The compiled code
-is cached under .gen/provider-aws/bytecode, never in the installed package. INFRA_PROVIDER_BUNDLE=stock
-loads the provider exactly as installed (the benchmark's reference, the equivalence test).
+is cached under .gen/provider-aws/bytecode, never in the installed package. The string attributes of
+the resources and data sources (`bucket.arn`) return their Terraform reference without a round trip
+into Node (core.references). INFRA_PROVIDER_BUNDLE=stock loads the provider exactly as installed (the
+benchmark's reference, the equivalence test).
 """
 
 from __future__ import annotations
+import __future__
 
 import importlib
 import importlib.abc
@@ -37,9 +40,14 @@ import sys
 import tempfile
 import types
 
+from core import references
 from core.provider_bundle import OUTPUT_DIR, SELECT_VARIABLE, load_lazy
 
 PACKAGE = "cdktf_cdktf_provider_aws"
+# As `from __future__ import annotations` would: the bindings' ~60,000 annotations stay unevaluated strings
+# (evaluating them was most of the time spent importing the modules; nothing reads them at run time once
+# the typeguard blocks are gone).
+ANNOTATIONS_AS_STRINGS = __future__.annotations.compiler_flag
 
 
 def _install_bare_package() -> None:
@@ -51,6 +59,7 @@ def _install_bare_package() -> None:
         raise ImportError(f"{PACKAGE} is not installed; run the setup command from the README")
     load_lazy()
     if os.environ.get(SELECT_VARIABLE) != "stock":
+        references.install()
         sys.meta_path.insert(0, _UncheckedBindingsFinder())
     package = types.ModuleType(PACKAGE, "Lazily loaded hashicorp/aws bindings (see core.aws)")
     package.__path__ = list(spec.submodule_search_locations)
@@ -61,25 +70,31 @@ def _install_bare_package() -> None:
 
 
 class _UncheckedBindingsLoader(importlib.machinery.SourceFileLoader):
-    """Loads a provider submodule compiled with optimize=1, caching the code in .gen (never beside the source)."""
+    """Loads a provider submodule compiled with optimize=1, caching the code in .gen (never beside the source),
+    its attributes returning references written in Python (core.references)."""
 
     def get_code(self, fullname: str) -> types.CodeType:
         source_path = self.get_filename(fullname)
         status = os.stat(source_path)
         header = importlib.util.MAGIC_NUMBER + f"{status.st_mtime_ns}:{status.st_size}\n".encode()
-        cache = OUTPUT_DIR / "bytecode" / f"{fullname}.opt-1.pyc"
+        cache = OUTPUT_DIR / "bytecode" / f"{fullname}.opt-1.annotations.pyc"
         try:
             data = cache.read_bytes()
             if data.startswith(header):
                 return marshal.loads(data[len(header):])
         except (OSError, ValueError, EOFError):
             pass
-        code = compile(self.get_data(source_path), source_path, "exec", dont_inherit=True, optimize=1)
+        code = compile(self.get_data(source_path), source_path, "exec", flags=ANNOTATIONS_AS_STRINGS,
+                       dont_inherit=True, optimize=1)
         _write_atomically(cache, header + marshal.dumps(code))
         return code
 
     def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
         """Never write bytecode next to the installed sources (get_code caches in .gen instead)."""
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        super().exec_module(module)
+        references.patch_module(module, module.__name__.rpartition(".")[2])
 
 
 def _write_atomically(path, data: bytes) -> None:

@@ -14,6 +14,7 @@ import jsii
 from cdktf import Annotations, Aspects, IAspect, TerraformResource, TerraformStack
 from constructs import Construct, IConstruct
 
+from core import references
 from core.aws import aws
 
 # The childless construct the aspect is registered on (see RequiredTags.enforce).
@@ -73,16 +74,26 @@ class RequiredTags:
     def _check_overrides(self, constructs: list) -> None:
         """Report each resource whose own tags change a required one.
 
-        The tags come from the stack's Terraform JSON, read in one call: reading each resource's
-        `tags_input` instead cost a round trip into Node per taggable resource (~100 of an
-        environment stack's ~600). Only a failure maps the JSON back to constructs (more round trips).
+        The tags are the ones each resource was given from Python (core.references records them as
+        jsii creates the resource, and follows the `tags` setter): no round trip at all. Where one is
+        not known there (a raw override, a token for a required key's value, the stock bundle), they
+        come from the stack's Terraform JSON, read in one call: reading each resource's `tags_input`
+        instead cost a round trip into Node per taggable resource (~100 of an environment stack's ~600),
+        and rendering the stack costs Node about as much again as the synthesis writing it. Only a
+        failure maps the JSON back to constructs (more round trips).
         """
+        taggable = list(filter(_is_taggable, constructs))
+        given = [references.given_tags(resource) for resource in taggable]
+        if all(known and self._checkable(tags) for known, tags in given):
+            for resource, (_, tags) in zip(taggable, given, strict=True):
+                missing = self._overridden(tags or {})
+                if missing:
+                    self._report(resource, sorted(missing))
+            return
         overriding = {}
         for resource_type, resources in self.stack.to_terraform().get("resource", {}).items():
             for logical_id, body in resources.items():
-                tags = body.get("tags") or {}  # a whole-map reference cannot be checked: reported
-                missing = (list(self.tags) if not isinstance(tags, dict)
-                           else [key for key, value in tags.items() if key in self.tags and value != self.tags[key]])
+                missing = self._overridden(body.get("tags") or {})
                 if missing:
                     overriding[(resource_type, logical_id)] = sorted(missing)
         if not overriding:
@@ -91,6 +102,17 @@ class RequiredTags:
             missing = overriding.get((resource.terraform_resource_type, resource.friendly_unique_id))
             if missing:
                 self._report(resource, missing)
+
+    def _overridden(self, tags) -> list[str]:
+        """The required tags a resource's own `tags` change (a whole-map reference cannot be checked: all)."""
+        if not isinstance(tags, Mapping):
+            return list(self.tags)
+        return [key for key, value in tags.items() if key in self.tags and value != self.tags[key]]
+
+    def _checkable(self, tags) -> bool:
+        """Given tags whose required keys hold plain text (a token would have to be resolved by Node)."""
+        return not isinstance(tags, Mapping) or all(
+            isinstance(tags[key], str) and "Token[" not in tags[key] for key in self.tags if key in tags)
 
     def _missing(self, effective: Mapping[str, str]) -> list[str]:
         return [key for key, value in self.tags.items() if effective.get(key) != value]

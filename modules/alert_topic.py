@@ -62,7 +62,7 @@ class AlertTopic(Construct):
             "DenyInsecureTransport", ["sns:Publish"], [topic.arn], effect="Deny", principals=[principal("*", "*")],
             conditions=[condition("Bool", "aws:SecureTransport", "false")]))
         aws.sns_topic_policy.SnsTopicPolicy(self, "policy", arn=topic.arn,
-                                            policy=document(self, "policy-document", statements))
+                                            policy=document(statements))
         for index, email in enumerate(props.emails):
             aws.sns_topic_subscription.SnsTopicSubscription(
                 self, f"email-{index}", topic_arn=topic.arn, protocol="email", endpoint=email)

@@ -121,7 +121,7 @@ class Observability(Construct):
                                                  f"arn:aws:events:{region}:{account_id}:rule/{prefix}-*")])]
         # CloudWatch User Guide, "Confused deputy prevention" (alarms publishing to SNS); Cost Management User
         # Guide, "Creating an Amazon SNS topic for budget notifications" / "... for anomaly notifications".
-        policy = document(self, f"{name}-topic-policy-document", [*(rules if event_rules else []),
+        policy = document([*(rules if event_rules else []),
             statement("CloudWatchAlarmsPublish", ["sns:Publish"], [topic_arn],
                       principals=[principal("Service", "cloudwatch.amazonaws.com")],
                       conditions=[condition("ArnLike", "aws:SourceArn",

@@ -15,7 +15,7 @@ from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
 from core.aws import aws
-from core.iam import condition, principal, statement
+from core.iam import condition, document, principal, statement
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class SecureBucketProps:
     force_destroy: bool = False
     # An account id: this bucket is the sink for S3 server access logs of that account's buckets.
     s3_access_logs_from_account: str | None = None
-    # Extra statements (DataAwsIamPolicyDocumentStatement) such as a service's write access.
+    # Extra statements (core.iam.statement) such as a service's write access.
     policy_statements: tuple[Any, ...] = ()
     # An aliased provider, for a bucket in another region (a replica in the DR region).
     provider: Any = None
@@ -78,10 +78,10 @@ class SecureBucket(Construct):
                 self, "access-logging", bucket=bucket_id, target_bucket=sink.name,
                 target_prefix=f"{props.name}/", depends_on=[sink.policy], provider=provider,
             )
-        policy = self._policy_document(props)
         # The public-access block must exist first, or S3 may judge the policy before it applies.
         self.policy = aws.s3_bucket_policy.S3BucketPolicy(
-            self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[access_block], provider=provider,
+            self, "policy", bucket=bucket_id, policy=self._policy_document(props), depends_on=[access_block],
+            provider=provider,
         )
 
     def _encryption(self, bucket_id: str, kms_key_arn: str | None, provider: Any) -> None:
@@ -120,7 +120,7 @@ class SecureBucket(Construct):
             )],
         )
 
-    def _policy_document(self, props: SecureBucketProps):
+    def _policy_document(self, props: SecureBucketProps) -> str:
         everyone = principal("*", "*")
         statements = [statement(
             "DenyInsecureTransport", ["s3:*"], [self.arn, f"{self.arn}/*"], effect="Deny",
@@ -139,5 +139,4 @@ class SecureBucket(Construct):
                 principals=[principal("Service", "logging.s3.amazonaws.com")],
                 conditions=[condition("StringEquals", "aws:SourceAccount", props.s3_access_logs_from_account)]))
         statements.extend(props.policy_statements)
-        return aws.data_aws_iam_policy_document.DataAwsIamPolicyDocument(
-            self, "policy-document", statement=statements)
+        return document(statements)

@@ -141,7 +141,7 @@ def role_documents(stack: dict) -> list[tuple[str, str]]:
     for role, reference in held:
         if reference.startswith("${aws_iam_policy."):
             documents.append((role, customer[ref_name(reference, "aws_iam_policy")]["policy"]))
-        elif reference.startswith("${data.aws_iam_policy_document."):
+        elif reference.startswith(("${data.aws_iam_policy_document.", "{")):  # a data source or inline JSON
             documents.append((role, reference))
     return documents
 

@@ -15,7 +15,7 @@ from core.elb import ELB_LOG_ACCOUNTS, LOG_DELIVERY_SERVICE
 from environments.model import EnvironmentConfig
 from tests.conftest import only, resources_of
 from tests.iam_checks import key_policies
-from tests.network_checks import ACCOUNT_REF, policy_document, ref_name
+from tests.network_checks import ACCOUNT_REF, iam_documents, policy_document, ref_name
 
 PARTITION_REF = "${data.aws_partition.partition.partition}"
 DIGEST = "@sha256:"
@@ -23,7 +23,7 @@ DIGEST = "@sha256:"
 
 def document_statements(stack: dict, service: str):
     """(document id, statement) of every Allow statement granting `service` in a policy document."""
-    for name, document in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+    for name, document in iam_documents(stack).items():
         for item in document["statement"]:
             granted = [i for p in item.get("principals", []) if p["type"] == "Service" for i in p["identifiers"]]
             if service in granted and item.get("effect", "Allow") == "Allow":

@@ -23,11 +23,81 @@ def ref_name(expression: str, resource_type: str) -> str:
     return match.group(2)
 
 
+# The attributes core.iam.document writes an IAM policy document into (inline JSON, or a reference to
+# an `aws_iam_policy_document` data source in stacks built before issue 23 and in hand-made fixtures).
+DOCUMENT_ATTRIBUTES = {"aws_iam_role": "assume_role_policy", "aws_iam_role_policy": "policy",
+                       "aws_s3_bucket_policy": "policy", "aws_sns_topic_policy": "policy"}
+DATA_DOCUMENT = re.compile(r"^\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}$")
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def document_block(policy: dict) -> dict:
+    """An inline JSON policy document in the data source's block form (`statement` blocks with `sid`,
+    `effect`, `actions`, `resources`, `principals` and `condition`), so every check reads both alike."""
+    statements = []
+    for item in _as_list(policy["Statement"]):
+        block = {"sid": item.get("Sid"), "effect": item.get("Effect", "Allow"), "actions": _as_list(item["Action"])}
+        if "Resource" in item:
+            block["resources"] = _as_list(item["Resource"])
+        principal = item.get("Principal")
+        if principal == "*":
+            block["principals"] = [{"type": "*", "identifiers": ["*"]}]
+        elif principal:
+            block["principals"] = [{"type": kind, "identifiers": _as_list(ids)} for kind, ids in principal.items()]
+        if item.get("Condition"):
+            block["condition"] = [{"test": test, "variable": variable, "values": _as_list(values)}
+                                  for test, variables in item["Condition"].items()
+                                  for variable, values in variables.items()]
+        statements.append({key: value for key, value in block.items() if value is not None})
+    unknown = {key for item in _as_list(policy["Statement"]) for key in item} - {
+        "Sid", "Effect", "Action", "Resource", "Principal", "Condition"}
+    assert not unknown, f"policy elements the checks do not read: {sorted(unknown)}"
+    return {"statement": statements}
+
+
 def policy_document(stack: dict, expression: str) -> dict:
-    """The `aws_iam_policy_document` data source a `${data.aws_iam_policy_document.x.json}` names."""
-    match = re.match(r"^\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}$", expression)
-    assert match, f"{expression!r} is not a policy document reference"
-    return stack["data"]["aws_iam_policy_document"][match.group(1)]
+    """The policy document an attribute holds, in block form: its inline JSON converted (document_block),
+    or the `aws_iam_policy_document` data source a `${data.aws_iam_policy_document.x.json}` names."""
+    match = DATA_DOCUMENT.match(expression)
+    if match:
+        return stack["data"]["aws_iam_policy_document"][match.group(1)]
+    try:
+        policy = json.loads(expression)
+    except json.JSONDecodeError:
+        raise AssertionError(f"{expression!r} is neither a policy document nor a reference to one") from None
+    return document_block(policy)
+
+
+def iam_documents(stack: dict) -> dict[str, dict]:
+    """Every IAM policy document of the stack (DOCUMENT_ATTRIBUTES), in block form, by where it is: a data
+    source by its logical id, an inline document by `<resource type>.<logical id>` of the resource holding it.
+    KMS key and endpoint policies are not in here (tests/iam_checks.py key_policies)."""
+    documents = dict(stack.get("data", {}).get("aws_iam_policy_document", {}))
+    for resource_type, attribute in DOCUMENT_ATTRIBUTES.items():
+        for logical_id, config in stack.get("resource", {}).get(resource_type, {}).items():
+            value = config.get(attribute)
+            if isinstance(value, str) and not DATA_DOCUMENT.match(value):
+                documents[f"{resource_type}.{logical_id}"] = policy_document(stack, value)
+    return documents
+
+
+def edit_documents(stack: dict, edit) -> None:
+    """Apply `edit(where, block)` to every IAM policy document of the stack (iam_documents' names) and write
+    the edited blocks back: a data source in place, an inline document as JSON rendered from the block."""
+    from ops.policy_documents import render_policy_document
+
+    for name, block in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+        edit(name, block)
+    for resource_type, attribute in DOCUMENT_ATTRIBUTES.items():
+        for logical_id, config in stack.get("resource", {}).get(resource_type, {}).items():
+            value = config.get(attribute)
+            if isinstance(value, str) and not DATA_DOCUMENT.match(value):
+                block = policy_document(stack, value)
+                edit(f"{resource_type}.{logical_id}", block)
+                config[attribute] = json.dumps(render_policy_document(block))
 
 
 def subnets_by_tier(stack: dict) -> dict[str, dict[str, dict]]:

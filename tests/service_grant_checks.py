@@ -13,7 +13,7 @@ import re
 from environments.model import EnvironmentConfig
 from tests.conftest import only, resources_of
 from tests.iam_checks import key_policies
-from tests.network_checks import ACCOUNT_REF, REF, policy_document, ref_name
+from tests.network_checks import ACCOUNT_REF, REF, iam_documents, policy_document, ref_name
 
 PARTITION_REF = "${data.aws_partition.partition.partition}"
 # Condition keys that confine a service to this account's resources (IAM compares keys case-insensitively).
@@ -23,7 +23,7 @@ SOURCE_KEYS = {"aws:sourceaccount", "aws:sourcearn", "kms:encryptioncontext:aws:
 def _allow_statements(stack: dict):
     """(where, service principals, {condition key (lower case): value}) of every Allow statement with a Service
     principal, in IAM policy documents and in KMS key policies."""
-    for name, document in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+    for name, document in iam_documents(stack).items():
         for item in document["statement"]:
             services = [i for p in item.get("principals", []) if p["type"] == "Service" for i in p["identifiers"]]
             if services and item.get("effect", "Allow") == "Allow":
@@ -56,7 +56,7 @@ PARTITIONS = {"aws", PARTITION_REF}
 def _grants(stack: dict):
     """(where, kind, service principals, [(operator, condition key (lower case), [values])]) of every Allow
     statement with a Service principal, in IAM policy documents and in KMS key policies."""
-    for name, document in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+    for name, document in iam_documents(stack).items():
         for item in document["statement"]:
             services = [i for p in item.get("principals", []) if p["type"] == "Service" for i in p["identifiers"]]
             if services and item.get("effect", "Allow") == "Allow":

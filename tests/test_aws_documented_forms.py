@@ -19,6 +19,7 @@ from modules.database_bootstrap import execution_role_name
 from stacks.environment import EnvironmentStack
 from tests import aws_form_checks as checks
 from tests.conftest import resources_of
+from tests.network_checks import edit_documents
 
 NEWER_REGION = "eu-south-2"  # Europe (Spain), opened November 2022
 
@@ -112,28 +113,31 @@ def test_a_source_condition_on_eventbridges_key_grant_is_caught(stacks):
 def test_the_service_principal_in_an_older_region_is_caught(stacks):
     stack = copy.deepcopy(stacks["production"])
     checks.alb_log_statement(stack)  # the statement exists before it is broken
-    for document in stack["data"]["aws_iam_policy_document"].values():
+    def edit(_, document: dict) -> None:
         for item in document["statement"]:
             if item.get("sid") == "AlbLogDelivery":
                 item["principals"] = [{"type": "Service", "identifiers": [LOG_DELIVERY_SERVICE]}]
+    edit_documents(stack, edit)
     with pytest.raises(AssertionError, match="eu-west-1: "):
         checks.check_alb_log_writer(stack, "eu-west-1")
 
 
 def test_a_source_condition_on_the_alb_service_principal_is_caught(newer_region_stack):
     stack = copy.deepcopy(newer_region_stack)
-    for document in stack["data"]["aws_iam_policy_document"].values():
+    def edit(_, document: dict) -> None:
         for item in document["statement"]:
             if item.get("sid") == "AlbLogDelivery":
                 item["condition"] = [{"test": "StringEquals", "variable": "aws:SourceAccount", "values": ["1"]}]
+    edit_documents(stack, edit)
     with pytest.raises(AssertionError, match="a condition AWS does not document"):
         checks.check_alb_log_writer(stack, NEWER_REGION)
 
 
 def test_a_missing_acl_check_statement_is_caught(stacks):
     stack = copy.deepcopy(stacks["production"])
-    for document in stack["data"]["aws_iam_policy_document"].values():
+    def edit(_, document: dict) -> None:
         document["statement"] = [s for s in document["statement"] if s.get("sid") != "CloudFrontLogDeliveryAclCheck"]
+    edit_documents(stack, edit)
     with pytest.raises(AssertionError, match="no s3:GetBucketAcl statement"):
         checks.check_cloudfront_log_acl_check(stack)
 
@@ -165,10 +169,11 @@ def test_an_image_by_tag_in_production_is_caught(stacks, container):
 @pytest.mark.parametrize("sid", ["DeleteItsRecoveryPoints", "TagItsRecoveryPoints"])
 def test_a_backup_role_reaching_every_environment_is_caught(stacks, project, sid):
     stack = copy.deepcopy(stacks["production"])
-    for document in stack["data"]["aws_iam_policy_document"].values():
+    def edit(_, document: dict) -> None:
         for item in document["statement"]:
             if item.get("sid") == sid:
                 del item["condition"]
+    edit_documents(stack, edit)
     with pytest.raises(AssertionError, match="on any environment's recovery points"):
         checks.check_backup_role_scoped(stack, project.environment("production"))
 

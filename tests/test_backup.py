@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests import dr_checks
+from tests import dr_checks, network_checks
 from tests.conftest import only, resources_of
 
 
@@ -90,9 +90,10 @@ def test_the_checks_catch_a_broken_stack(stacks, project, breakage):
         name = next(iter(resources_of(stack, "aws_backup_vault_lock_configuration")))
         del stack["resource"]["aws_backup_vault_lock_configuration"][name]
     elif breakage == "role-wildcard":
-        for document in stack["data"]["aws_iam_policy_document"].values():
+        def edit(_, document: dict) -> None:
             for statement in document.get("statement", []):
                 if statement.get("sid") == "ReadAndCopyRecoveryPoints":
                     statement["resources"] = ["*"]
+        network_checks.edit_documents(stack, edit)
     with pytest.raises(AssertionError, match=BACKUP_BREAKAGES[breakage]):
         dr_checks.check_backup(stack, env)

@@ -274,9 +274,15 @@ def test_the_config_role_writes_only_its_own_prefix(project, stacks):
 def test_the_config_prefix_check_catches_a_write_to_the_whole_bucket(project, stacks):
     _, stack = baseline_stack(stacks, project)
     broken = copy.deepcopy(stack)
-    (deliver,) = [s for d in broken["data"]["aws_iam_policy_document"].values() for s in d["statement"]
-                  if s.get("sid") == "Deliver"]
-    deliver["resources"] = [deliver["resources"][0].split("/AWSLogs/")[0] + "/*"]
+    delivers = []
+
+    def edit(_, document: dict) -> None:
+        for statement in document["statement"]:
+            if statement.get("sid") == "Deliver":
+                statement["resources"] = [statement["resources"][0].split("/AWSLogs/")[0] + "/*"]
+                delivers.append(statement)
+    network_checks.edit_documents(broken, edit)
+    assert len(delivers) == 1, delivers
     with pytest.raises(AssertionError, match=r"the Config role writes to .*/\*'\], not only"):
         check_config_role_writes_only_its_own_prefix(broken)
 

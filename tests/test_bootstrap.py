@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import only, resources_of
 from tests.iam_checks import check_key_policy_principals, key_policies
+from tests.network_checks import policy_document
 
 REFERENCE = re.compile(r"^\$\{(?:data\.)?([a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z_]+)\}$")
 
@@ -50,9 +51,8 @@ def referenced(stack: dict, expression: str, kind: str = "resource") -> tuple[di
 
 
 def policy_statements(stack: dict, expression: str) -> list[dict]:
-    document, attribute = referenced(stack, expression, kind="data")
-    assert attribute == "json"
-    return document["statement"]
+    """The statements of a policy attribute's document (inline JSON or a data source), in block form."""
+    return policy_document(stack, expression)["statement"]
 
 
 def test_state_bucket_is_named_from_config_and_cannot_be_destroyed(bootstrap, state_bucket_id):

@@ -213,10 +213,14 @@ def only_container_port(stack: dict) -> int:
 def without_statement(sid: str) -> Callable[[dict], None]:
     """A mutation deleting the one policy statement `sid` (issue 22: a role cut down to less than its job)."""
     def mutate(stack: dict) -> None:
-        holders = [document for document in stack["data"]["aws_iam_policy_document"].values()
-                   if any(statement.get("sid") == sid for statement in document["statement"])]
+        holders = []
+
+        def edit(name: str, document: dict) -> None:
+            if any(statement.get("sid") == sid for statement in document["statement"]):
+                holders.append(name)
+                document["statement"] = [s for s in document["statement"] if s.get("sid") != sid]
+        network_checks.edit_documents(stack, edit)
         assert len(holders) == 1, f"{sid} is in {len(holders)} documents"
-        holders[0]["statement"] = [s for s in holders[0]["statement"] if s.get("sid") != sid]
     return mutate
 
 
@@ -229,21 +233,30 @@ def without_attachment(policy: str) -> Callable[[dict], None]:
     return mutate
 
 
-def document_condition(stack: dict, document: str, variable: str) -> dict:
-    """The one condition on `variable` in the policy document whose logical id starts with `document`."""
-    documents = stack["data"]["aws_iam_policy_document"]
-    (found,) = [condition for name, body in documents.items() if name.startswith(document)
-                for statement in body["statement"] for condition in statement.get("condition", [])
-                if condition["variable"].lower() == variable.lower()]
-    return found
+def edit_condition(stack: dict, document: str, variable: str, edit: Callable[[dict], None]) -> None:
+    """`edit` the one condition on `variable` in the policy document whose place (network_checks.iam_documents)
+    starts with `document`."""
+    found = []
+
+    def visit(name: str, body: dict) -> None:
+        if name.startswith(document):
+            for statement in body["statement"]:
+                for condition in statement.get("condition", []):
+                    if condition["variable"].lower() == variable.lower():
+                        edit(condition)
+                        found.append(condition)
+    network_checks.edit_documents(stack, visit)
+    assert len(found) == 1, found
 
 
 def backup_trust_says_not_equals(stack: dict) -> None:
-    document_condition(stack, "backup_role-trust", "aws:SourceAccount")["test"] = "StringNotEquals"
+    edit_condition(stack, "aws_iam_role.backup_role_", "aws:SourceAccount",
+                   lambda condition: condition.update(test="StringNotEquals"))
 
 
 def site_policy_names_any_source(stack: dict) -> None:
-    document_condition(stack, "frontend_site_policy-document", "aws:SourceArn")["values"] = ["*"]
+    edit_condition(stack, "aws_s3_bucket_policy.frontend_site_policy_", "aws:SourceArn",
+                   lambda condition: condition.update(values=["*"]))
 
 
 def key_grant_in_another_account(stack: dict) -> None:
@@ -256,25 +269,30 @@ def key_grant_in_another_account(stack: dict) -> None:
 
 
 def alarm_source_in_any_account(stack: dict) -> None:
-    condition = document_condition(stack, "observability_critical-topic-policy-document", "aws:SourceArn")
-    condition["values"] = [value.replace("${data.aws_caller_identity.caller.account_id}", "*")
-                           for value in condition["values"]]
+    edit_condition(stack, "aws_sns_topic_policy.observability_critical-topic-policy_", "aws:SourceArn",
+                   lambda condition: condition.update(values=[
+                       value.replace("${data.aws_caller_identity.caller.account_id}", "*")
+                       for value in condition["values"]]))
 
 
 def topic_grant_to_eventbridge_unconditioned(stack: dict) -> None:
     """The topic policy (not the key: AWS documents no source keys there) lets any account's rules publish."""
-    (document,) = [body for name, body in stack["data"]["aws_iam_policy_document"].items()
-                   if name.startswith("observability_warning-topic-policy-document")]
-    for statement in document["statement"]:
-        if any("events.amazonaws.com" in p["identifiers"] for p in statement.get("principals", [])):
-            del statement["condition"]
+    edited = []
+
+    def edit(name: str, document: dict) -> None:
+        if name.startswith("aws_sns_topic_policy.observability_warning-topic-policy_"):
+            edited.append(name)
+            for statement in document["statement"]:
+                if any("events.amazonaws.com" in p["identifiers"] for p in statement.get("principals", [])):
+                    del statement["condition"]
+    network_checks.edit_documents(stack, edit)
+    assert len(edited) == 1, edited
 
 
 def leak_document(stack: dict, actions: list[str], resources: list[str]) -> str:
-    """A new policy document granting `actions` on `resources`; returns its reference."""
-    stack["data"]["aws_iam_policy_document"]["leak"] = {"statement": [
-        {"effect": "Allow", "actions": actions, "resources": resources}]}
-    return "${data.aws_iam_policy_document.leak.json}"
+    """A new inline policy document granting `actions` on `resources` (as core.iam writes them)."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": actions, "Resource": resources}]})
 
 
 def api_role(stack: dict, which: str) -> str:
@@ -343,7 +361,7 @@ CONDITION_CASES = {  # issue 22, item 2: source conditions checked by operator a
         "ArnLike aws:sourcearn 'arn:aws:cloudwatch:eu-west-1:\\*:alarm:\\*' does not name"),
     "warning topic publishable by any account's rules": Case(
         "dev", service_grant_checks.check_service_grants_are_confined, topic_grant_to_eventbridge_unconditioned,
-        "warning-topic-policy-document.*events.amazonaws.com.* may act for any account's resources"),
+        "warning-topic-policy_.*events.amazonaws.com.* may act for any account's resources"),
 }
 
 

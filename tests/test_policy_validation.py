@@ -27,6 +27,7 @@ from ops import cli, policy_documents, policy_validation
 from ops import tools as ops_tools
 from ops.policy_documents import PLACEHOLDER_ACCOUNT, extract_policies
 from ops.policy_validation import EXIT_NOT_RUN
+from tests import network_checks
 from tests.terraform_tools import run_terraform
 
 STACK_NAMES = ("bootstrap", "baseline-eu-west-1", "dev", "staging", "production")
@@ -102,12 +103,17 @@ def _rendered_source(stack: dict, config: dict, attribute: str) -> Any:
     return value
 
 
+def _listed(value: Any) -> list:
+    """A policy element's values: one is written without a list."""
+    return value if isinstance(value, list) else [value]
+
+
 def test_placeholders_are_well_formed_arns_in_the_resources_region(stacks):
     policies = {policy.address: policy for policy in extract_policies(stacks["production"])}
     replica = next(policy for address, policy in policies.items()
                    if address.startswith("aws_s3_bucket_policy.frontend_replica_policy"))
     document = json.loads(replica.document)
-    resources = [arn for statement in document["Statement"] for arn in statement.get("Resource", [])]
+    resources = [arn for statement in document["Statement"] for arn in _listed(statement.get("Resource", []))]
     replica_bucket = stacks["production"]["resource"]["aws_s3_bucket"]
     bucket_name = next(config["bucket"] for logical_id, config in replica_bucket.items()
                        if logical_id.startswith("frontend_replica_bucket"))
@@ -116,7 +122,8 @@ def test_placeholders_are_well_formed_arns_in_the_resources_region(stacks):
     assert f"arn:aws:s3:::{bucket_name}" in resources and f"arn:aws:s3:::{bucket_name}/*" in resources
     topic = next(policy for address, policy in policies.items()
                  if address.startswith("aws_sns_topic_policy.observability_edge-warning"))
-    arns = {arn for statement in json.loads(topic.document)["Statement"] for arn in statement.get("Resource", [])}
+    arns = {arn for statement in json.loads(topic.document)["Statement"]
+            for arn in _listed(statement.get("Resource", []))}
     assert arns and all(arn.startswith(f"arn:aws:sns:us-east-1:{PLACEHOLDER_ACCOUNT}:") for arn in arns), arns
 
 
@@ -391,14 +398,16 @@ def test_the_plan_file_is_read(stacks, run_command, tmp_path):
 
 
 def test_a_rendered_policy_document_keeps_every_statement_of_its_block(stacks):
-    """The renderer drops nothing: one statement out per `statement` block in, Sids in order."""
+    """The extraction drops nothing: one statement out per `statement` block or inline statement in, Sids in order."""
     stack = stacks["production"]
     for policy in extract_policies(stack):
         config = stack["resource"][policy.address.split(".")[0]][policy.address.split(".")[1]]
         source = _rendered_source(stack, config, policy.attribute)
+        sids = [statement.get("Sid") for statement in json.loads(policy.document)["Statement"]]
         if isinstance(source, dict):
-            sids = [statement["Sid"] for statement in json.loads(policy.document)["Statement"]]
             assert sids == [statement["sid"] for statement in source["statement"]], policy.label
+        else:
+            assert sids == [statement.get("Sid") for statement in json.loads(source)["Statement"]], policy.label
 
 
 
@@ -425,31 +434,54 @@ def _as_lists(value: Any, key: str = "") -> Any:
 
 
 def test_rendered_policy_documents_match_the_providers_rendering(stacks, terraform_env, tmp_path):
-    """Every shipped aws_iam_policy_document, references replaced the same way, rendered by hashicorp/aws
-    offline (a data source needs no AWS call) and compared statement by statement with the renderer here."""
+    """Every shipped IAM policy document (core.iam writes them inline, issue 23), references replaced the same
+    way, rendered by hashicorp/aws from the equivalent aws_iam_policy_document data source offline (a data
+    source needs no AWS call) and compared statement by statement with the inline document and with the
+    renderer here (which ops/policy_documents.py applies to data sources); an inline document's text is the
+    provider's but for the order within lists of actions and resources."""
     root: dict[str, Any] = {"terraform": {"required_providers": stacks["dev"]["terraform"]["required_providers"]},
                             "provider": {"aws": {"region": "eu-west-1", "access_key": "offline",
                                                  "secret_key": "offline", "skip_credentials_validation": True,
                                                  "skip_requesting_account_id": True,
                                                  "skip_metadata_api_check": True}},
                             "data": {"aws_iam_policy_document": {}}, "output": {}}
-    expected = {}
+    expected, texts = {}, {}
     for stack_name, stack in sorted(stacks.items()):
         substitution = policy_documents.Substitution(stack, {}, PLACEHOLDER_ACCOUNT)
-        for name, block in stack.get("data", {}).get("aws_iam_policy_document", {}).items():
+        for name, block in network_checks.iam_documents(stack).items():
             key = f"d{len(expected)}"
             concrete = json.loads(substitution.apply(json.dumps({k: v for k, v in block.items() if k != "//"})))
             root["data"]["aws_iam_policy_document"][key] = concrete
             root["output"][key] = {"value": f"${{data.aws_iam_policy_document.{key}.json}}"}
-            expected[key] = (f"{stack_name}: {name}", policy_documents.render_policy_document(concrete))
+            inline = [policy_documents.render_policy_document(concrete)]
+            if "." in name:  # an inline document: what the stack itself holds, references replaced
+                resource_type, logical_id = name.split(".")
+                attribute = network_checks.DOCUMENT_ATTRIBUTES[resource_type]
+                texts[key] = substitution.apply(stack["resource"][resource_type][logical_id][attribute])
+                inline.append(json.loads(texts[key]))
+            expected[key] = (f"{stack_name}: {name}", inline)
     assert len(expected) > 50, "too few documents: the comparison would prove little"
     (tmp_path / "main.tf.json").write_text(json.dumps(root))
     run_terraform(["init", "-backend=false", "-input=false", "-no-color"], tmp_path, terraform_env)
     run_terraform(["apply", "-auto-approve", "-input=false", "-no-color"], tmp_path, terraform_env)
     outputs = json.loads(run_terraform(["output", "-json"], tmp_path, terraform_env).stdout)
-    for key, (where, ours) in expected.items():
+    for key, (where, renderings) in expected.items():
         theirs = json.loads(outputs[key]["value"])
-        assert _normalized(_as_lists(theirs)) == _normalized(_as_lists(ours)), f"{where}: {theirs} != {ours}"
+        for ours in renderings:
+            assert _normalized(_as_lists(theirs)) == _normalized(_as_lists(ours)), f"{where}: {theirs} != {ours}"
+        if key in texts:  # core/iam.py writes the provider's text: the same shape, only lists in their own order
+            assert _normalized(json.loads(texts[key])) == _normalized(theirs), where
+            assert texts[key] == json.dumps(json.loads(outputs[key]["value"]) | {"Statement": [
+                statement | {element: _in_order_of(statement[element], mine[element])
+                             for element in ("Action", "Resource") if isinstance(statement.get(element), list)}
+                for statement, mine in zip(theirs["Statement"], json.loads(texts[key])["Statement"], strict=True)]},
+                indent=2), where
+
+
+def _in_order_of(values: list, order: list) -> list:
+    """`values` (the provider's sorted list) in the order of `order` (the same values)."""
+    assert sorted(values) == sorted(order)
+    return list(order)
 
 
 def test_the_rendering_comparison_ignores_only_the_providers_shorthand():

@@ -263,6 +263,15 @@ def test_the_bindings_synthesis_uses_carry_no_python_type_checks(stacks):
     assert not calls_check_type(aws.provider.AwsProviderDefaultTags.__init__)
 
 
+def test_the_bindings_annotations_stay_unevaluated(stacks):
+    """Compiled as under `from __future__ import annotations` (core.aws): annotations are the source's text."""
+    from core.aws import aws
+
+    assert stacks
+    assert aws.s3_bucket.S3Bucket.arn.fget.__wrapped__.__annotations__ == {"return": "builtins.str"}
+    assert aws.s3_bucket.S3BucketConfig.__init__.__annotations__["bucket"] == "typing.Optional[builtins.str]"
+
+
 def test_the_type_check_probe_sees_a_checked_binding():
     """The probe above bites: the installed (checked) source of the same constructor calls check_type."""
     from core.aws import aws

@@ -18,6 +18,7 @@ import pytest
 
 from stacks.environment import EnvironmentStack
 from tests.iam_checks import key_policies
+from tests.network_checks import edit_documents, iam_documents
 
 SNS_ENCRYPTED = "SNS Developer Guide: Enable compatibility between event sources from AWS services and encrypted topics"
 ECS_EXECUTION = "ECS Developer Guide: Amazon ECS task execution IAM role / Amazon ECS task IAM role"
@@ -82,7 +83,7 @@ def _regionless(service: str) -> str:
 def service_grants(stack: dict) -> set[tuple[str, str]]:
     """(statement id, service principal) of every statement granting a service, in policy documents and keys."""
     found = set()
-    for document in stack.get("data", {}).get("aws_iam_policy_document", {}).values():
+    for document in iam_documents(stack).values():
         for item in document["statement"]:
             for principals in item.get("principals", []):
                 if principals["type"] == "Service":
@@ -121,13 +122,14 @@ def test_every_service_grant_follows_a_documented_form(every_form):
 ])
 def test_an_undocumented_or_stale_grant_is_caught(every_form, breakage, match):
     broken = copy.deepcopy(every_form)
-    documents = broken["production"]["data"]["aws_iam_policy_document"].values()
-    for item in (s for d in documents for s in d["statement"]):
-        for principals in item.get("principals", []):
-            if breakage == "new-service" and item.get("sid") == "AlbLogDelivery":
-                principals["type"], principals["identifiers"] = "Service", ["delivery.logs.amazonaws.com"]
-            if breakage == "stale-row" and principals["identifiers"] == ["monitoring.rds.amazonaws.com"]:
-                principals["identifiers"] = ["ecs-tasks.amazonaws.com"]
+    def edit(_, document: dict) -> None:
+        for item in document["statement"]:
+            for principals in item.get("principals", []):
+                if breakage == "new-service" and item.get("sid") == "AlbLogDelivery":
+                    principals["type"], principals["identifiers"] = "Service", ["delivery.logs.amazonaws.com"]
+                if breakage == "stale-row" and principals["identifiers"] == ["monitoring.rds.amazonaws.com"]:
+                    principals["identifiers"] = ["ecs-tasks.amazonaws.com"]
+    edit_documents(broken["production"], edit)
     if breakage == "stale-row":
         for name in ("dev", "staging", "dev-eu-south-2"):
             broken.pop(name)

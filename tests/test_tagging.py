@@ -118,3 +118,40 @@ def test_aspect_runs_once_per_stack_however_many_constructs_it_holds(tmp_path):
     app.synth()
 
     assert visits == ["tagging/required-tags"]
+
+
+@pytest.mark.parametrize("override", ["given", "setter", "raw override", "token value"])
+def test_aspect_catches_an_override_however_it_was_made(tmp_path, override, monkeypatch):
+    """Given tags are checked from Python's records without rendering the stack; a raw override and a token
+    for a required key's value are not known there, so those stacks are rendered (and the override caught)."""
+    rendered = []
+    to_terraform = cdktf.TerraformStack.to_terraform
+    monkeypatch.setattr(cdktf.TerraformStack, "to_terraform", lambda self: rendered.append(1) or to_terraform(self))
+
+    def build(stack):
+        aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
+            aws.provider.AwsProviderDefaultTags(tags={"Environment": "dev", "Owner": "team"})])
+        created = bucket(stack, tags={"Environment": "production"} if override == "given" else {"Purpose": "x"})
+        if override == "setter":
+            created.tags = {"Owner": "someone"}
+        elif override == "raw override":
+            created.add_override("tags.Owner", "someone")
+        elif override == "token value":
+            created.tags = {"Owner": cdktf.Token.as_string(cdktf.Fn.lower("TEAM"))}
+
+    with pytest.raises(Exception, match=r"tagging/bucket would lack the required tags (Environment=dev|Owner=team)"):
+        synth_with_aspect(build, tmp_path / "cdktf.out")
+    assert bool(rendered) == (override in ("raw override", "token value")), rendered
+
+
+def test_aspect_checks_given_tags_without_rendering_the_stack(tmp_path, monkeypatch):
+    rendered = []
+    monkeypatch.setattr(cdktf.TerraformStack, "to_terraform", lambda self: rendered.append(1) or {})
+
+    def build(stack):
+        aws.provider.AwsProvider(stack, "aws", region="eu-west-1", default_tags=[
+            aws.provider.AwsProviderDefaultTags(tags={"Environment": "dev", "Owner": "team"})])
+        bucket(stack, tags={"Purpose": "test", "Owner": "team"})
+
+    synth_with_aspect(build, tmp_path / "cdktf.out")
+    assert rendered == []
