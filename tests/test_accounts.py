@@ -347,18 +347,22 @@ def test_bucket_replica_and_keys_admit_only_the_state_roles(multi):
              for stack in project.state_keys for suffix in ("rw", "ro")}
     replication = f"arn:aws:iam::{STATE_ACCOUNT}:role/webapp-state-replication"
     expected = {"state-bucket": roles | {ADMIN, replication}, "state-replica": {ADMIN, replication}}
-    documents = resources_of_type_by_path(bootstrap, "data", "aws_iam_policy_document")
+    policies = resources_of_type_by_path(bootstrap, "resource", "aws_s3_bucket_policy")
     for bucket, admitted in expected.items():
-        (document,) = [doc for path, doc in documents.items() if path.startswith(f"{bucket}_")]
-        (deny,) = [s for s in document["statement"] if s.get("sid") == "OnlyTheStateRolesTouchObjects"]
-        conditions = {c["test"]: c for c in deny["condition"]}
-        assert set(conditions["ArnNotLike"]["values"]) == admitted
-        assert conditions["Bool"]["values"] == ["false"] and deny["effect"] == "Deny"
+        (policy,) = [json.loads(p["policy"]) for path, p in policies.items() if path.startswith(f"{bucket}_")]
+        (deny,) = [s for s in policy["Statement"] if s.get("Sid") == "OnlyTheStateRolesTouchObjects"]
+        assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+        assert set(as_list(deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"])) == admitted
+        assert deny["Condition"]["Bool"] == {"aws:PrincipalIsAWSService": "false"}
     for key, admitted in (("state-key", roles | {ADMIN, replication}), ("replica-key", {ADMIN, replication})):
         (resource,) = [r for path, r in resources_of_type_by_path(bootstrap, "resource", "aws_kms_key").items()
                        if path.startswith(f"{key}_")]
         (deny,) = [s for s in json.loads(resource["policy"])["Statement"] if s["Effect"] == "Deny"]
         assert set(deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == admitted
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 def resources_of_type_by_path(stack: dict, block: str, kind: str) -> dict[str, dict]:
