@@ -18,6 +18,7 @@ class Kind(StrEnum):
     BOOTSTRAP = "bootstrap"
     BASELINE = "baseline"
     ENVIRONMENT = "environment"
+    DR_REGION = "DR-region"
 
 
 @dataclass(frozen=True)
@@ -53,5 +54,10 @@ def resolve(project: ProjectConfig, name: str) -> Target:
         if env.name == name:
             source = env.source if env.account_id else project.source
             return Target(name, Kind.ENVIRONMENT, env.account_id or project.account_id, source, env.state_key,
+                          guarded=env.production, environment=env)
+        if env.dr and env.dr_stack_name == name:
+            # The environment in its DR region: same account, same guard, its own state key.
+            source = env.source if env.account_id else project.source
+            return Target(name, Kind.DR_REGION, env.account_id or project.account_id, source, env.dr_state_key,
                           guarded=env.production, environment=env)
     raise UnknownStack(f"unknown stack {name!r}: the stacks are {', '.join(project.stack_names)}")

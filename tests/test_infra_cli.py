@@ -212,7 +212,7 @@ def test_unknown_environment_is_one_line_and_exit_2(command):
     outcome = run_infra(command, "qa")
     assert outcome.code == errors.EXIT_USAGE
     assert outcome.err == ("ops: unknown stack 'qa': the stacks are bootstrap, baseline-eu-west-1, dev, production, "
-                           "staging\n")
+                           "production-dr, staging, staging-dr\n")
     assert outcome.world.calls == []
 
 
