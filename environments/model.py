@@ -290,3 +290,10 @@ class ProjectConfig:
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def environment_of(self, stack_name: str) -> EnvironmentConfig:
+        """The environment a stack belongs to: its own stack or its DR-region stack (`<env>-dr`)."""
+        for env in self.environments:
+            if stack_name in (env.name, env.dr_stack_name):
+                return env
+        raise KeyError(stack_name)

@@ -13,11 +13,12 @@ Names: every resource is named with `<app>-<env>-dr`, so nothing collides with t
 stack in the same account (IAM names are global); the Environment tag stays the environment's name.
 With a hosted zone, the API's records are the SECONDARY half of Route 53 failover routing.
 
-No module here knows which strategy it serves: the stack turns the configuration into props. Not here:
-the frontend (CloudFront is global and already fails over to the site's replica in this region), the
-backup plan (the environment's copies already land in this region), the cost guardrails (scoped by
-the Environment tag, so they cover this stack too) and the alarms of modules/observability.py
-(their distribution and us-east-1 parts belong to the environment's stack).
+No module here knows which strategy it serves: the stack turns the configuration into props. Its own backup
+plan (and a warning topic for backup failures) protects the database once it serves the environment.
+Not here: the frontend (CloudFront is global and already fails over to the site's replica in this
+region), the cost guardrails (scoped by the Environment tag, so they cover this stack too) and the
+alarms of modules/observability.py (their distribution and us-east-1 parts belong to the
+environment's stack; the DR region's API and database alarms are not built yet).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from constructs import Construct
 
 from core.account import look_up_account
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
+from modules.alert_topic import AlertTopic, AlertTopicProps, Publisher
 from modules.api import Api, ApiProps
+from modules.backup import Backup, BackupProps
 from modules.database import (
     CACHE_PORT,
     DATABASE_NAME,
@@ -69,6 +72,7 @@ class DisasterRecoveryStack(EnvironmentStackBase):
             sampling_rate=env.tracing.sampling_rate, log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn)) if env.features.tracing else None
         self.api = self._api(env)
+        self.backup = self._backup(env)
 
     @property
     def min_tasks(self) -> int:
@@ -169,6 +173,30 @@ class DisasterRecoveryStack(EnvironmentStackBase):
         self._output("EcsClusterName", service.cluster_name, f"ECS cluster of the API in {self.region}")
         self._output("EcsServiceName", service.service_name, "The API service python -m ops failover scales up")
         return service
+
+    def _backup(self, env: EnvironmentConfig) -> Backup:
+        """The database's backup plan in this region: once it serves the environment (a failover, a region
+        lost), its recovery points must not depend on the region it replaces. Failures go to a topic here."""
+        account, prefix = self.account, self.name_prefix
+        topic = AlertTopic(self, "warning-topic", AlertTopicProps(
+            name=f"{prefix}-warning", account=account, emails=env.alarm_emails,
+            publishers=(Publisher(service="events.amazonaws.com", source_arn=(
+                f"arn:{account.partition}:events:{self.region}:{account.id}:rule/{prefix}-*")),)))
+        backup = Backup(self, "backup", BackupProps(
+            name_prefix=prefix,
+            account=account,
+            region=self.region,
+            cluster_arn=self.database.cluster_arn,
+            cluster_kms_key_arn=self.database.kms_key_arn,
+            schedule=env.backup_schedule,
+            recovery_point_tag=("Environment", self.tags["Environment"]),
+            retention_days=env.database.backup_retention_days,
+            notification_topic_arn=topic.arn,
+            vault_lock=env.dr.vault_lock,
+        ))
+        self._output("WarningTopicArn", topic.arn, f"Backup failures of the database in {self.region}")
+        self._output("BackupVaultName", backup.vault.name, f"AWS Backup vault of the database in {self.region}")
+        return backup
 
     def _output(self, name: str, value, description: str) -> None:
         TerraformOutput(self, name, value=value, description=description)
