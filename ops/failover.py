@@ -31,6 +31,8 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from botocore.parsers import ResponseParserError
+
 from core.naming import bounded_name, database_cluster_identifier
 from environments.model import EnvironmentConfig, ProjectConfig
 from ops import preflight
@@ -47,6 +49,8 @@ WRITER_WAIT_SECONDS = 30 * 60
 HEALTH_WAIT_SECONDS = 15 * 60
 # The preflight checks that must pass: who we are. The state backend may be in the region that is lost.
 IDENTITY_CHECKS = ("credentials", "account")
+# What AWS may answer instead of a result: an error, or a page botocore cannot read (an HTML 500).
+AWS_FAILURES = (*preflight.AWS_ERRORS, ResponseParserError)
 # modules/api.py LOAD_BALANCER_NAME_LIMIT (target group names; tests/test_failover.py pins the equality).
 TARGET_GROUP_NAME_LIMIT = 32
 
@@ -111,13 +115,23 @@ def members(rds, env: EnvironmentConfig) -> dict[str, bool]:
     """Cluster ARN -> is the writer, of the environment's global database; Refused when it does not exist."""
     identifier = global_identifier(env)
     try:
-        found = rds.describe_global_clusters(GlobalClusterIdentifier=identifier)["GlobalClusters"]
-    except preflight.AWS_ERRORS as error:
-        raise Refused(f"cannot read global database {identifier}: {preflight.describe_error(error)} (deploy "
+        found = _named(rds.describe_global_clusters(GlobalClusterIdentifier=identifier)["GlobalClusters"], identifier)
+    except AWS_FAILURES as error:
+        raise Refused(f"cannot read global database {identifier}: {describe(error)} (deploy "
                       f"{env.name}, then {env.dr_stack_name}, first)") from None
     if not found:
         raise Refused(f"global database {identifier} does not exist: deploy {env.name}, then {env.dr_stack_name}")
     return {member["DBClusterArn"]: bool(member.get("IsWriter")) for member in found[0].get("GlobalClusterMembers", [])}
+
+
+def describe(error: Exception) -> str:
+    """One line for any AWS failure (botocore's parse errors quote the whole page they could not read)."""
+    return preflight.describe_error(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _named(clusters: list[dict], identifier: str) -> list[dict]:
+    """The global database named `identifier` among those listed (AWS lists only it; moto lists all)."""
+    return [cluster for cluster in clusters if cluster.get("GlobalClusterIdentifier") == identifier]
 
 
 def member_arn(found: dict[str, bool], side: Side, env: EnvironmentConfig) -> str:
@@ -140,9 +154,9 @@ def move_writer(rds, env: EnvironmentConfig, target_arn: str, planned: bool) -> 
         else:
             rds.failover_global_cluster(GlobalClusterIdentifier=identifier, TargetDbClusterIdentifier=target_arn,
                                         AllowDataLoss=True)
-    except preflight.AWS_ERRORS as error:
+    except AWS_FAILURES as error:
         hint = " (if the writer's region is down, run it without --planned)" if planned else ""
-        raise Refused(f"AWS refused to move the writer of {identifier}: {preflight.describe_error(error)}{hint}"
+        raise Refused(f"AWS refused to move the writer of {identifier}: {describe(error)}{hint}"
                       ) from None
 
 
@@ -169,7 +183,8 @@ def wait_for(tools: Tools, seconds: int, done, failure: str):
 
 def writer_moved(rds, env: EnvironmentConfig, target_arn: str):
     """True once the global database is available with the target as its writer; None until then."""
-    (found,) = rds.describe_global_clusters(GlobalClusterIdentifier=global_identifier(env))["GlobalClusters"]
+    identifier = global_identifier(env)
+    (found,) = _named(rds.describe_global_clusters(GlobalClusterIdentifier=identifier)["GlobalClusters"], identifier)
     writer = [m["DBClusterArn"] for m in found.get("GlobalClusterMembers", []) if m.get("IsWriter")]
     return True if found.get("Status") == "available" and writer == [target_arn] else None
 
@@ -222,8 +237,8 @@ def failover(tools: Tools, name: str, planned: bool, back: bool, yes: bool) -> i
     move_writer(rds, env, target_arn, planned)
     try:
         moved(tools, project, env, rds, source, target, target_arn, old_writer, planned)
-    except preflight.AWS_ERRORS as error:
-        raise Refused(f"the move of {env.name} to {target.region} stopped: {preflight.describe_error(error)}; "
+    except AWS_FAILURES as error:
+        raise Refused(f"the move of {env.name} to {target.region} stopped: {describe(error)}; "
                       f"see docs/runbooks.md, Failover") from None
     for line in failback_lines(env, back, planned):
         tools.say(line)

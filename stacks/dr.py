@@ -9,8 +9,9 @@ Two strategies, from `[dr] strategy` (AWS whitepaper "Disaster Recovery of Workl
   needed. Its cluster is created from `[dr] restore_from_snapshot`, a copied recovery point that
   `python -m ops restore ENV --region <dr region> --write` names; its API runs `api.min_tasks`.
 
-Names: every resource is named with `<app>-<env>-dr`, so nothing collides with the environment's own
-stack in the same account (IAM names are global); the Environment tag stays the environment's name.
+Names: every resource is named with `<app>-<env>-dr` (log groups with `<env>-dr`), so nothing collides with
+the environment's own stack in the same account (IAM names are global); the Environment tag stays the
+environment's name, so cost and resource-group views show both regions as one environment.
 With a hosted zone, the API's records are the SECONDARY half of Route 53 failover routing.
 
 No module here knows which strategy it serves: the stack turns the configuration into props. Its own backup
@@ -68,7 +69,7 @@ class DisasterRecoveryStack(EnvironmentStackBase):
         self.network = self._network(env)
         self.database = self._database(env)
         self.tracing = Tracing(self, "tracing", TracingProps(
-            name_prefix=self.name_prefix, environment=env.name, region=self.region,
+            name_prefix=self.name_prefix, environment=env.dr_stack_name, region=self.region,
             sampling_rate=env.tracing.sampling_rate, log_retention_days=env.log_retention_days,
             logs_kms_key_arn=self.logs_key.arn)) if env.features.tracing else None
         self.api = self._api(env)
@@ -82,7 +83,7 @@ class DisasterRecoveryStack(EnvironmentStackBase):
     def _network(self, env: EnvironmentConfig) -> Network:
         network = Network(self, "network", NetworkProps(
             name_prefix=self.name_prefix,
-            environment=env.name,
+            environment=env.dr_stack_name,
             region=self.region,
             account=self.account,
             cidr=env.dr.standby_cidr or env.network.cidr,
@@ -129,7 +130,7 @@ class DisasterRecoveryStack(EnvironmentStackBase):
         network, api = self.network, env.api
         service = Api(self, "api", ApiProps(
             name_prefix=self.name_prefix,
-            environment=env.name,
+            environment=env.dr_stack_name,
             region=self.region,
             account=self.account,
             domain=f"api.{env.domain}",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from environments.model import EnvironmentConfig
 from modules.api import HEALTH_CHECK
+from tests.api_checks import could_read_master_secret, master_secret_ref, role_documents, role_names
 from tests.conftest import only, resources_of
-from tests.network_checks import ref_name, subnets_by_tier
+from tests.network_checks import policy_document, ref_name, subnets_by_tier
 
 # What a global secondary must not carry: Aurora takes its users and data from the primary.
 PRIMARY_ONLY = ("master_username", "master_password", "manage_master_user_password", "database_name",
@@ -84,6 +85,21 @@ def check_secondary_encryption_and_subnets(dr: dict) -> None:
     for instance in resources_of(dr, "aws_rds_cluster_instance").values():
         assert instance["publicly_accessible"] is False
         assert ref_name(instance["cluster_identifier"], "aws_rds_cluster") == name
+
+
+def check_no_role_reads_the_master_secret(dr: dict) -> None:
+    """Property 3 in the DR region: no database bootstrap runs there (the data, users included, comes from the
+    primary or from the copy), so no role may read the master secret and no container gets it."""
+    if not any("master_user_secret" in str(v) for v in resources_of(dr, "aws_secretsmanager_secret_rotation").values()):
+        return  # a global secondary has no master secret at all
+    secret = master_secret_ref(dr)
+    names = role_names(dr)
+    readers = {names[role] for role, document in role_documents(dr)
+               for statement in policy_document(dr, document)["statement"]
+               if could_read_master_secret(statement, secret)}
+    assert not readers, f"the DR region's master secret is readable by {sorted(readers)}"
+    for definition in resources_of(dr, "aws_ecs_task_definition").values():
+        assert secret not in definition["container_definitions"], f"{definition['family']} gets the master secret"
 
 
 def expected_tasks(env: EnvironmentConfig) -> int:
