@@ -90,6 +90,7 @@ DEFAULT_BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/postgres:16-alpine"
 # docs/configuration.md: the per-IP WAF limit when `features.waf_rate_limit` is not set.
 DEFAULT_WAF_RATE_LIMIT = 2000
 
+
 def expected_dr(table: dict) -> DisasterRecoveryConfig:
     """The [dr] table as the model holds it: the strategy as its enum (backup when left out)."""
     return DisasterRecoveryConfig(**{**table, "strategy": DrStrategy(table.get("strategy", "backup"))})
