@@ -3,9 +3,10 @@
 One GitHub OIDC provider in the state account. Per environment, two entry roles there, each
 trusted only by that repository: `<app>-<env>-ci-deploy` from the GitHub environment of the same
 name, `<app>-<env>-ci-plan` from pull requests. An entry role can do exactly two things: assume the
-environment's role in its own account, and assume that environment's state role (read-write for
-deploys, read-only for plans). In the environment's account the bootstrap creates (through
-`account_access_role` when that account is not the state account):
+environment's role in its own account, and assume that environment's state roles (its own stack's
+and its DR-region stack's; read-write for deploys, read-only for plans). In the environment's
+account the bootstrap creates (through `account_access_role` when that account is not the state
+account):
 
 - `<app>-<env>-deploy`: what a deploy of the environment needs (core/deploy_permissions.py);
 - `<app>-<env>-plan`: read-only (AWS's ReadOnlyAccess).
@@ -103,9 +104,10 @@ class CiIdentities(Construct):
     def _entry_policy(self, env: EnvironmentConfig, access: Access, environment_role_arn: str) -> None:
         """The entry role may assume exactly the environment's role and the matching state role."""
         project = self.project
+        stacks = filter(None, (env.name, env.dr_stack_name))  # and its DR-region stack's state, where it has one
         policy = {"Version": "2012-10-17", "Statement": [{
             "Sid": "EnvironmentRoleAndOwnState", "Effect": "Allow", "Action": "sts:AssumeRole",
-            "Resource": [environment_role_arn, state_role_arn(project, env.name, access)]}]}
+            "Resource": [environment_role_arn, *(state_role_arn(project, stack, access) for stack in stacks)]}]}
         entry = self._entries[(env.name, access)]
         aws.iam_role_policy.IamRolePolicy(self, f"{env.name}-{access}-entry-policy",
                                           name=f"{project.application}-{env.name}-{ENTRY_SUFFIX[access]}-assume",

@@ -102,11 +102,14 @@ class BootstrapStack(TerraformStack):
         principals = {baseline.stack_name: StackPrincipals(*(((baseline.deploy_role_arn,),) * 2))
                       for baseline in project.baselines if baseline.deploy_role_arn}
         for env in project.environments:
+            callers = None
             if ci:
-                principals[env.name] = StackPrincipals((ci.entry_arns[(env.name, Access.DEPLOY)],),
-                                                       (ci.entry_arns[(env.name, Access.PLAN)],))
+                callers = StackPrincipals((ci.entry_arns[(env.name, Access.DEPLOY)],),
+                                          (ci.entry_arns[(env.name, Access.PLAN)],))
             elif env.deploy_role_arn:
-                principals[env.name] = StackPrincipals((env.deploy_role_arn,), (env.deploy_role_arn,))
+                callers = StackPrincipals((env.deploy_role_arn,), (env.deploy_role_arn,))
+            if callers:  # the environment's DR-region stack is deployed by the same identities
+                principals.update(dict.fromkeys(filter(None, (env.name, env.dr_stack_name)), callers))
         roles = StateRoles(self, "state-roles", project=project, key_arn=key_arn, principals=principals)
         TerraformOutput(self, "state_roles", description="Each stack's state roles (read-write, read-only)",
                         value={stack: {str(access): roles.arns[(stack, access)] for access in Access}

@@ -21,6 +21,7 @@ from typing import Any
 
 from environments.model import (
     BOOTSTRAP_STACK,
+    DR_STACK_SUFFIX,
     Access,
     ApiConfig,
     BaselineConfig,
@@ -28,6 +29,7 @@ from environments.model import (
     CostConfig,
     DatabaseConfig,
     DisasterRecoveryConfig,
+    DrStrategy,
     EmulatorConfig,
     EnvironmentConfig,
     FeatureToggles,
@@ -243,18 +245,25 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
         raise ConfigError(label, "", f"cannot be read: {exc.strerror}") from None
 
 
-def _network(section: _Section) -> NetworkConfig:
-    cidr = section.string("cidr", re.compile(r"^[\d./]+$"), "must be an IPv4 CIDR block")
+def _cidr(section: _Section, key: str, optional: bool = False) -> str | None:
+    """A VPC's block: /16 to /20 (room for every tier's subnets in three zones), private (RFC 1918)."""
+    cidr = section.string(key, re.compile(r"^[\d./]+$"), "must be an IPv4 CIDR block", optional=optional)
+    if cidr is None:
+        return None
     try:
         network = ipaddress.IPv4Network(cidr)
     except ValueError as exc:
-        raise section.fail("cidr", f"must be an IPv4 network address ({exc})") from None
+        raise section.fail(key, f"must be an IPv4 network address ({exc})") from None
     if not 16 <= network.prefixlen <= 20:
-        raise section.fail("cidr", f"prefix must be between /16 and /20 (got /{network.prefixlen})")
+        raise section.fail(key, f"prefix must be between /16 and /20 (got /{network.prefixlen})")
     if not any(network.subnet_of(block) for block in PRIVATE_RANGES):
-        raise section.fail("cidr", f"must be a private (RFC 1918) range (got {cidr})")
+        raise section.fail(key, f"must be a private (RFC 1918) range (got {cidr})")
+    return str(network)
+
+
+def _network(section: _Section) -> NetworkConfig:
     result = NetworkConfig(
-        cidr=str(network),
+        cidr=_cidr(section, "cidr"),
         az_count=section.integer("az_count", 2, 3),
         nat_gateways=NatMode(section.choice("nat_gateways", tuple(m.value for m in NatMode))),
     )
@@ -435,11 +444,17 @@ def _dr(section: _Section, region: str) -> DisasterRecoveryConfig | None:
         raise section.fail("backup_schedule", f"{RATE_RULE} (got {schedule!r})")
     if not valid_schedule(schedule):
         raise section.fail("backup_schedule", f"{CRON_RULE} (got {schedule!r})")
+    strategy = DrStrategy(section.choice("strategy", tuple(s.value for s in DrStrategy))
+                          if section.has("strategy") else DrStrategy.BACKUP)
     result = DisasterRecoveryConfig(
         region=dr_region,
         backup_schedule=schedule,
         copy_retention_days=section.integer("copy_retention_days", *COPY_RETENTION_DAYS),
         vault_lock=section.boolean("vault_lock", default=False),
+        strategy=strategy,
+        standby_cidr=_cidr(section, "standby_cidr", optional=strategy is DrStrategy.BACKUP),
+        standby_min_tasks=_standby_min_tasks(section, strategy),
+        restore_from_snapshot=_dr_snapshot(section, strategy),
     )
     section.done()
     return result
@@ -456,6 +471,27 @@ def _role_in_account(section: _Section, key: str, account_id: str | None) -> str
     if found != account_id:
         raise section.fail(key, f"must be a role in account_id {account_id} (got one in {found})")
     return arn
+
+
+def _standby_min_tasks(section: _Section, strategy: DrStrategy) -> int:
+    """Required by a standby (0 allowed: a failover starts the tasks); meaningless without one."""
+    if strategy is DrStrategy.STANDBY:
+        return section.integer("standby_min_tasks", 0, 100)
+    if section.has("standby_min_tasks"):
+        section.integer("standby_min_tasks", 0, 100)  # a number out of range is told as such first
+        raise section.fail("standby_min_tasks", 'is only allowed with strategy = "standby" (a backup DR stack '
+                                                "runs api.min_tasks once deployed)")
+    return 0
+
+
+def _dr_snapshot(section: _Section, strategy: DrStrategy) -> str | None:
+    """The copied recovery point a backup DR stack's database starts from; a standby replicates instead."""
+    snapshot = section.string("restore_from_snapshot", SNAPSHOT_RE,
+                              "must be a cluster snapshot identifier or a cluster snapshot ARN", optional=True)
+    if snapshot is not None and strategy is DrStrategy.STANDBY:
+        raise section.fail("restore_from_snapshot", 'is only allowed with strategy = "backup" (a standby\'s '
+                                                    "database is the global database's secondary)")
+    return snapshot
 
 
 def _tag_fields(section: _Section) -> tuple[str, str, str, str | None]:
@@ -508,7 +544,27 @@ def load_environment(path: Path, label: str) -> EnvironmentConfig:
     _check_production_rules(env, section)
     _check_api_certificate_region(env, section)
     _check_snapshot_region(env, section)
+    _check_standby(env, section)
     return env
+
+
+def _check_standby(env: EnvironmentConfig, section: _Section) -> None:
+    """A standby is a scaled-down copy of the API, and its database is the primary's global secondary."""
+    if not env.dr:
+        return
+    found = SNAPSHOT_ARN_RE.match(env.dr.restore_from_snapshot or "")
+    if found and found.group(1) != env.dr.region:
+        raise section.fail("dr.restore_from_snapshot",
+                           f"must be a snapshot in {env.dr.region} (got one in {found.group(1)})")
+    if not env.standby:
+        return
+    if env.dr.standby_min_tasks > env.api.max_tasks:
+        raise section.fail("dr.standby_min_tasks", f"must be <= api.max_tasks "
+                                                   f"({env.dr.standby_min_tasks} > {env.api.max_tasks})")
+    if env.database.restore_from_snapshot:
+        raise section.fail("database.restore_from_snapshot",
+                           'must not be set with dr.strategy = "standby": a restored cluster would replace the '
+                           "global database's primary (docs/runbooks.md, Region lost and Restore Aurora)")
 
 
 def _check_api_certificate_region(env: EnvironmentConfig, section: _Section) -> None:
@@ -655,6 +711,37 @@ def _check_across(project_label: str, application: str, envs: list[EnvironmentCo
                 raise ConfigError(env.source, "network.cidr",
                                   f"must not overlap other environments ({mine} overlaps "
                                   f"{other.network.cidr} in {other.source})")
+    _check_standby_networks(envs)
+    _check_dr_stack_names(envs)
+
+
+def _blocks(envs: list[EnvironmentConfig]) -> list[tuple[str, str, str]]:
+    """(source, field, CIDR) of every VPC: each environment's network and each standby's."""
+    blocks = [(env.source, "network.cidr", env.network.cidr) for env in envs]
+    return blocks + [(env.source, "dr.standby_cidr", env.dr.standby_cidr) for env in envs
+                     if env.dr and env.dr.standby_cidr]
+
+
+def _check_standby_networks(envs: list[EnvironmentConfig]) -> None:
+    """A standby's VPC overlaps no environment's and no other standby's: failover must not need readdressing,
+    and any later peering or Transit Gateway route (SPEC isolation) stays possible."""
+    blocks = _blocks(envs)
+    for source, field, cidr in blocks[len(envs):]:
+        mine = ipaddress.IPv4Network(cidr)
+        for other_source, other_field, other_cidr in blocks:
+            if (other_source, other_field) != (source, field) and mine.overlaps(ipaddress.IPv4Network(other_cidr)):
+                raise ConfigError(source, field, f"must not overlap any environment's or standby's network "
+                                                 f"({mine} overlaps {other_field} {other_cidr} in {other_source})")
+
+
+def _check_dr_stack_names(envs: list[EnvironmentConfig]) -> None:
+    """`<env>-dr` is the DR-region stack of <env>: no environment may carry that name too."""
+    dr_stacks = {env.dr_stack_name: env.source for env in envs if env.dr}
+    for env in envs:
+        if env.name in dr_stacks:
+            raise ConfigError(env.source, "name", f"must not be {env.name!r}: that is the DR-region stack of "
+                                                  f"{dr_stacks[env.name]} (names ending in {DR_STACK_SUFFIX} "
+                                                  "are taken by [dr] tables)")
 
 
 def parse_access(value: str | None) -> Access:

@@ -99,6 +99,17 @@ class FrontendConfig:
 
 # AWS Backup's own default (daily at 05:00 UTC): the schedule of environments without a [dr] table.
 DEFAULT_BACKUP_SCHEDULE = "cron(0 5 ? * * *)"
+# The DR-region stack of environment <env> is `<env>-dr` (the loader keeps environment names off these).
+DR_STACK_SUFFIX = "-dr"
+
+
+class DrStrategy(StrEnum):
+    """What runs in the DR region: AWS's "backup and restore" or its "warm standby" (DR whitepaper)."""
+
+    # Backup copies only; the DR-region stack is deployed when needed, its database from the newest copy.
+    BACKUP = "backup"
+    # The DR-region stack runs all the time: a scaled-down API and the Aurora Global Database's secondary.
+    STANDBY = "standby"
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,13 @@ class DisasterRecoveryConfig:
     copy_retention_days: int
     # Lock both backup vaults (compliance mode) so no one can delete a recovery point early.
     vault_lock: bool = False
+    strategy: DrStrategy = DrStrategy.BACKUP
+    # The DR-region network's CIDR; None (backup only): the environment's own CIDR, never peered with it.
+    standby_cidr: str | None = None
+    # API tasks the standby runs before a failover (standby only; a failover scales it to api.min_tasks).
+    standby_min_tasks: int = 0
+    # A cluster snapshot in `region` the DR-region database is created from (backup: `python -m ops restore`).
+    restore_from_snapshot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +170,21 @@ class EnvironmentConfig:
     def state_key(self) -> str:
         """Object key of this environment's Terraform state in the shared state bucket."""
         return f"{self.name}/terraform.tfstate"
+
+    @property
+    def dr_stack_name(self) -> str | None:
+        """`<env>-dr`, the stack of this environment in its DR region; None without a [dr] table."""
+        return f"{self.name}{DR_STACK_SUFFIX}" if self.dr else None
+
+    @property
+    def dr_state_key(self) -> str | None:
+        """The DR-region stack's own object key in the state bucket (a region lost must not lose its state)."""
+        return f"{self.dr_stack_name}/terraform.tfstate" if self.dr else None
+
+    @property
+    def standby(self) -> bool:
+        """A warm standby runs in the DR region, with the database's Aurora Global Database secondary."""
+        return bool(self.dr and self.dr.strategy is DrStrategy.STANDBY)
 
     def resource_name(self, component: str) -> str:
         """`<app>-<env>-<component>`: the naming convention for every named resource."""
@@ -276,18 +309,27 @@ class ProjectConfig:
 
     @property
     def stack_names(self) -> tuple[str, ...]:
-        """Every stack the app can synthesize, in synthesis order: bootstrap, account baselines, environments."""
+        """Every stack the app can synthesize, in synthesis order: bootstrap, account baselines, environments
+        (each followed by its DR-region stack, where it has one)."""
         return (BOOTSTRAP_STACK, *(baseline.stack_name for baseline in self.baselines),
-                *(env.name for env in self.environments))
+                *(name for env in self.environments for name in (env.name, env.dr_stack_name) if name))
 
     @property
     def state_keys(self) -> dict[str, str]:
         """State key of every stack kept in the state bucket, by stack name (the bootstrap's own is apart)."""
         return {**{baseline.stack_name: baseline.state_key for baseline in self.baselines},
-                **{env.name: env.state_key for env in self.environments}}
+                **{env.name: env.state_key for env in self.environments},
+                **{env.dr_stack_name: env.dr_state_key for env in self.environments if env.dr}}
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
             if env.name == name:
                 return env
         raise KeyError(name)
+
+    def environment_of(self, stack_name: str) -> EnvironmentConfig:
+        """The environment a stack belongs to: its own stack or its DR-region stack (`<env>-dr`)."""
+        for env in self.environments:
+            if stack_name in (env.name, env.dr_stack_name):
+                return env
+        raise KeyError(stack_name)

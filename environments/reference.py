@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from environments import loader
-from environments.model import NatMode
+from environments.model import DrStrategy, NatMode
 
 PROJECT_SCOPE, ENVIRONMENT_SCOPE, BASELINE_SCOPE = "project", "environment", "baseline"
 
@@ -247,6 +247,27 @@ ENVIRONMENT: dict[str, FieldDoc] = {
     "dr.vault_lock": FieldDoc("Lock both backup vaults in compliance mode (after 3 days no one, root included, can "
                               "delete a recovery point before its retention ends or remove the lock).",
                               "must be true when `production = true`"),
+    "dr.strategy": FieldDoc(
+        "What runs in `dr.region` (AWS's DR whitepaper): `backup` (the default, backup and restore): the stack "
+        "`<name>-dr` (state key `<name>-dr/terraform.tfstate`) is synthesized and validated with every change and "
+        "deployed only when needed, its database created from `dr.restore_from_snapshot`; `standby` (warm "
+        "standby): `<name>-dr` runs all the time, its database the secondary of an Aurora Global Database whose "
+        "primary is this environment's cluster, its API at `dr.standby_min_tasks` until `python -m ops failover`.",
+        choices=tuple(strategy.value for strategy in DrStrategy)),
+    "dr.standby_cidr": FieldDoc(
+        "VPC CIDR block of the DR-region stack's network. Unset (backup only): the environment's own "
+        "`network.cidr` (the two networks are never connected).",
+        "required when `dr.strategy = \"standby\"`; an RFC 1918 IPv4 network with a prefix from /16 to /20 that "
+        "overlaps no environment's `network.cidr` and no other `dr.standby_cidr`", pattern=re.compile(r"^[\d./]+$")),
+    "dr.standby_min_tasks": FieldDoc(
+        "API tasks the standby runs before a failover (0 allowed: `python -m ops failover` starts them).",
+        "required when, and only allowed when, `dr.strategy = \"standby\"`; <= `api.max_tasks`",
+        minimum=0, maximum=100),
+    "dr.restore_from_snapshot": FieldDoc(
+        "A copied cluster snapshot (identifier or ARN) in `dr.region` that the DR-region stack's database is "
+        "created from; written by `python -m ops restore <name> --region <dr.region> --write` (docs/runbooks.md, "
+        "Region lost). `python -m ops deploy <name>-dr` refuses a backup stack without it.",
+        "only with `dr.strategy = \"backup\"`; an ARN must be in `dr.region`", pattern=loader.SNAPSHOT_RE),
 }
 
 BASELINE: dict[str, FieldDoc] = {
@@ -299,6 +320,13 @@ CROSS_FIELD_RULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (PROJECT_SCOPE, ("ci", "state.account_id"), "`[ci]` requires `state.account_id` (plans reach the state only "
      "through read-only state roles) and `account_id` in every environment"),
     (PROJECT_SCOPE, ("partition",), "every role ARN in the configuration is in one partition"),
+    (ENVIRONMENT_SCOPE, ("dr.standby_cidr", "network.cidr"), "no `dr.standby_cidr` overlaps any environment's "
+     "`network.cidr` or another `dr.standby_cidr`"),
+    (ENVIRONMENT_SCOPE, ("dr.standby_min_tasks", "api.max_tasks"), "`dr.standby_min_tasks` <= `api.max_tasks`"),
+    (ENVIRONMENT_SCOPE, ("dr.strategy", "database.restore_from_snapshot"), "`dr.strategy = \"standby\"` excludes "
+     "`database.restore_from_snapshot`: a restored cluster would replace the global database's primary"),
+    (ENVIRONMENT_SCOPE, ("name", "dr"), "no environment is named `<other>-dr` when `<other>` has a `[dr]` table: "
+     "that is the other's DR-region stack"),
     (BASELINE_SCOPE, ("region", "account_id"), "no two baselines share an account and `region`: AWS Config and "
      "CloudTrail exist once per account and region (environments without `account_id` share one account)"),
     (BASELINE_SCOPE, ("cloudtrail", "account_id"), "`cloudtrail = true` on at most one baseline per account: "

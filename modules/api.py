@@ -84,6 +84,9 @@ class ApiProps:
     cache_secret_arn: str | None = None
     # Distributed tracing, when on: its collector sidecar, the app's OTEL_* variables and X-Ray permissions.
     tracing: Tracing | None = None
+    # With a hosted zone: this load balancer's role in Route 53 failover routing ("PRIMARY" or "SECONDARY"),
+    # each record health-checked on /health; None: plain alias records.
+    dns_failover: str | None = None
 
 
 class Api(Construct):
@@ -358,12 +361,34 @@ class Api(Construct):
                 type="redirect", redirect=listeners.LbListenerDefaultActionRedirect(
                     protocol="HTTPS", port="443", status_code="HTTP_301"))])
         if props.hosted_zone_id:
-            for record_type in ("A", "AAAA"):
-                aws.route53_record.Route53Record(
-                    self, f"alias-{record_type.lower()}", zone_id=props.hosted_zone_id, name=props.domain,
-                    type=record_type, alias=aws.route53_record.Route53RecordAlias(
-                        name=load_balancer.dns_name, zone_id=load_balancer.zone_id, evaluate_target_health=True))
+            self._alias_records(load_balancer)
         return load_balancer, target_group, [https, http]
+
+    def _alias_records(self, load_balancer) -> None:
+        """The API's name points at the load balancer: plainly, or as one side of a failover pair."""
+        props = self.props
+        records = aws.route53_record
+        routing = {}
+        if props.dns_failover:
+            # Route 53 Developer Guide, "Configuring active-passive failover with one primary and one secondary
+            # resource": failover alias records, each with a health check (HTTPS on /health here).
+            routing = {"set_identifier": f"{props.name_prefix}-{props.dns_failover.lower()}",
+                       "failover_routing_policy": records.Route53RecordFailoverRoutingPolicy(type=props.dns_failover),
+                       "health_check_id": self._health_check(load_balancer)}
+        for record_type in ("A", "AAAA"):
+            records.Route53Record(
+                self, f"alias-{record_type.lower()}", zone_id=props.hosted_zone_id, name=props.domain,
+                type=record_type, alias=records.Route53RecordAlias(
+                    name=load_balancer.dns_name, zone_id=load_balancer.zone_id, evaluate_target_health=True),
+                **routing)
+
+    def _health_check(self, load_balancer) -> str:
+        """Route 53 asks this load balancer's /health over HTTPS (the API's own name, for SNI)."""
+        check = aws.route53_health_check.Route53HealthCheck(
+            self, "health-check", type="HTTPS", fqdn=load_balancer.dns_name, port=443,
+            resource_path=HEALTH_CHECK["path"], enable_sni=False, request_interval=30, failure_threshold=3,
+            tags={"Name": f"{self.props.name_prefix}-api-health"})
+        return check.id
 
     # -- service and scaling --------------------------------------------------------------------
 

@@ -15,6 +15,11 @@ refuses for guarded stacks unless the cluster's address is named with `--allow-r
 cluster is deleted last, with a final snapshot where deletion protection is on (docs/runbooks.md).
 The database name and master user come from the snapshot.
 
+Aurora Global Database (`global_database`): the member that `owns` the global cluster creates it
+from its existing cluster (`source_db_cluster_identifier`), so an environment's running cluster joins
+without being replaced; a secondary member is created into it, with no master user of its own (the
+data, users included, replicates from the primary) and encrypted with its own region's key.
+
 No `availability_zones` on the cluster: AWS picks and reports three zones, and pinning them in
 configuration makes every plan want to replace the cluster. Multi-AZ comes from the DB subnet
 group (one data subnet per zone) and from the reader instances.
@@ -65,6 +70,16 @@ class CacheProps:
 
 
 @dataclass(frozen=True)
+class GlobalDatabaseProps:
+    """Membership in an Aurora Global Database."""
+
+    identifier: str  # the global cluster's identifier
+    # True: this cluster is the primary and this module creates the global cluster from it.
+    # False: this cluster is a secondary, created into the existing global cluster.
+    owns: bool
+
+
+@dataclass(frozen=True)
 class DatabaseProps:
     name_prefix: str  # "<app>-<env>"
     region: str
@@ -82,6 +97,7 @@ class DatabaseProps:
     monitoring_interval_seconds: int = 60
     cache: CacheProps | None = None
     restore_from_snapshot: str | None = None  # a cluster snapshot (id or ARN) to create the cluster from
+    global_database: GlobalDatabaseProps | None = None
 
 
 class Database(Construct):
@@ -107,18 +123,56 @@ class Database(Construct):
         self.cluster = self._cluster(subnet_group.name, self._parameter_group())
         self.cluster_arn: str = self.cluster.arn
         self._instances(self._monitoring_role())
-        secret_arn = self.cluster.master_user_secret.get(0).secret_arn
-        self.secret_arn: str = secret_arn
-        aws.secretsmanager_secret_rotation.SecretsmanagerSecretRotation(
-            self, "secret-rotation", secret_id=secret_arn,
-            rotation_rules=aws.secretsmanager_secret_rotation.SecretsmanagerSecretRotationRotationRules(
-                automatically_after_days=props.secret_rotation_days))
+        self.secret_arn: str | None = None if self._secondary else self._master_secret()
+        self.global_cluster = self._global_cluster()
         self.endpoint: str = self.cluster.endpoint
         self.reader_endpoint: str = self.cluster.reader_endpoint
         self.port: int = self.cluster.port
         self.cluster_resource_id: str = self.cluster.cluster_resource_id
         self.cache_secret_arn: str | None = None
         self.cache_endpoint = self._cache(props.cache) if props.cache else None
+
+    @property
+    def _secondary(self) -> bool:
+        """A global secondary has no master user of its own: its data (users included) replicates in."""
+        membership = self.props.global_database
+        return membership is not None and not membership.owns
+
+    def _master_secret(self) -> str:
+        """The RDS-managed master secret, rotated on the configured schedule."""
+        secret_arn = self.cluster.master_user_secret.get(0).secret_arn
+        aws.secretsmanager_secret_rotation.SecretsmanagerSecretRotation(
+            self, "secret-rotation", secret_id=secret_arn,
+            rotation_rules=aws.secretsmanager_secret_rotation.SecretsmanagerSecretRotationRotationRules(
+                automatically_after_days=self.props.secret_rotation_days))
+        return secret_arn
+
+    def _global_cluster(self):
+        """The global cluster, made from this (existing) cluster when it is the owning primary.
+
+        Terraform AWS provider docs, aws_rds_global_cluster, "New Global Cluster From Existing DB Cluster":
+        `source_db_cluster_identifier` (with `force_destroy`), and `ignore_changes` on the cluster's
+        `global_cluster_identifier` rather than a reference back (which would be circular).
+        """
+        membership = self.props.global_database
+        if membership is None or not membership.owns:
+            return None
+        return aws.rds_global_cluster.RdsGlobalCluster(
+            self, "global-cluster", global_cluster_identifier=membership.identifier,
+            source_db_cluster_identifier=self.cluster.arn, force_destroy=True,
+            deletion_protection=self.props.deletion_protection)
+
+    def _lifecycle(self) -> TerraformResourceLifecycle | None:
+        """The cluster's lifecycle: create-before-destroy for a restore; a global member ignores what AWS
+        sets on membership (aws_rds_cluster docs: use ignore_changes for replication_source_identifier
+        on global members, and for global_cluster_identifier on a cluster a global cluster was made from)."""
+        restore = self._replacement()
+        if self.props.global_database is None:
+            return restore
+        return TerraformResourceLifecycle(
+            create_before_destroy=True if restore else None,
+            ignore_changes=["replication_source_identifier",
+                            *(["global_cluster_identifier"] if self.props.global_database.owns else [])])
 
     def _parameter_group(self) -> str:
         groups = aws.rds_cluster_parameter_group
@@ -134,19 +188,26 @@ class Database(Construct):
         """A restored cluster (and its instances) exist before what they replace is deleted."""
         return TerraformResourceLifecycle(create_before_destroy=True) if self.props.restore_from_snapshot else None
 
+    def _credentials(self) -> dict:
+        """Database name and master user: from the snapshot when restoring, from the primary on a secondary
+        (Aurora refuses a user name or password for a global database's secondary)."""
+        if self._secondary:
+            return {"global_cluster_identifier": self.props.global_database.identifier}
+        restored = self.props.restore_from_snapshot is not None
+        return {"database_name": None if restored else DATABASE_NAME,
+                "master_username": None if restored else MASTER_USERNAME,
+                "manage_master_user_password": True, "master_user_secret_kms_key_id": self.kms_key_arn}
+
     def _cluster(self, subnet_group: str, parameter_group: str):
         props = self.props
         clusters = aws.rds_cluster
-        restored = props.restore_from_snapshot is not None
         return clusters.RdsCluster(
             self, "cluster",
             cluster_identifier=self.cluster_identifier,
             snapshot_identifier=props.restore_from_snapshot,
             engine=ENGINE, engine_mode="provisioned", engine_version=ENGINE_VERSION,
-            # A restore takes the database and its master user from the snapshot.
-            database_name=None if restored else DATABASE_NAME, master_username=None if restored else MASTER_USERNAME,
             port=POSTGRES_PORT,
-            manage_master_user_password=True, master_user_secret_kms_key_id=self.kms_key_arn,
+            **self._credentials(),
             db_subnet_group_name=subnet_group, vpc_security_group_ids=[props.security_group_id],
             db_cluster_parameter_group_name=parameter_group,
             storage_encrypted=True, kms_key_id=self.kms_key_arn,
@@ -155,14 +216,19 @@ class Database(Construct):
             preferred_backup_window=BACKUP_WINDOW, preferred_maintenance_window=MAINTENANCE_WINDOW,
             copy_tags_to_snapshot=True,
             deletion_protection=props.deletion_protection,
-            skip_final_snapshot=not props.deletion_protection,
-            final_snapshot_identifier=f"{self.cluster_identifier}-final" if props.deletion_protection else None,
+            skip_final_snapshot=not self._final_snapshot,
+            final_snapshot_identifier=f"{self.cluster_identifier}-final" if self._final_snapshot else None,
             enabled_cloudwatch_logs_exports=["postgresql"],
             serverlessv2_scaling_configuration=clusters.RdsClusterServerlessv2ScalingConfiguration(
                 min_capacity=props.min_acu, max_capacity=props.max_acu),
             depends_on=[self.log_group.group],
-            lifecycle=self._replacement(),
+            lifecycle=self._lifecycle(),
         )
+
+    @property
+    def _final_snapshot(self) -> bool:
+        """Protected clusters leave a final snapshot; a secondary holds only a replica of the primary's data."""
+        return self.props.deletion_protection and not self._secondary
 
     def _monitoring_role(self) -> str:
         return service_role(

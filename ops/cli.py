@@ -9,6 +9,7 @@
     python -m ops database-bootstrap ENV             # run the database bootstrap task again
     python -m ops destroy STACK [--yes]              # never production, the bootstrap or a baseline
     python -m ops restore ENV [--region R] [--snapshot ID|--latest] [--write]
+    python -m ops failover ENV [--planned] [--back] [--yes]   # the writer and the API to the standby region
     python -m ops local-up [ENV] [--verbose]         # moto on 127.0.0.1, bootstrap + dev applied to it
     python -m ops local-down                         # stop the emulator, remove .local/
 
@@ -29,6 +30,7 @@ from ops.database_bootstrap import cmd_database_bootstrap
 from ops.deploy import cmd_deploy, cmd_deploy_bootstrap, cmd_destroy, cmd_plan
 from ops.drift import cmd_drift
 from ops.errors import EXIT_REFUSED, EXIT_USAGE, Refused, UsageError
+from ops.failover import cmd_failover
 from ops.local import LOCAL_ENVIRONMENT, cmd_local_down, cmd_local_up, default_local_dir
 from ops.policy_validation import cmd_validate_policies
 from ops.preflight import cmd_preflight
@@ -112,6 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--write", action="store_true",
                       help="write the change into environments/<ENV>.toml (without it: print it only)")
     back.set_defaults(handler=cmd_restore)
+
+    move = commands.add_parser("failover", help="move an environment's writer and API to its standby region "
+                                                 "(--planned: a switchover without data loss)")
+    move.add_argument("environment")
+    move.add_argument("--planned", action="store_true",
+                      help="switchover: both regions are healthy, Aurora waits until nothing is lost")
+    move.add_argument("--back", action="store_true", help="move back to the environment's own region (failback)")
+    move.add_argument("--yes", action="store_true", help="without the typed confirmation (CI)")
+    move.set_defaults(handler=cmd_failover)
 
     up = commands.add_parser("local-up", help="run the emulator and deploy bootstrap + an environment to it")
     up.add_argument("environment", nargs="?", default=LOCAL_ENVIRONMENT)

@@ -108,11 +108,22 @@ def deploy(tools: Tools, name: str, yes: bool, allowed: Sequence[str] = ()) -> i
     require_preflight(tools, project, stack)
     if stack.kind is Kind.BOOTSTRAP:
         refuse_second_bootstrap(tools, project)
+    refuse_empty_dr_database(stack)
     synth(tools, [stack.name])
     plan_and_apply(tools, project, stack, yes, allowed)
-    if stack.environment is not None:
+    if stack.kind is Kind.ENVIRONMENT:
         bootstrap_database(tools, project, stack.environment)
     return 0
+
+
+def refuse_empty_dr_database(stack: Target) -> None:
+    """A backup DR-region stack serves the environment's data: without a recovery point it would serve an
+    empty database (with no application user: the API could not even log in), so it is not deployed."""
+    env = stack.environment
+    if stack.kind is Kind.DR_REGION and not env.standby and not env.dr.restore_from_snapshot:
+        raise Refused(f"not deploying {stack.name}: its database starts from a copied recovery point, and "
+                      f"{env.source} names none; first: python -m ops restore {env.name} --region {env.dr.region} "
+                      "--write (docs/runbooks.md, Region lost)")
 
 
 def cmd_deploy(tools: Tools, args: argparse.Namespace) -> int:

@@ -185,6 +185,20 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "moto's DeleteReplicationGroup only marks the group 'deleting' and keeps listing it, so the provider "
         "waits for its deletion until it times out. Workaround: the group and its member clusters are removed."
     ),
+    "rds-global-failover": Gap(
+        "moto has no SwitchoverGlobalCluster and no FailoverGlobalCluster (HTTP 500, not implemented), so "
+        "`python -m ops failover` runs on the emulator up to the move of the writer and stops there, refused, "
+        "with nothing scaled. Not proven here: the switchover, the failover, the promoted cluster's endpoint "
+        "taking writes, the API scaling and health waits against AWS (unit-tested through Tools only), and the "
+        "RPO/RTO of either (docs/runbooks.md states AWS's figures)."
+    ),
+    "rds-global-source-writer": Gap(
+        "moto's CreateGlobalCluster with SourceDBClusterIdentifier lists the source cluster as a member but not "
+        "as the writer (IsWriter false), which AWS reports as the writer. The emulated flow therefore makes the "
+        "global database from a stand-in cluster and proves the primary's side by a plan only (the environment's "
+        "cluster unchanged, the global cluster created); that AWS accepts the source (with its RDS-managed "
+        "master password: docs/runbooks.md, 12, Known limit) is not proven."
+    ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(
         "moto evaluates neither IAM, trust policies, bucket policies' conditions nor KMS key policies (any "

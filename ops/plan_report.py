@@ -98,6 +98,8 @@ def drift_lines(environment: str, drifts: list[Drift], unaccounted: list[str] = 
 STATEFUL_KINDS = {
     "aws_rds_cluster": "database",
     "aws_rds_cluster_instance": "database",
+    # Replacing or destroying it detaches the DR region's secondary: the standby stops replicating.
+    "aws_rds_global_cluster": "global database",
     "aws_db_instance": "database",
     "aws_dynamodb_table": "database",
     "aws_s3_bucket": "bucket",

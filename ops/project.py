@@ -44,7 +44,8 @@ def load_target(tools: Tools, name: str, *kinds: Kind) -> tuple[ProjectConfig, T
     return project, target(project, name, *kinds)
 
 
-def confirm(tools: Tools, stack: str, action: str, yes: bool, by_name: bool, losses: tuple[str, ...] = ()) -> None:
+def confirm(tools: Tools, stack: str, action: str, yes: bool, by_name: bool, losses: tuple[str, ...] = (),
+            doing: str | None = None) -> None:
     """Ask for the typed confirmation `action` needs; raise Refused unless the answer is exact.
 
     Production, the shared stacks and every destroy must be named, not just approved: typing a
@@ -53,6 +54,7 @@ def confirm(tools: Tools, stack: str, action: str, yes: bool, by_name: bool, los
     """
     if yes:
         return
+    doing = doing or f"{action.lower()}ing"
     expected = stack if by_name else "yes"
     what = f"type its name ({stack})" if by_name else "type yes"
     warning = "".join(f"\n  loses data: {address}" for address in losses)
@@ -60,10 +62,10 @@ def confirm(tools: Tools, stack: str, action: str, yes: bool, by_name: bool, los
         answer = tools.ask(f"{action} {stack}?{warning}\nTo continue, {what}: " if losses
                            else f"{action} {stack}? To continue, {what}: ")
     except EOFError:
-        raise Refused(f"not {action.lower()}ing {stack}: confirmation needed, but there is no terminal to "
+        raise Refused(f"not {doing} {stack}: confirmation needed, but there is no terminal to "
                       "ask (pass --yes where an approval happened elsewhere)") from None
     if answer != expected:
-        raise Refused(f"not {action.lower()}ing {stack}: the answer {answer!r} is not {expected!r}")
+        raise Refused(f"not {doing} {stack}: the answer {answer!r} is not {expected!r}")
 
 
 def require_preflight(tools: Tools, project: ProjectConfig, stack: Target, action: str = "Deploy") -> None:

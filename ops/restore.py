@@ -16,8 +16,9 @@ This command finds the recovery point and says (or, with `--write`, makes) that 
 - in the environment's region, the change and the deploy steps are printed; `--write` edits the
   file and validates it with the loader (an invalid result is put back, exit 2);
 - a snapshot the file already names is "nothing to do": a second run changes nothing;
-- in the `[dr]` region only the steps are printed: there the restore goes through an environment
-  deployed into that region (docs/runbooks.md, Region lost) until a DR-region stack exists.
+- in the `[dr]` region (strategy `backup`), the change is `[dr] restore_from_snapshot`: the DR-region stack
+  `<env>-dr` creates its cluster from the copy, so "Region lost" is: restore --region DR --write, then
+  deploy `<env>-dr` (docs/runbooks.md); a standby's DR database is the global secondary: `failover` instead.
 
 Nothing here creates or deletes anything in AWS. tests/test_restore.py checks the rules through
 `ops.tools.Tools`, and the Terraform addresses printed against the synthesized stacks.
@@ -151,13 +152,13 @@ def setting_line(snapshot: Snapshot) -> str:
     return f"{FIELD} = {json.dumps(snapshot.identifier)}"
 
 
-def with_setting(text: str, line: str) -> str:
-    """`text` (a TOML file) with `line` as the [database] table's restore setting, replaced or added."""
+def with_setting(text: str, line: str, table: str = "database") -> str:
+    """`text` (a TOML file) with `line` as the `table` table's restore setting, replaced or added."""
     lines = text.splitlines(keepends=True)
     start = next((index for index, current in enumerate(lines)
-                  if (header := TABLE_HEADER.match(current)) and header.group(1).strip() == "database"), None)
+                  if (header := TABLE_HEADER.match(current)) and header.group(1).strip() == table), None)
     if start is None:
-        raise UsageError("the environment file has no [database] table to write the restore into")
+        raise UsageError(f"the environment file has no [{table}] table to write the restore into")
     end = next((index for index in range(start + 1, len(lines)) if TABLE_HEADER.match(lines[index])), len(lines))
     for index in range(start + 1, end):
         if re.match(rf"^\s*{FIELD}\s*=", lines[index]):
@@ -168,10 +169,10 @@ def with_setting(text: str, line: str) -> str:
     return "".join(lines)
 
 
-def write_setting(tools: Tools, path: Path, line: str) -> None:
+def write_setting(tools: Tools, path: Path, line: str, table: str = "database") -> None:
     """Write the setting, then load the whole configuration: if the loader refuses it, put the file back."""
     original = path.read_text()
-    path.write_text(with_setting(original, line))
+    path.write_text(with_setting(original, line, table))
     try:
         load_project(tools.root / "environments")
     except ConfigError as error:
@@ -205,20 +206,38 @@ def deploy_steps(env: EnvironmentConfig, old_cluster: str) -> list[str]:
     return [f"  {number}. {step}" for number, step in enumerate(steps, 1)]
 
 
-def dr_steps(env: EnvironmentConfig, snapshot: Snapshot, region: str) -> list[str]:
-    """After losing the region: restore through an environment deployed into the DR region."""
-    name = f"{env.name}-dr"
+def dr_steps(env: EnvironmentConfig, region: str) -> list[str]:
+    """After losing the region: the DR-region stack, its cluster created from the copy, serves the environment."""
+    name = env.dr_stack_name
     return [
-        f"{region} is {env.name}'s [dr] region: a restore there goes into an environment deployed in that region "
-        "(no DR-region stack exists yet; docs/runbooks.md, Region lost):",
-        f"  1. environments/{name}.toml: a copy of environments/{env.name}.toml with name = \"{name}\", "
-        f"region = \"{region}\", a CIDR no other environment uses, no [dr] table (or one in a third region), and "
-        f"in [database]: {setting_line(snapshot)}",
-        f"  2. python -m ops deploy {name}: creates its cluster from the copy with every setting of the module, "
-        "and its API, which connects with IAM authentication after the database bootstrap task ran",
-        f"  3. python -m ops deploy {name} once more: IAM authentication is turned on by the second apply "
+        f"  1. python -m ops deploy {name}: its cluster is created from the copy with every setting of the module "
+        f"(the TLS-only parameter group, a key of {region}, IAM authentication), and its API, which logs in as the "
+        "application's user from the copied data",
+        f"  2. python -m ops deploy {name} once more: IAM authentication is turned on by the second apply "
         f"({IAM_AUTH_ISSUE})",
+        f"  3. traffic: with a hosted zone Route 53 failover records send api.{env.domain} to {region} once the "
+        f"primary's health check fails; without one, point api.{env.domain} at output ApiLoadBalancerDnsName of "
+        f"{name} (docs/runbooks.md, Region lost)",
     ]
+
+
+def restore_in_dr_region(tools: Tools, env: EnvironmentConfig, snapshot: Snapshot, region: str, write: bool) -> int:
+    """`[dr] restore_from_snapshot`: the DR-region stack's database is created from the copy (backup strategy)."""
+    path = tools.root / "environments" / f"{env.name}.toml"
+    if env.dr.restore_from_snapshot in (snapshot.identifier, snapshot.arn):
+        tools.say(f"nothing to do: {path.name} already creates {env.dr_stack_name}'s cluster from it; if that is "
+                  f"not deployed yet: python -m ops deploy {env.dr_stack_name} (docs/runbooks.md, Region lost)")
+        return 0
+    line = setting_line(snapshot)
+    if write:
+        write_setting(tools, path, line, table="dr")
+        tools.say(f"wrote to environments/{path.name}, [dr]: {line}")
+    else:
+        tools.say(f"the change (not written; --write writes it): environments/{path.name}, [dr]: {line}")
+    tools.say(f"{env.dr_stack_name} (the environment in {region}) gets its database from it; next steps:")
+    for step in dr_steps(env, region):
+        tools.say(step)
+    return 0
 
 
 def _check_account(tools: Tools, project, name: str) -> None:
@@ -239,9 +258,9 @@ def cmd_restore(tools: Tools, args: argparse.Namespace) -> int:
     if region not in allowed:
         raise UsageError(f"{env.name} restores only into {' or '.join(allowed)} (its region"
                          f"{' or its [dr] region' if env.dr else ''}), not {region}")
-    if args.write and region != env.region:
-        raise UsageError(f"--write changes environments/{env.name}.toml, whose cluster is in {env.region}, not "
-                         f"{region}: a restore into the [dr] region goes into an environment deployed there")
+    if region != env.region and env.standby:
+        raise Refused(f"{env.name} has a standby in {region}: its database there is the global database's secondary, "
+                      f"always current; move to it with python -m ops failover {env.name} (docs/runbooks.md)")
     _check_account(tools, project, env.name)
     try:
         rds = tools.aws(project, "rds", region, role=provider_role(project, env.name, env))  # as the deploy role
@@ -252,9 +271,7 @@ def cmd_restore(tools: Tools, args: argparse.Namespace) -> int:
               f"{snapshot.created:%Y-%m-%d %H:%M} UTC, {snapshot.engine} {snapshot.engine_version}); "
               "everything written after it is lost")
     if region != env.region:
-        for line in dr_steps(env, snapshot, region):
-            tools.say(line)
-        return 0
+        return restore_in_dr_region(tools, env, snapshot, region, args.write)
     path = tools.root / "environments" / f"{env.name}.toml"
     if env.database.restore_from_snapshot in (snapshot.identifier, snapshot.arn):
         tools.say(f"nothing to do: {path.name} already restores cluster {cluster_identifier(env)} from it; "

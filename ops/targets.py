@@ -19,6 +19,7 @@ class Kind(StrEnum):
     BOOTSTRAP = "bootstrap"
     BASELINE = "baseline"
     ENVIRONMENT = "environment"
+    DR_REGION = "DR-region"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ def resolve(project: ProjectConfig, name: str) -> Target:
         if env.name == name:
             source = env.source if env.account_id else project.source
             return Target(name, Kind.ENVIRONMENT, env.account_id or project.account_id, source, env.state_key,
+                          guarded=env.production, environment=env, deploy_role=provider_role(project, name, env),
+                          state_role=backend_role(project, name))
+        if env.dr and env.dr_stack_name == name:
+            # The environment in its DR region: same account, same guard, its own state key and state role.
+            source = env.source if env.account_id else project.source
+            return Target(name, Kind.DR_REGION, env.account_id or project.account_id, source, env.dr_state_key,
                           guarded=env.production, environment=env, deploy_role=provider_role(project, name, env),
                           state_role=backend_role(project, name))
     raise UnknownStack(f"unknown stack {name!r}: the stacks are {', '.join(project.stack_names)}")

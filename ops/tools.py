@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,8 @@ class Tools:
     database_bootstrapper: Callable[[ProjectConfig, EnvironmentConfig],
                                     database_bootstrap.DatabaseBootstrapper] = database_bootstrap.aws_bootstrapper
     aws: Callable[..., object] = aws_client  # (project, service, region, role=None)
+    # Waiting between polls of AWS (a failover's progress); tests pass a recorder that returns at once.
+    sleep: Callable[[float], None] = time.sleep
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     root: Path = ROOT

@@ -12,6 +12,7 @@ from cdktf import App
 from bootstrap.stack import BootstrapStack
 from environments.model import BOOTSTRAP_STACK, ProjectConfig
 from stacks.baseline import BaselineStack
+from stacks.dr import DisasterRecoveryStack
 from stacks.environment import EnvironmentStack
 
 
@@ -35,6 +36,8 @@ def build_app(project: ProjectConfig, outdir: str | Path, stacks: Collection[str
     for env in project.environments:
         if env.name in selected:
             EnvironmentStack(app, project, env)
+        if env.dr_stack_name in selected:
+            DisasterRecoveryStack(app, project, env)
     return app
 
 

@@ -13,7 +13,15 @@ from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.api import Api, ApiProps
 from modules.backup import Backup, BackupCopy, BackupProps
 from modules.cost import CostGuardrails, CostProps
-from modules.database import CACHE_PORT, DATABASE_NAME, POSTGRES_PORT, CacheProps, Database, DatabaseProps
+from modules.database import (
+    CACHE_PORT,
+    DATABASE_NAME,
+    POSTGRES_PORT,
+    CacheProps,
+    Database,
+    DatabaseProps,
+    GlobalDatabaseProps,
+)
 from modules.database_bootstrap import APP_USER, DatabaseBootstrap, DatabaseBootstrapProps
 from modules.frontend import Frontend, FrontendProps, SiteReplica
 from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
@@ -93,6 +101,9 @@ class EnvironmentStack(EnvironmentStackBase):
             logs_kms_key_arn=self.logs_key.arn,
             cache=cache,
             restore_from_snapshot=db.restore_from_snapshot,
+            # With a standby, this cluster is the primary of the global database the DR-region stack joins.
+            global_database=GlobalDatabaseProps(identifier=env.resource_name("global"), owns=True)
+            if env.standby else None,
         ))
         self._output("DatabaseSecretArn", database.secret_arn, "Secret with the database master credentials")
         return database
@@ -138,6 +149,8 @@ class EnvironmentStack(EnvironmentStackBase):
             cache_endpoint=self.database.cache_endpoint,
             cache_secret_arn=self.database.cache_secret_arn,
             tracing=self.tracing,
+            # With a [dr] region the API's name fails over to the DR-region stack's load balancer.
+            dns_failover="PRIMARY" if env.dr else None,
         ))
         self._output("ApiEndpoint", service.endpoint, "Public HTTPS URL of the API")
         self._output("ApiLoadBalancerDnsName", service.load_balancer_dns_name,

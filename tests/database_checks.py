@@ -45,8 +45,17 @@ def check_restore_follows_configuration(stack: dict, env: EnvironmentConfig) -> 
     assert db.get("snapshot_identifier") == snapshot, "the cluster must be created from the configured snapshot"
     assert db["cluster_identifier"] == database_cluster_identifier(f"{env.application}-{env.name}", snapshot)
     replacing = {"create_before_destroy": True} if snapshot else None
-    for resource in (db, *resources_of(stack, "aws_rds_cluster_instance").values()):
+    assert db.get("lifecycle") == cluster_lifecycle(env, replacing), "a restored cluster exists before the old one " \
+                                                                    "is deleted"
+    for resource in resources_of(stack, "aws_rds_cluster_instance").values():
         assert resource.get("lifecycle") == replacing, "a restored cluster exists before the old one is deleted"
+
+
+def cluster_lifecycle(env: EnvironmentConfig, replacing: dict | None) -> dict | None:
+    """The primary of a global database also ignores what AWS sets on membership (provider docs)."""
+    if not env.standby:
+        return replacing
+    return {**(replacing or {}), "ignore_changes": ["replication_source_identifier", "global_cluster_identifier"]}
 
 
 def check_backups(stack: dict) -> None:

@@ -104,7 +104,8 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "features.waf_rate_limit": INTEGER,
     "tracing": TABLE, "tracing.sampling_rate": NUMBER,
     "dr": TABLE, "dr.region": STRING, "dr.backup_schedule": STRING, "dr.copy_retention_days": INTEGER,
-    "dr.vault_lock": BOOLEAN, "deploy_role_arn": STRING,
+    "dr.vault_lock": BOOLEAN, "dr.strategy": STRING, "dr.standby_cidr": STRING, "dr.standby_min_tasks": INTEGER,
+    "dr.restore_from_snapshot": STRING, "deploy_role_arn": STRING,
 }
 PROJECT_FIELDS: dict[str, str] = {
     "application": STRING, "owner": STRING, "cost_center": STRING, "account_id": STRING, "baseline": TABLE_LIST,
@@ -118,7 +119,9 @@ OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "trac
                              "api.exec_enabled", "database.bootstrap_image", "database.restore_from_snapshot",
                              "features.waf_rate_limit", "dr",
                              "dr.vault_lock", "state.replica_region", "deploy_role_arn", "state.account_id",
-                             "state.administrators", "ci", "ci.account_access_role"})
+                             "state.administrators", "ci", "ci.account_access_role",
+                             # optional for `backup` (the default); a standby needs standby_cidr and _min_tasks
+                             "dr.strategy", "dr.standby_cidr", "dr.standby_min_tasks", "dr.restore_from_snapshot"})
 
 
 def is_optional(dotted: str) -> bool:
@@ -365,8 +368,11 @@ def _same_partition(region: str) -> tuple[str, ...]:
 
 
 @st.composite
-def dr_tables(draw, region: str, production: bool = False) -> dict[str, Any]:
-    """A second region of the same partition; production always locks its vaults."""
+def dr_tables(draw, region: str, production: bool = False, standby_cidr: str | None = None, max_tasks: int = 1,
+              restored: bool = False) -> dict[str, Any]:
+    """A second region of the same partition; production always locks its vaults. The strategy: left out
+    (backup), backup (maybe with a copied recovery point and its own CIDR) or, given a CIDR of its own and no
+    restore of the primary, a standby with 0..max_tasks tasks."""
     table: dict[str, Any] = {
         "region": draw(st.sampled_from(_same_partition(region))),
         "backup_schedule": draw(st.sampled_from(BACKUP_SCHEDULES)),
@@ -375,6 +381,15 @@ def dr_tables(draw, region: str, production: bool = False) -> dict[str, Any]:
     lock = True if production else draw(st.none() | st.booleans())
     if lock is not None:
         table["vault_lock"] = lock
+    strategies = [None, "backup", *(["standby"] if standby_cidr and not restored else [])]
+    strategy = draw(st.sampled_from(strategies))
+    if strategy == "standby":
+        table.update(strategy=strategy, standby_cidr=standby_cidr,
+                     standby_min_tasks=draw(st.integers(0, max_tasks)))
+    elif strategy == "backup":
+        table["strategy"] = strategy
+        table.update(optional(draw, "standby_cidr", st.just(standby_cidr) if standby_cidr else st.nothing()))
+        table.update(optional(draw, "restore_from_snapshot", snapshot_identifiers()))
     return table
 
 
@@ -409,6 +424,7 @@ def environment_documents(
     production: bool | None = None,
     cidr: str | None = None,
     domain: str | None = None,
+    standby_cidr: str | None = None,
 ) -> dict[str, Any]:
     """One valid environment file; pinned arguments are used as given."""
     production = draw(st.booleans()) if production is None else production
@@ -436,7 +452,8 @@ def environment_documents(
     })
     # Production must have [dr]; other environments with and without it.
     if production or draw(st.booleans()):
-        document["dr"] = draw(dr_tables(document["region"], production))
+        document["dr"] = draw(dr_tables(document["region"], production, standby_cidr, document["api"]["max_tasks"],
+                                        restored="restore_from_snapshot" in document["database"]))
     return document
 
 
@@ -527,14 +544,18 @@ def distinct(values: list[str], rename: Callable[[str, int], str]) -> list[str]:
 def configurations(draw, min_environments: int = 1, max_environments: int = 4) -> RawConfig:
     """A whole valid configuration: unique names and domains, disjoint CIDRs, one application."""
     project = draw(project_documents())
-    names = distinct(draw(st.lists(environment_names(), min_size=min_environments, max_size=max_environments)),
-                     lambda name, number: f"{name[:12].rstrip('-')}-{number}")
-    cidrs = draw(disjoint_cidrs(len(names)))
+    # `<env>-dr` is the DR-region stack of <env>: no environment is given such a name.
+    drawn = [f"{name[:-3]}-rd" if name.endswith("-dr") else name
+             for name in draw(st.lists(environment_names(), min_size=min_environments, max_size=max_environments))]
+    names = distinct(drawn, lambda name, number: f"{name[:12].rstrip('-')}-{number}")
+    # One network per environment and one for its standby, no two overlapping (the loader's rule).
+    cidrs = draw(disjoint_cidrs(2 * len(names)))
     hosts = distinct(draw(st.lists(domains(), min_size=len(names), max_size=len(names))),
                      lambda host, number: f"e{number}.{host}")
     environments = {
-        name: draw(environment_documents(name=name, application=project["application"], cidr=cidr, domain=host))
-        for name, cidr, host in zip(names, cidrs, hosts, strict=True)
+        name: draw(environment_documents(name=name, application=project["application"], cidr=cidr, domain=host,
+                                         standby_cidr=standby))
+        for name, cidr, standby, host in zip(names, cidrs[:len(names)], cidrs[len(names):], hosts, strict=True)
     }
     layout = draw(st.sampled_from(("one state account", "isolated state", "isolated state with CI")))
     if layout != "one state account":

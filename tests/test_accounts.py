@@ -7,6 +7,7 @@ configuration, which configures no role, must synthesize as if none of this exis
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -316,13 +317,15 @@ def test_the_pair_check_catches_a_role_that_reaches_too_far(multi):
 def test_state_roles_trust_exactly_their_callers_and_the_administrators(multi):
     project, multi_stacks = multi
     bootstrap = multi_stacks["bootstrap"]
+    dr_stacks = [env.dr_stack_name for env in project.environments if env.dr]
+    assert dr_stacks == ["production-dr", "staging-dr"]  # the environment's DR-region stack: the same callers
     for env in project.environments:
-        for suffix, entry in (("rw", "deploy"), ("ro", "plan")):
-            _, role = role_named(bootstrap, f"webapp-{env.name}-{suffix}")
+        stacks = list(filter(None, (env.name, env.dr_stack_name)))
+        for (suffix, entry), stack in itertools.product((("rw", "deploy"), ("ro", "plan")), stacks):
+            _, role = role_named(bootstrap, f"webapp-{stack}-{suffix}")
             (statement,) = policy_of(role)["Statement"]
-            (logical, _), = [(logical, r) for logical, r in resources_of(bootstrap, "aws_iam_role").items()
-                             if r["name"] == f"webapp-{env.name}-ci-{entry}"]
-            assert statement["Principal"] == {"AWS": [f"${{aws_iam_role.{logical}.arn}}", ADMIN]}
+            entry_logical, _ = role_named(bootstrap, f"webapp-{env.name}-ci-{entry}")
+            assert statement["Principal"] == {"AWS": [f"${{aws_iam_role.{entry_logical}.arn}}", ADMIN]}
             assert statement["Action"] == "sts:AssumeRole" and "Condition" not in statement
     for suffix in ("rw", "ro"):
         _, role = role_named(bootstrap, f"webapp-{BASELINE_STACK}-{suffix}")
@@ -396,8 +399,8 @@ def test_entry_roles_trust_only_this_repository_s_jobs(multi, entry, subject):
         (allowed,) = policy["Statement"]
         suffix = "rw" if entry == "deploy" else "ro"
         assert allowed["Action"] == "sts:AssumeRole"
-        assert allowed["Resource"][1] == (f"arn:aws:iam::{STATE_ACCOUNT}:role/terraform-state/"
-                                          f"webapp-{env.name}-{suffix}")
+        assert allowed["Resource"][1:] == [f"arn:aws:iam::{STATE_ACCOUNT}:role/terraform-state/webapp-{stack}-{suffix}"
+                                           for stack in filter(None, (env.name, env.dr_stack_name))]
         environment_logical, _ = role_named(bootstrap, f"webapp-{env.name}-{entry}")
         assert allowed["Resource"][0] == f"${{aws_iam_role.{environment_logical}.arn}}"
 

@@ -31,6 +31,7 @@ from environments.model import (
     CostConfig,
     DatabaseConfig,
     DisasterRecoveryConfig,
+    DrStrategy,
     EmulatorConfig,
     EnvironmentConfig,
     FeatureToggles,
@@ -91,6 +92,11 @@ DEFAULT_BOOTSTRAP_IMAGE = "public.ecr.aws/docker/library/postgres:16-alpine"
 DEFAULT_WAF_RATE_LIMIT = 2000
 
 
+def expected_dr(table: dict) -> DisasterRecoveryConfig:
+    """The [dr] table as the model holds it: the strategy as its enum (backup when left out)."""
+    return DisasterRecoveryConfig(**{**table, "strategy": DrStrategy(table.get("strategy", "backup"))})
+
+
 def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
     """What SPEC section 2 says a document means, built independently of the loader."""
     network, database, api = doc["network"], doc["database"], doc["api"]
@@ -123,7 +129,7 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
         features=FeatureToggles(**{"waf_rate_limit": DEFAULT_WAF_RATE_LIMIT, **doc["features"]}),
         cost=CostConfig(**doc["cost"]),
         tracing=TracingConfig(sampling_rate=float(doc["tracing"]["sampling_rate"])),
-        dr=DisasterRecoveryConfig(**doc["dr"]) if "dr" in doc else None,
+        dr=expected_dr(doc["dr"]) if "dr" in doc else None,
         deploy_role_arn=doc.get("deploy_role_arn"),
     )
 
@@ -557,7 +563,8 @@ def test_every_valid_configuration_synthesizes_one_stack_per_environment(config:
         stacks = synthesize(project, directory.parent / "cdktf.out")
     names = set(config.environments)
     baselines = {baseline.stack_name: baseline.state_key for baseline in project.baselines}
-    assert set(stacks) == {"bootstrap"} | names | set(baselines)
+    dr_stacks = {env.dr_stack_name: env.dr_state_key for env in project.environments if env.dr}
+    assert set(stacks) == {"bootstrap"} | names | set(baselines) | set(dr_stacks)
     keys = {}
     for name in names:
         backend = stacks[name]["terraform"]["backend"]["s3"]
@@ -569,7 +576,7 @@ def test_every_valid_configuration_synthesizes_one_stack_per_environment(config:
     assert keys == {name: f"{name}/terraform.tfstate" for name in names}
     assert len(set(keys.values())) == len(names), "two environments would share one state file"
     published = stacks["bootstrap"]["output"]["backend_settings"]["value"]["keys"]
-    assert published == keys | baselines
+    assert published == keys | baselines | dr_stacks
     assert not set(baselines.values()) & set(keys.values()), "a baseline would share an environment's state"
     recorders = Counter()
     for baseline in project.baselines:

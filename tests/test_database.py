@@ -9,6 +9,7 @@ import json
 import cdktf
 import pytest
 
+from environments.model import DrStrategy
 from stacks.environment import EnvironmentStack
 from tests import api_checks
 from tests import database_checks as checks
@@ -173,8 +174,11 @@ def _synth(project, env) -> dict:
 
 @pytest.fixture(scope="module")
 def restore_pair(project) -> tuple:
-    """production as shipped, and restored from SNAPSHOT (deletion protection on, one reader)."""
-    env = project.environment("production")
+    """production as shipped but with a backup DR strategy (a standby's primary is never restored in place: the
+    loader refuses it), and restored from SNAPSHOT (deletion protection on, one reader)."""
+    shipped = project.environment("production")
+    env = dataclasses.replace(shipped, dr=dataclasses.replace(shipped.dr, strategy=DrStrategy.BACKUP,
+                                                              standby_cidr=None, standby_min_tasks=0))
     restored = dataclasses.replace(env, database=dataclasses.replace(env.database, restore_from_snapshot=SNAPSHOT))
     return env, _synth(project, env), restored, _synth(project, restored)
 

@@ -180,3 +180,14 @@ def test_bite_a_partial_allow_list_accepted_whole_is_caught(monkeypatch):
                         if allowed else real(stack, summary, allowed, yes))
     with pytest.raises(AssertionError, match="not refused"):
         check_refused(deploy_with(PRODUCTION, DATABASE_REPLACED, "--yes", "--allow-replace", CLUSTER), {WRITER})
+
+
+def test_the_dr_region_stack_of_production_is_guarded_like_production():
+    """production-dr holds the standby's database: its loss is refused like production's."""
+    check_refused(deploy_with("production-dr", one_change("aws_rds_cluster", REPLACE), "--yes"),
+                  {"aws_rds_cluster.guarded"})
+
+
+def test_replacing_the_global_database_is_a_loss():
+    check_refused(deploy_with(PRODUCTION, one_change("aws_rds_global_cluster", REPLACE), "--yes"),
+                  {"aws_rds_global_cluster.guarded"})

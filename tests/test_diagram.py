@@ -85,7 +85,9 @@ def assert_edge(diagram: Diagram, text: str, source: str, target: str, label_par
 
 
 def test_there_is_one_diagram_per_environment_and_baseline_and_none_for_the_bootstrap(project, diagrams):
-    assert set(diagrams) == {env.name for env in project.environments} | {b.stack_name for b in project.baselines}
+    """A DR-region stack gets its own diagram: the environment's second region, drawn like its first."""
+    assert set(diagrams) == ({env.name for env in project.environments} | {b.stack_name for b in project.baselines}
+                             | {env.dr_stack_name for env in project.environments if env.dr})
 
 
 def test_every_tier_has_its_cluster(env_diagram):

@@ -19,8 +19,9 @@ def environment_stacks(stacks: dict, project) -> dict[str, dict]:
 
 def test_one_stack_per_environment_plus_bootstrap_and_account_baselines(stacks, project):
     assert set(stacks) == ({"bootstrap"} | {env.name for env in project.environments}
-                           | {baseline.stack_name for baseline in project.baselines})
-    assert {"dev", "staging", "production"} <= set(stacks)
+                           | {baseline.stack_name for baseline in project.baselines}
+                           | {env.dr_stack_name for env in project.environments if env.dr})
+    assert {"dev", "staging", "production", "staging-dr", "production-dr"} <= set(stacks)
 
 
 def test_each_environment_keeps_locked_encrypted_state_under_its_own_key(stacks, project):

@@ -212,7 +212,7 @@ def test_unknown_environment_is_one_line_and_exit_2(command):
     outcome = run_infra(command, "qa")
     assert outcome.code == errors.EXIT_USAGE
     assert outcome.err == ("ops: unknown stack 'qa': the stacks are bootstrap, baseline-eu-west-1, dev, production, "
-                           "staging\n")
+                           "production-dr, staging, staging-dr\n")
     assert outcome.world.calls == []
 
 
@@ -863,3 +863,31 @@ def test_production_without_an_account_id_is_never_deployed(mocked_aws):
         "preflight production: 1 of 1 checks failed",
         "ops: not deploying production: preflight failed (account); fix the lines above first",
     ]
+
+
+# --- the DR-region stacks (issue 25) -------------------------------------------------------------------
+
+def test_a_standby_dr_stack_deploys_like_its_environment_without_a_database_bootstrap():
+    """production-dr: guarded like production (confirmed by name); its database is a global secondary whose
+    users replicate from the primary, so no database bootstrap runs after it."""
+    outcome = run_infra("deploy", "production-dr", world=World(answers=["production-dr"]))
+    assert outcome.code == 0, outcome.err
+    assert outcome.world.preflights == ["production-dr"]
+    assert ["type its name (production-dr)" in prompt for prompt in outcome.world.prompts] == [True]
+    assert outcome.world.names() == deploy_calls("production-dr")[:-1], "no database bootstrap output is read"
+
+
+def test_a_backup_dr_stack_without_a_recovery_point_is_not_deployed():
+    outcome = run_infra("deploy", "staging-dr", "--yes")
+    assert outcome.code == errors.EXIT_REFUSED and outcome.world.calls == []
+    assert outcome.err == ("ops: not deploying staging-dr: its database starts from a copied recovery point, and "
+                           "environments/staging.toml names none; first: python -m ops restore staging --region "
+                           "eu-central-1 --write (docs/runbooks.md, Region lost)\n")
+
+
+def test_dr_stacks_plan_and_drift_by_name():
+    for command in ("plan", "drift"):
+        outcome = run_infra(command, "staging-dr", world=World(shown={"resource_drift": []}, plan_exit=0))
+        assert outcome.code == 0, outcome.err
+        assert outcome.world.names()[:2] == ["synth", "init -input=false"]
+        assert outcome.world.calls[0].command[-1] == "staging-dr"

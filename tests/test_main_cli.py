@@ -137,6 +137,10 @@ BAD_CONFIGURATIONS = {
                                   'backup_schedule = "cron(0 */4 * * * *)"',
                                   r"environments/production\.toml: dr\.backup_schedule: must be cron\(minute hour "
                                   r"day-of-month month day-of-week year\) .* \(got 'cron\(0 \*/4 \* \* \* \*\)'\)"),
+    "standby CIDR overlapping an environment": (
+        "production.toml", 'standby_cidr = "10.12.0.0/16"', 'standby_cidr = "10.1.0.0/16"',
+        r"environments/production\.toml: dr\.standby_cidr: must not overlap any environment's or standby's network "
+        r"\(10\.1\.0\.0/16 overlaps network\.cidr 10\.1\.0\.0/16 in environments/staging\.toml\)"),
     "unknown key": ("project.toml", "[state]", "[state]\nencrypt = true",
                     r"environments/project\.toml: state\.encrypt: is not a known setting"),
 }

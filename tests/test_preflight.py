@@ -407,7 +407,8 @@ def test_cli_reports_each_failed_check_on_one_line(backend, project):
 def test_cli_rejects_an_unknown_environment_in_one_line(endpoint):
     code, out, err = run_main("qa")
     assert (code, out) == (errors.EXIT_USAGE, "")
-    assert err == "ops: unknown stack 'qa': the stacks are bootstrap, baseline-eu-west-1, dev, production, staging\n"
+    assert err == ("ops: unknown stack 'qa': the stacks are bootstrap, baseline-eu-west-1, dev, production, "
+                   "production-dr, staging, staging-dr\n")
 
 
 def test_command_runs_as_a_user_types_it(backend):

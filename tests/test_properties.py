@@ -24,11 +24,13 @@ from environments.loader import load_project
 from environments.model import EnvironmentConfig, ProjectConfig
 from reachability.flows import evaluate_flows
 from reachability.topology import read_topology
+from stacks.dr import DisasterRecoveryStack
 from stacks.environment import EnvironmentStack
 from tests import (
     api_checks,
     database_checks,
     dr_checks,
+    dr_region_checks,
     network_checks,
     observability_checks,
     role_checks,
@@ -50,28 +52,35 @@ def synthesize_environment(project: ProjectConfig, env: EnvironmentConfig) -> di
     return json.loads(cdktf.Testing.synth(EnvironmentStack(cdktf.Testing.app(), project, env)))
 
 
-def check_provider_roles(project: ProjectConfig, env: EnvironmentConfig, stack: dict) -> None:
-    """Every provider guards the account when known and assumes the deploy role when configured; the backend
-    assumes the stack's own state role exactly when the state is isolated."""
+def check_provider_roles(project: ProjectConfig, env: EnvironmentConfig, stack: dict, name: str) -> None:
+    """Every provider guards the account when known and assumes the deploy role when configured, in a session
+    named after the stack; the backend assumes the stack's own state role exactly when the state is isolated."""
     account = env.account_id or project.account_id
     for provider in stack["provider"]["aws"]:
         assert provider.get("allowed_account_ids") == ([account] if account else None)
-        expected = [{"role_arn": env.deploy_role_arn, "session_name": f"{env.application}-{env.name}"}]
+        expected = [{"role_arn": env.deploy_role_arn, "session_name": f"{env.application}-{name}"}]
         assert provider.get("assume_role") == (expected if env.deploy_role_arn else None)
     backend = stack["terraform"]["backend"]["s3"]
     assert ("assume_role" in backend) == project.state.isolated
     if project.state.isolated:
-        assert backend["assume_role"]["role_arn"].endswith(f"/terraform-state/{env.application}-{env.name}-rw")
+        assert backend["assume_role"]["role_arn"].endswith(f"/terraform-state/{env.application}-{name}-rw")
 
 
 def synthesize_bootstrap(project: ProjectConfig) -> dict:
     return json.loads(cdktf.Testing.synth(BootstrapStack(cdktf.Testing.app(), project)))
 
 
+def synthesize_dr_region(project: ProjectConfig, env: EnvironmentConfig) -> dict:
+    return json.loads(cdktf.Testing.synth(DisasterRecoveryStack(cdktf.Testing.app(), project, env)))
+
+
 def generated(config) -> tuple[ProjectConfig, dict[str, dict]]:
+    """Every stack of the configuration's environments: each one's own and, with [dr], its DR-region stack."""
     with config_directory(config) as directory:
         project = load_project(directory)
-    return project, {env.name: synthesize_environment(project, env) for env in project.environments}
+    stacks = {env.name: synthesize_environment(project, env) for env in project.environments}
+    stacks.update({env.dr_stack_name: synthesize_dr_region(project, env) for env in project.environments if env.dr})
+    return project, stacks
 
 
 def resource_names(stack: dict) -> set[str]:
@@ -88,19 +97,21 @@ def resource_names(stack: dict) -> set[str]:
 
 
 def check_isolation(project: ProjectConfig, stacks: dict[str, dict]) -> None:
-    """Property 1: no two environments share a name, CIDR, state key or resource name."""
+    """Property 1: no two environments (nor their DR-region stacks) share a name, CIDR, state key or resource
+    name; a backup DR stack may reuse its own environment's CIDR (the two networks are never connected)."""
     envs = project.environments
     assert len({env.name for env in envs}) == len(envs)
-    keys = [stacks[env.name]["terraform"]["backend"]["s3"]["key"] for env in envs]
-    assert len(set(keys)) == len(keys)
-    networks = [ipaddress.IPv4Network(env.network.cidr) for env in envs]
+    keys = [stack["terraform"]["backend"]["s3"]["key"] for stack in stacks.values()]
+    assert len(set(keys)) == len(keys) == len(stacks)
+    networks = [ipaddress.IPv4Network(cidr) for env in envs
+                for cidr in (env.network.cidr, env.dr.standby_cidr if env.dr else None) if cidr]
     for index, network in enumerate(networks):
         assert not any(network.overlaps(other) for other in networks[:index])
     seen: dict[str, str] = {}
-    for env in envs:
-        for name in resource_names(stacks[env.name]):
-            assert name not in seen, f"{name!r} is used by {seen[name]} and {env.name}"
-            seen[name] = env.name
+    for name, stack in stacks.items():
+        for resource in resource_names(stack):
+            assert resource not in seen, f"{resource!r} is used by {seen[resource]} and {name}"
+            seen[resource] = name
 
 
 def check_secret_access(stack: dict) -> None:
@@ -152,6 +163,38 @@ def check_environment(env: EnvironmentConfig, stack: dict) -> None:
     check_audited_blind_spots(env, stack)
 
 
+def check_dr_region(env: EnvironmentConfig, primary: dict, dr: dict) -> None:
+    """The properties that hold for every stack hold in the DR region too (isolation, tagging, multi-AZ, HTTPS,
+    least privilege, backups, SPEC 4.1's flows), and the DR stack follows its configuration (dr_region_checks).
+    Not here: the alarm, dashboard and CloudFront properties, whose resources only the environment's stack has."""
+    cidr = env.dr.standby_cidr or env.network.cidr
+    network_checks.check_subnet_layout(dr, cidr, env.network.az_count)
+    network_checks.check_data_tier_is_isolated(dr)  # 2
+    if env.standby:  # a global secondary has no master secret; the cache's, if any, must use a CMK of the stack
+        keys = resources_of(dr, "aws_kms_key")
+        for secret in resources_of(dr, "aws_secretsmanager_secret").values():
+            assert network_checks.ref_name(secret["kms_key_id"], "aws_kms_key") in keys
+    else:
+        database_checks.check_secrets_use_customer_managed_keys(dr)  # 3
+    check_secret_access(dr)  # 3
+    dr_region_checks.check_no_role_reads_the_master_secret(dr)  # 3
+    tags = required_tags(environment=env.name, application=env.application, owner=env.owner,
+                         cost_center=env.cost_center)
+    tag_checks.check_required_tags(dr, tags)  # 4
+    api_checks.check_multi_az(dr)  # 5
+    api_checks.check_https_only(dr)  # 6
+    database_checks.check_backups(dr)  # 7
+    network_checks.check_security_groups(dr, env.api.container_port)  # 8
+    check_reachability(env, dr)  # 8, by behaviour
+    network_checks.check_endpoint_policies(dr, env.dr.region)
+    api_checks.check_no_wildcard_grants(dr)
+    network_checks.check_app_tier_leaves_through_nat(dr)
+    for key_id in resources_of(dr, "aws_kms_key"):
+        check_key_policy_principals(dr, key_id)
+    role_checks.check_service_roles(dr)
+    dr_region_checks.check_dr_region(primary, dr, env)
+
+
 def check_audited_blind_spots(env: EnvironmentConfig, stack: dict) -> None:
     """The checks the test audit asked for (tests/test_checks_bite.py shows each one fail)."""
     api_checks.check_no_wildcard_grants(stack)
@@ -200,7 +243,8 @@ def toggle_values(env: EnvironmentConfig) -> dict[str, object]:
             "fargate_spot": env.api.fargate_spot, "exec_enabled": env.api.exec_enabled,
             "account_id": env.account_id is not None, "zero_readers": env.database.reader_count == 0,
             "apex_domain": env.domain.count(".") == 1,
-            "restored from a snapshot": env.database.restore_from_snapshot is not None}
+            "restored from a snapshot": env.database.restore_from_snapshot is not None,
+            "standby": env.standby}
 
 
 def project_values(project: ProjectConfig) -> dict[str, object]:
@@ -212,7 +256,7 @@ def project_values(project: ProjectConfig) -> dict[str, object]:
 # Every toggle the coverage must see both ways (toggle_values and project_values name them).
 COVERED = ("az_count", "waf", "cache", "vpc_interface_endpoints", "tracing", "production", "nat_gateways",
            "fargate_spot", "exec_enabled", "account_id", "zero_readers", "apex_domain", "restored from a snapshot",
-           "baselines", "state_replica", "state_isolation", "ci")
+           "standby", "baselines", "state_replica", "state_isolation", "ci")
 
 
 def check_coverage(dr_variants: set[tuple[bool, bool]], toggles: dict[str, set]) -> None:
@@ -259,14 +303,17 @@ def test_the_spec_properties_hold_for_every_generated_configuration(shard, tmp_p
             check_no_role_reaches_another_stack(project, synthesize_bootstrap(project))
         for env in project.environments:
             check_environment(env, stacks[env.name])
-            check_provider_roles(project, env, stacks[env.name])
+            check_provider_roles(project, env, stacks[env.name], env.name)
+            if env.dr:
+                check_dr_region(env, stacks[env.name], stacks[env.dr_stack_name])
+                check_provider_roles(project, env, stacks[env.dr_stack_name], env.dr_stack_name)
             dr_variants.add((env.dr is not None, bool(env.dr and env.dr.vault_lock)))
             for name, value in toggle_values(env).items():
                 toggles.setdefault(name, set()).add(value)
         for name, value in project_values(project).items():
             toggles.setdefault(name, set()).add(value)
-        for env in project.environments:
-            batch.add(stacks[env.name], f"environment {env.name!r} of:\n{describe(config)}")
+        for name, stack in stacks.items():
+            batch.add(stack, f"stack {name!r} of:\n{describe(config)}")
 
     every_property_holds()
     check_coverage(dr_variants, toggles)

@@ -36,6 +36,15 @@ def test_every_spec_flow_holds_in_every_shipped_environment(env_stack):
     assert not problems_of(stack, env), "\n".join(problems_of(stack, env))
 
 
+@pytest.mark.parametrize("name", ["staging-dr", "production-dr"])
+def test_every_spec_flow_holds_in_every_dr_region_stack(stacks, project, name):
+    """The DR-region stacks are built from the same modules: their flows hold like the environment's."""
+    env, stack = project.environment_of(name), stacks[name]
+    results = evaluate_flows(read_topology(stack), env)
+    assert {"database", "cache"} <= {r.flow.destination for r in results}
+    assert not [p for r in results for p in r.problems]
+
+
 @pytest.fixture(scope="module")
 def everything_on(project):
     """dev with the cache, the interface endpoints and three zones: every conditional flow exists."""

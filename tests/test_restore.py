@@ -220,19 +220,32 @@ def test_no_snapshot_at_all_is_refused(world):
     assert code == errors.EXIT_REFUSED and "no available snapshot of staging's cluster" in err
 
 
-def test_the_dr_region_gets_the_path_through_an_environment_deployed_there(world):
+def test_the_dr_region_gets_the_change_for_the_dr_region_stack(world):
+    before = world.file("staging").read_bytes()
     code, out, err = world.run("staging", "--region", DR, "--latest")
     assert code == 0, err
     assert "recovery point awsbackup:copyjob-new in eu-central-1" in out
-    assert 'environments/staging-dr.toml' in out and 'restore_from_snapshot = "awsbackup:copyjob-new"' in out
-    assert "python -m ops deploy staging-dr" in out and "master" not in out
+    assert ('the change (not written; --write writes it): environments/staging.toml, [dr]: '
+            'restore_from_snapshot = "awsbackup:copyjob-new"') in out
+    assert "1. python -m ops deploy staging-dr" in out and "master" not in out
+    assert world.file("staging").read_bytes() == before
 
 
-def test_write_is_refused_for_the_dr_region(world):
-    before = world.file("staging").read_bytes()
-    code, _, err = world.run("staging", "--region", DR, "--write")
-    assert code == errors.EXIT_USAGE and "goes into an environment deployed there" in err
-    assert world.file("staging").read_bytes() == before and not world.preflights
+def test_write_in_the_dr_region_makes_the_copy_the_dr_stack_s_database(world, project):
+    code, out, err = world.run("staging", "--region", DR, "--write")
+    assert code == 0, err
+    env = world.environment("staging")
+    assert env.dr.restore_from_snapshot == "awsbackup:copyjob-new"
+    assert env.database.restore_from_snapshot is None, "the environment's own cluster is untouched"
+    assert tomllib.loads(world.file("staging").read_text())["dr"]["restore_from_snapshot"] == "awsbackup:copyjob-new"
+    code, out, err = world.run("staging", "--region", DR, "--write")
+    assert code == 0 and "nothing to do" in out, "a second run changes nothing"
+
+
+def test_a_standby_is_not_restored_in_its_dr_region(world):
+    code, _, err = world.run("production", "--region", DR, "--write")
+    assert code == errors.EXIT_REFUSED and "python -m ops failover production" in err
+    assert not world.preflights
 
 
 def test_only_the_environments_regions_are_allowed(world):

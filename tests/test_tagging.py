@@ -17,7 +17,7 @@ def expected_tags(project, stack_name: str) -> dict[str, str]:
     if stack_name == "bootstrap" or stack_name in {baseline.stack_name for baseline in project.baselines}:
         return required_tags(environment="shared", application=project.application, owner=project.owner,
                              cost_center=project.cost_center)
-    env = project.environment(stack_name)
+    env = project.environment_of(stack_name)
     return required_tags(environment=env.name, application=env.application, owner=env.owner,
                          cost_center=env.cost_center)
 

@@ -67,7 +67,7 @@ def _stopped_by(result: FlowResult) -> str:
 def render(project: ProjectConfig, stacks: dict[str, dict]) -> str:
     lines = [HEADER]
     for name, stack in environment_stacks(stacks).items():
-        results = evaluate_flows(read_topology(stack), project.environment(name))
+        results = evaluate_flows(read_topology(stack), project.environment_of(name))
         lines += [f"## {name}", "", "| flow | SPEC 4.1 | expected | result | denied by |", "|---|---|---|---|---|"]
         lines += [f"| {_cell(r.flow.title)} | {_cell(r.flow.spec)} | {r.flow.expect} | {_cell(_outcome(r))} | "
                   f"{_cell(_stopped_by(r))} |" for r in results]
