@@ -192,12 +192,14 @@ EMULATOR_GAPS: dict[str, Gap] = {
         "taking writes, the API scaling and health waits against AWS (unit-tested through Tools only), and the "
         "RPO/RTO of either (docs/runbooks.md states AWS's figures)."
     ),
-    "rds-global-source-writer": Gap(
-        "moto's CreateGlobalCluster with SourceDBClusterIdentifier lists the source cluster as a member but not "
-        "as the writer (IsWriter false), which AWS reports as the writer. The emulated flow therefore makes the "
-        "global database from a stand-in cluster and proves the primary's side by a plan only (the environment's "
-        "cluster unchanged, the global cluster created); that AWS accepts the source (with its RDS-managed "
-        "master password: docs/runbooks.md, 12, Known limit) is not proven."
+    "rds-global-source": Gap(
+        "moto's CreateGlobalCluster with SourceDBClusterIdentifier looks for the source cluster in us-east-1 only "
+        "(DBClusterNotFoundFault for a cluster in eu-west-1, which AWS accepts), and lists a source it finds as a "
+        "member but not as the writer (IsWriter false). So the environment's `aws_rds_global_cluster` is not "
+        "applied on the emulator: the flow proves its side by a plan (the global database created from the "
+        "existing cluster's ARN, the cluster neither replaced nor destroyed) and makes the global database for "
+        "the DR-region stack from a stand-in cluster that joins an empty one. Not proven: that AWS accepts the "
+        "source (with its RDS-managed master password: docs/runbooks.md, 12, Known limit)."
     ),
     "plain-http": Gap("the emulator listens on plain HTTP on loopback; TLS-only access is not exercised."),
     "no-authorization": Gap(

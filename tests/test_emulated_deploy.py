@@ -15,6 +15,10 @@ One module-scoped flow, in the order an operator follows, riding on one deployme
 5. a second plan of the whole stack changes nothing but the attributes moto reads back wrongly
    (named per type in EMULATOR_GAPS), compared attribute by attribute in `terraform show -json`;
    `python -m ops drift` names changes made behind Terraform's back;
+   in the background meanwhile (issue 25): dev made a standby, planned against dev's state (its database
+   neither replaced nor destroyed, the global database created from the cluster's ARN), dev-dr applied into
+   the second region, its cluster joining a global database; `python -m ops failover dev` run against it
+   until moto lacks the switchover and the failover (gaps rds-global-source, rds-global-failover);
 6. a restore drill: `python -m ops restore dev --write` (the same restore again changes nothing), then
    the deploy onto the restored cluster, checked in AWS; `destroy` of dev succeeds; `destroy` of
    bootstrap is refused by Terraform because the bucket, table and key carry `prevent_destroy`;
@@ -388,6 +392,93 @@ def environment_applied(deployment: Deployment) -> None:
     """dev deployed by local-up, with its state in the bootstrap bucket; the background work started."""
     bootstrap_applied(deployment)
     local_up_finished(deployment)
+    standby_started(deployment)
+
+
+# --- dev with a warm standby (issue 25), next to the rest ------------------------------------------
+
+# dev's [dr] table (the file's last) made a standby: a network of its own, no API task until a failover.
+STANDBY_SETTINGS = 'strategy = "standby"\nstandby_cidr = "10.40.0.0/16"\nstandby_min_tasks = 0\n'
+# moto cannot make a global database from a cluster outside us-east-1 (gap rds-global-source), and applying
+# the standby to dev itself would change what every later step of this flow checks: the global database is
+# made from a stand-in cluster; dev's side is proven by a plan of the standby configuration against dev's state.
+STANDBY_SOURCE = "webapp-dev-standby-source"
+
+
+@dataclass(frozen=True)
+class Standby:
+    """The standby configuration of dev: its folder (`environments/`), project and synthesized stacks."""
+
+    root: Path
+    project: ProjectConfig
+    outdir: Path
+
+    def stack_dir(self, name: str) -> Path:
+        return self.outdir / "stacks" / name
+
+    @property
+    def environment(self) -> EnvironmentConfig:
+        return self.project.environment(DEPLOYED_ENVIRONMENT)
+
+
+def standby_configuration(deployment: Deployment) -> Standby:
+    """dev as deployed, plus STANDBY_SETTINGS; dev and dev-dr synthesized and initialised (in the foreground:
+    jsii and Terraform's plugin cache are not for concurrent use)."""
+    def prepare() -> Standby:
+        from stacks.app import build_app
+
+        root = deployment.scratch / "standby"
+        shutil.copytree(deployment.product / ENVIRONMENTS_DIR.name, root / ENVIRONMENTS_DIR.name)
+        dev = root / ENVIRONMENTS_DIR.name / f"{DEPLOYED_ENVIRONMENT}.toml"
+        assert dev.read_text().rstrip().endswith("vault_lock = true"), "dev's [dr] table is no longer its last"
+        dev.write_text(dev.read_text() + STANDBY_SETTINGS)
+        project = load_project(root / ENVIRONMENTS_DIR.name, emulator_endpoint=deployment.endpoint)
+        standby = Standby(root, project, root / "cdktf.out")
+        names = [DEPLOYED_ENVIRONMENT, standby.environment.dr_stack_name]
+        build_app(project, standby.outdir, stacks=names).synth()
+        for name in names:
+            deployment.terraform(name, "init", "-input=false", cwd=standby.stack_dir(name))
+        return standby
+
+    return deployment.step("standby configuration", prepare)
+
+
+def standby_started(deployment: Deployment) -> None:
+    """In the background, once dev is applied: plan the standby against dev's state (read-only, no lock),
+    make the global database, apply dev-dr into it. It overlaps the checks that follow."""
+    if "standby" in deployment.background:
+        return
+    try:
+        standby = standby_configuration(deployment)
+    except Exception:  # only the standby's own tests depend on it: they report the step's failure
+        return
+    stacks = read_stacks(standby.outdir)
+    env = standby.environment
+
+    def run() -> dict[str, Any]:
+        planfile = deployment.scratch / "standby-dev.tfplan"
+        targets, _ = emulator.deployable(stacks[DEPLOYED_ENVIRONMENT])
+        deployment.terraform(DEPLOYED_ENVIRONMENT, "plan", "-input=false", "-lock=false", PARALLELISM,
+                             f"-out={planfile}", *_target_flags(targets), cwd=standby.stack_dir(DEPLOYED_ENVIRONMENT))
+        plan = json.loads(deployment.terraform(DEPLOYED_ENVIRONMENT, "show", "-json", str(planfile),
+                                               cwd=standby.stack_dir(DEPLOYED_ENVIRONMENT)).stdout)
+        source = _stand_in_global_database(deployment.client("rds", env.region), f"{env.application}-"
+                                           f"{env.name}-global", STANDBY_SOURCE)
+        name = env.dr_stack_name
+        targets, _ = emulator.deployable(stacks[name])
+        deployment.terraform(name, "apply", "-auto-approve", "-input=false", PARALLELISM, *_target_flags(targets),
+                             cwd=standby.stack_dir(name))
+        return {"plan": plan, "source": source}
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="standby")
+    deployment.background["standby"] = executor.submit(run)
+    executor.shutdown(wait=False)
+
+
+def standby_applied(deployment: Deployment) -> dict[str, Any]:
+    environment_applied(deployment)
+    standby_configuration(deployment)  # its failure, if preparing it failed
+    return deployment.step("standby", deployment.background["standby"].result)
 
 
 def second_plan(deployment: Deployment) -> dict[str, Any]:
@@ -1008,6 +1099,69 @@ def test_moto_still_refuses_a_snapshot_arn_in_a_restore(emulator_endpoint):
     finally:
         rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="gap-probe")
         rds.delete_db_cluster(DBClusterIdentifier="gap-probe", SkipFinalSnapshot=True)
+
+
+def _stand_in_global_database(rds, name: str, source: str) -> str:
+    """An empty global database and a stand-in writer cluster in `rds`'s region joining it (moto cannot make one
+    from a cluster outside us-east-1: gap rds-global-source); returns the writer's ARN."""
+    rds.create_global_cluster(GlobalClusterIdentifier=name, Engine="aurora-postgresql", EngineVersion="16.6",
+                              StorageEncrypted=True)
+    return rds.create_db_cluster(DBClusterIdentifier=source, Engine="aurora-postgresql", EngineVersion="16.6",
+                                 MasterUsername="probe", MasterUserPassword="probe-password", StorageEncrypted=True,
+                                 GlobalClusterIdentifier=name)["DBCluster"]["DBClusterArn"]
+
+
+@pytest.mark.parametrize("action", ["switchover_global_cluster", "failover_global_cluster"])
+def test_moto_still_cannot_move_a_global_database_s_writer(emulator_endpoint, action):
+    """rds-global-failover: the two calls `python -m ops failover` makes; stale once moto implements them.
+    (Names of their own per call: moto keeps the probes' global databases, and the emulator is discarded.)"""
+    suffix = time.time_ns()
+    rds = _moto_client(emulator_endpoint, "rds", "us-east-1", attempts=1)
+    _stand_in_global_database(rds, f"gap-probe-global-{suffix}", f"gap-probe-primary-{suffix}")
+    target = _moto_client(emulator_endpoint, "rds", "us-west-2", attempts=1).create_db_cluster(
+        DBClusterIdentifier=f"gap-probe-secondary-{suffix}", Engine="aurora-postgresql", EngineVersion="16.6",
+        GlobalClusterIdentifier=f"gap-probe-global-{suffix}", StorageEncrypted=True)["DBCluster"]["DBClusterArn"]
+    extra = {"AllowDataLoss": True} if action == "failover_global_cluster" else {}
+
+    def move(client: Callable[..., Any]) -> None:
+        """RDS speaks XML, so botocore cannot parse moto's HTML error page: that becomes the ClientError it is."""
+        from botocore.exceptions import ClientError
+        from botocore.parsers import ResponseParserError
+
+        try:
+            getattr(client("rds"), action)(GlobalClusterIdentifier=f"gap-probe-global-{suffix}",
+                                           TargetDbClusterIdentifier=target, **extra)
+        except ResponseParserError as error:
+            if "500 Internal Server Error" not in str(error):
+                raise
+            raise ClientError({"Error": {"Code": "500", "Message": "HTML error page"},
+                               "ResponseMetadata": {"HTTPStatusCode": 500}}, action) from error
+
+    _assert_moto_refuses(emulator_endpoint, Refusal(move, 500, "500", action))
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1"])
+def test_moto_still_mishandles_a_global_database_made_from_a_cluster(emulator_endpoint, region):
+    """rds-global-source: outside us-east-1 the source is not found; in us-east-1 it is listed as no writer.
+    Stale once moto finds the source in its own region and reports it as the writer, as AWS does."""
+    from botocore.exceptions import ClientError
+
+    suffix = time.time_ns()
+    rds = _moto_client(emulator_endpoint, "rds", region, attempts=1)
+    arn = rds.create_db_cluster(DBClusterIdentifier=f"gap-probe-source-db-{suffix}", Engine="aurora-postgresql",
+                                EngineVersion="16.6", MasterUsername="probe", MasterUserPassword="probe-password",
+                                StorageEncrypted=True)["DBCluster"]["DBClusterArn"]
+    name = f"gap-probe-source-{suffix}"
+    if region != "us-east-1":
+        with pytest.raises(ClientError, match="DBClusterNotFoundFault"):
+            rds.create_global_cluster(GlobalClusterIdentifier=name, SourceDBClusterIdentifier=arn)
+        return
+    rds.create_global_cluster(GlobalClusterIdentifier=name, SourceDBClusterIdentifier=arn)
+    # moto also ignores the identifier and lists every global database (the failover command selects by name).
+    (found,) = [cluster for cluster in rds.describe_global_clusters(GlobalClusterIdentifier=name)["GlobalClusters"]
+                if cluster["GlobalClusterIdentifier"] == name]
+    assert [(member["DBClusterArn"], member["IsWriter"]) for member in found["GlobalClusterMembers"]] == [
+        (arn, False)], found
 
 
 def test_bootstrap_creates_the_state_backend(deployment):
@@ -1779,6 +1933,68 @@ def test_restore_drill_puts_the_environment_on_the_restored_cluster_through_terr
     assert _roles_reading(deployment, secret["SecretArn"]) == {reader}, "only the bootstrap task reads it"
     recorded = deployment.dev_client("ssm").get_parameter(Name=rerun.record_name)["Parameter"]["Value"]
     assert rerun.why_run(recorded) == f"it has not run for database cluster {cluster['DbClusterResourceId']} yet"
+
+
+def _planned_actions(plan: dict, resource_type: str) -> dict[str, list[str]]:
+    return {change["address"]: change["change"]["actions"] for change in plan["resource_changes"]
+            if change["type"] == resource_type}
+
+
+def test_adding_a_standby_to_the_applied_dev_replaces_no_part_of_its_database(deployment):
+    """The plan of the standby configuration against dev's applied state: the global database is created from
+    the existing cluster (its ARN), and the cluster and its instances are neither replaced nor destroyed."""
+    plan = standby_applied(deployment)["plan"]
+    cluster_actions = {**_planned_actions(plan, "aws_rds_cluster"),
+                       **_planned_actions(plan, "aws_rds_cluster_instance")}
+    assert cluster_actions and all("delete" not in actions for actions in cluster_actions.values()), cluster_actions
+    (created,) = [change for change in plan["resource_changes"] if change["type"] == "aws_rds_global_cluster"]
+    assert created["change"]["actions"] == ["create"]
+    (cluster,) = [resource for resource in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
+                  if resource["type"] == "aws_rds_cluster"]
+    assert created["change"]["after"]["source_db_cluster_identifier"] == cluster["values"]["arn"]
+    assert created["change"]["after"]["global_cluster_identifier"] == "webapp-dev-global"
+
+
+def test_the_dr_region_stack_of_a_standby_dev_joins_the_global_database(deployment):
+    """dev-dr applied into the emulator's second region: its cluster is a member (not the writer) of the global
+    database, encrypted with a key of that region; its API runs standby_min_tasks (0) tasks."""
+    result = standby_applied(deployment)
+    env = standby_configuration(deployment).environment
+    rds = deployment.client("rds", env.dr.region)
+    (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=f"webapp-{env.name}-dr-db")["DBClusters"]
+    assert cluster["StorageEncrypted"] is True
+    key = deployment.client("kms", env.dr.region).describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]
+    assert key["Arn"].startswith(f"arn:aws:kms:{env.dr.region}:")
+    (found,) = [g for g in deployment.client("rds", env.region).describe_global_clusters()["GlobalClusters"]
+                if g["GlobalClusterIdentifier"] == "webapp-dev-global"]
+    members = {member["DBClusterArn"]: member["IsWriter"] for member in found["GlobalClusterMembers"]}
+    assert members.get(cluster["DBClusterArn"]) is False and result["source"] in members, members
+    (service,) = deployment.client("ecs", env.dr.region).describe_services(
+        cluster=f"webapp-{env.name}-dr-cluster", services=[f"webapp-{env.name}-dr-api"])["services"]
+    assert service["desiredCount"] == env.dr.standby_min_tasks == 0
+
+
+@pytest.mark.parametrize("mode", [["--planned"], []])
+def test_failover_runs_on_the_emulator_until_moto_lacks_the_move(deployment, mode):
+    """`python -m ops failover dev` against moto: the global database and its members are read, the standby is
+    the target, and moto refuses the switchover / failover (gap rds-global-failover): refused, nothing scaled."""
+    standby_applied(deployment)
+    standby = standby_configuration(deployment)
+    env = standby.environment
+    out, err = io.StringIO(), io.StringIO()
+    passed = preflight.PreflightResult(env.dr_stack_name, ACCOUNT, (preflight.CheckResult("account", True, "moto"),))
+    tools = ops_tools.Tools(out=out, err=err, root=standby.root, environ={}, sleep=lambda seconds: None,
+                            run_preflight=lambda project, name: passed,
+                            aws=lambda project, service, region: _moto_client(deployment.endpoint, service, region,
+                                                                              attempts=1))
+    code = cli.main(["failover", DEPLOYED_ENVIRONMENT, *mode, "--yes"], tools)
+    assert code == errors.EXIT_REFUSED, err.getvalue()
+    assert "AWS refused to move the writer of webapp-dev-global" in err.getvalue()
+    assert (f"moves from arn:aws:rds:{env.region}:{ACCOUNT}:cluster:{STANDBY_SOURCE} to arn:aws:rds:"
+            f"{env.dr.region}:{ACCOUNT}:cluster:webapp-dev-dr-db") in out.getvalue()
+    (service,) = deployment.client("ecs", env.dr.region).describe_services(
+        cluster=f"webapp-{env.name}-dr-cluster", services=[f"webapp-{env.name}-dr-api"])["services"]
+    assert service["desiredCount"] == 0, "nothing is scaled when the writer did not move"
 
 
 def test_dev_destroy_removes_every_resource(deployment):
