@@ -28,11 +28,12 @@ Every rule is tested through `ops.tools.Tools` (tests/test_failover.py).
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from botocore.parsers import ResponseParserError
 
+from core.access import provider_role
 from core.naming import bounded_name, database_cluster_identifier
 from environments.model import EnvironmentConfig, ProjectConfig
 from ops import preflight
@@ -217,9 +218,18 @@ def failback_lines(env: EnvironmentConfig, back: bool, planned: bool) -> list[st
     return ["to fail back:", *lines]
 
 
+def as_deploy_role(tools: Tools, project: ProjectConfig, env: EnvironmentConfig) -> Tools:
+    """Every AWS call of the failover as the environment's deploy role, when one is configured (both regions
+    are the environment's account): what Terraform deploys it as, under a session named after it."""
+    role = provider_role(project, env.name, env)
+    aws = tools.aws
+    return replace(tools, aws=lambda project, service, region, **_: aws(project, service, region, role=role))
+
+
 def failover(tools: Tools, name: str, planned: bool, back: bool, yes: bool) -> int:
     project, stack = load_target(tools, name, Kind.ENVIRONMENT)
     env = stack.environment
+    tools = as_deploy_role(tools, project, env)
     require_standby(env)
     source, target = sides(env, back)
     require_identity(tools, project, env)

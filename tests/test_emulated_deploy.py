@@ -462,7 +462,7 @@ def standby_started(deployment: Deployment) -> None:
                              f"-out={planfile}", *_target_flags(targets), cwd=standby.stack_dir(DEPLOYED_ENVIRONMENT))
         plan = json.loads(deployment.terraform(DEPLOYED_ENVIRONMENT, "show", "-json", str(planfile),
                                                cwd=standby.stack_dir(DEPLOYED_ENVIRONMENT)).stdout)
-        source = _stand_in_global_database(deployment.client("rds", env.region), f"{env.application}-"
+        source = _stand_in_global_database(deployment.dev_client("rds", env.region), f"{env.application}-"
                                            f"{env.name}-global", STANDBY_SOURCE)
         name = env.dr_stack_name
         targets, _ = emulator.deployable(stacks[name])
@@ -1960,16 +1960,16 @@ def test_the_dr_region_stack_of_a_standby_dev_joins_the_global_database(deployme
     database, encrypted with a key of that region; its API runs standby_min_tasks (0) tasks."""
     result = standby_applied(deployment)
     env = standby_configuration(deployment).environment
-    rds = deployment.client("rds", env.dr.region)
+    rds = deployment.dev_client("rds", env.dr.region)
     (cluster,) = rds.describe_db_clusters(DBClusterIdentifier=f"webapp-{env.name}-dr-db")["DBClusters"]
     assert cluster["StorageEncrypted"] is True
-    key = deployment.client("kms", env.dr.region).describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]
+    key = deployment.dev_client("kms", env.dr.region).describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]
     assert key["Arn"].startswith(f"arn:aws:kms:{env.dr.region}:")
-    (found,) = [g for g in deployment.client("rds", env.region).describe_global_clusters()["GlobalClusters"]
+    (found,) = [g for g in deployment.dev_client("rds", env.region).describe_global_clusters()["GlobalClusters"]
                 if g["GlobalClusterIdentifier"] == "webapp-dev-global"]
     members = {member["DBClusterArn"]: member["IsWriter"] for member in found["GlobalClusterMembers"]}
     assert members.get(cluster["DBClusterArn"]) is False and result["source"] in members, members
-    (service,) = deployment.client("ecs", env.dr.region).describe_services(
+    (service,) = deployment.dev_client("ecs", env.dr.region).describe_services(
         cluster=f"webapp-{env.name}-dr-cluster", services=[f"webapp-{env.name}-dr-api"])["services"]
     assert service["desiredCount"] == env.dr.standby_min_tasks == 0
 
@@ -1985,14 +1985,14 @@ def test_failover_runs_on_the_emulator_until_moto_lacks_the_move(deployment, mod
     passed = preflight.PreflightResult(env.dr_stack_name, ACCOUNT, (preflight.CheckResult("account", True, "moto"),))
     tools = ops_tools.Tools(out=out, err=err, root=standby.root, environ={}, sleep=lambda seconds: None,
                             run_preflight=lambda project, name: passed,
-                            aws=lambda project, service, region: _moto_client(deployment.endpoint, service, region,
-                                                                              attempts=1))
+                            aws=lambda project, service, region, role=None: _moto_client(
+                                deployment.endpoint, service, region, attempts=1, account=ACCOUNT))
     code = cli.main(["failover", DEPLOYED_ENVIRONMENT, *mode, "--yes"], tools)
     assert code == errors.EXIT_REFUSED, err.getvalue()
     assert "AWS refused to move the writer of webapp-dev-global" in err.getvalue()
     assert (f"moves from arn:aws:rds:{env.region}:{ACCOUNT}:cluster:{STANDBY_SOURCE} to arn:aws:rds:"
             f"{env.dr.region}:{ACCOUNT}:cluster:webapp-dev-dr-db") in out.getvalue()
-    (service,) = deployment.client("ecs", env.dr.region).describe_services(
+    (service,) = deployment.dev_client("ecs", env.dr.region).describe_services(
         cluster=f"webapp-{env.name}-dr-cluster", services=[f"webapp-{env.name}-dr-api"])["services"]
     assert service["desiredCount"] == 0, "nothing is scaled when the writer did not move"
 

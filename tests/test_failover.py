@@ -120,6 +120,7 @@ class World:
     asked: list[str] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     clients: list[tuple[str, str]] = field(default_factory=list)
+    roles: set = field(default_factory=set)  # the role every AWS client was made for
 
     def ask(self, prompt: str) -> str:
         self.asked.append(prompt)
@@ -134,8 +135,9 @@ class World:
                                         else "eu-west-1 does not answer"))
         return preflight.PreflightResult(name, ACCOUNT, checks)
 
-    def aws(self, project, service: str, region: str):
+    def aws(self, project, service: str, region: str, role=None):
         self.clients.append((service, region))
+        self.roles.add(role)
         return self.database if service == "rds" else self.regions[region]
 
     def run(self, *argv: str) -> tuple[int, str, str]:
@@ -179,6 +181,23 @@ def test_a_planned_switchover_moves_the_writer_and_the_api_without_data_loss(wor
     assert "python -m ops failover production --planned --back" in out
     assert "point api.example.com at the eu-central-1 load balancer yourself" in out
     assert world.sleeps, "the move and the tasks were waited for"
+
+
+def test_without_a_deploy_role_the_caller_s_credentials_move_it(world):
+    world.answer = "production"
+    assert world.run("production", "--planned")[0] == 0
+    assert world.roles == {None}
+
+
+def test_every_call_runs_as_the_environment_s_deploy_role(world):
+    path = world.root / "environments" / "production.toml"
+    role = 'account_id = "444444444444"\ndeploy_role_arn = "arn:aws:iam::444444444444:role/deployer"\n'
+    path.write_text(path.read_text().replace('region = "eu-west-1"\n', f'region = "eu-west-1"\n{role}', 1))
+    world.answer = "production"
+    code, _, err = world.run("production", "--planned")
+    assert code == 0, err
+    assert {(r.role_arn, r.session_name) for r in world.roles} == {
+        ("arn:aws:iam::444444444444:role/deployer", "webapp-production")}
 
 
 def test_an_unplanned_failover_allows_data_loss_and_never_touches_the_lost_region(world):
