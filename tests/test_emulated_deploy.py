@@ -1417,8 +1417,9 @@ def test_dev_lands_in_its_own_account_through_its_deploy_role_and_its_state_in_t
     (vpc,) = deployment.dev_client("ec2").describe_vpcs(Filters=[mine])["Vpcs"]
     assert vpc["OwnerId"] == ACCOUNT
     assert not deployment.client("ec2", env.region).describe_vpcs(Filters=[mine])["Vpcs"], "none in the state account"
-    clusters = deployment.dev_client("rds").describe_db_clusters()["DBClusters"]
-    assert [c["DBClusterArn"].split(":")[4] for c in clusters] == [ACCOUNT]
+    clusters = {c["DBClusterIdentifier"]: c["DBClusterArn"].split(":")[4]
+                for c in deployment.dev_client("rds").describe_db_clusters()["DBClusters"]}
+    assert clusters[restore.cluster_identifier(env)] == ACCOUNT and set(clusters.values()) == {ACCOUNT}, clusters
     assert not deployment.client("rds", env.region).describe_db_clusters()["DBClusters"]
     deployment.client("s3").head_object(Bucket=state.bucket, Key=env.state_key)
     assert state.bucket not in {bucket["Name"] for bucket in deployment.dev_client("s3").list_buckets()["Buckets"]}
