@@ -24,29 +24,26 @@ environment's stack; the DR region's API and database alarms are not built yet).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cdktf import TerraformOutput
 from constructs import Construct
 
 from core.account import look_up_account
 from environments.model import EnvironmentConfig, NatMode, ProjectConfig
 from modules.alert_topic import AlertTopic, AlertTopicProps, Publisher
-from modules.api import Api, ApiProps
+from modules.api import Api
 from modules.backup import Backup, BackupProps
 from modules.database import (
     CACHE_PORT,
-    DATABASE_NAME,
-    POSTGRES_PORT,
-    CacheProps,
     Database,
-    DatabaseProps,
     GlobalDatabaseProps,
 )
-from modules.database_bootstrap import APP_USER
 from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
 from modules.network import Network, NetworkProps
 from modules.tracing import Tracing, TracingProps
 from stacks.base import EnvironmentStackBase
-from stacks.environment import ACCESS_LOG_DAYS
+from stacks.environment import api_props, database_props
 
 
 def global_cluster_identifier(env: EnvironmentConfig) -> str:
@@ -100,75 +97,20 @@ class DisasterRecoveryStack(EnvironmentStackBase):
 
     def _database(self, env: EnvironmentConfig) -> Database:
         """The standby's global secondary, or (backup) a cluster created from the copied recovery point."""
-        network, db = self.network, env.database
-        cache = CacheProps(security_group_id=network.cache_security_group_id) if env.features.cache else None
         membership = GlobalDatabaseProps(identifier=global_cluster_identifier(env), owns=False) \
             if env.standby else None
-        database = Database(self, "database", DatabaseProps(
-            name_prefix=self.name_prefix,
-            region=self.region,
-            account=self.account,
-            subnet_ids=tuple(network.subnet_ids["data"]),
-            security_group_id=network.database_security_group_id,
-            min_acu=db.min_acu,
-            max_acu=db.max_acu,
-            reader_count=db.reader_count,
-            backup_retention_days=db.backup_retention_days,
-            deletion_protection=db.deletion_protection,
-            secret_rotation_days=db.secret_rotation_days,
-            log_retention_days=env.log_retention_days,
-            logs_kms_key_arn=self.logs_key.arn,
-            cache=cache,
-            restore_from_snapshot=env.dr.restore_from_snapshot,
-            global_database=membership,
-        ))
+        database = Database(self, "database", replace(
+            database_props(self, env), region=self.region, restore_from_snapshot=env.dr.restore_from_snapshot,
+            global_database=membership))
         self._output("DatabaseClusterIdentifier", database.cluster_identifier,
                      f"The environment's database in {self.region}")
         return database
 
     def _api(self, env: EnvironmentConfig) -> Api:
-        network, api = self.network, env.api
-        service = Api(self, "api", ApiProps(
-            name_prefix=self.name_prefix,
-            environment=env.dr_stack_name,
-            region=self.region,
-            account=self.account,
-            domain=f"api.{env.domain}",
-            hosted_zone_id=env.hosted_zone_id,
+        service = Api(self, "api", replace(
+            api_props(self, env), environment=env.dr_stack_name, region=self.region,
             # A certificate ARN in configuration is the home region's; ACM issues one here.
-            certificate_arn=None,
-            vpc_id=network.vpc_id,
-            public_subnet_ids=tuple(network.subnet_ids["public"]),
-            app_subnet_ids=tuple(network.subnet_ids["app"]),
-            alb_security_group_id=network.alb_security_group_id,
-            api_security_group_id=network.api_security_group_id,
-            container_image=api.container_image,
-            container_port=api.container_port,
-            cpu=api.cpu,
-            memory=api.memory,
-            min_tasks=self.min_tasks,
-            max_tasks=api.max_tasks,
-            fargate_spot=api.fargate_spot,
-            minimum_healthy_percent=100 if env.production else 50,
-            deletion_protection=env.database.deletion_protection,
-            waf=env.features.waf,
-            waf_rate_limit=env.features.waf_rate_limit,
-            log_retention_days=env.log_retention_days,
-            logs_kms_key_arn=self.logs_key.arn,
-            database_kms_key_arn=self.database.kms_key_arn,
-            database_host=self.database.endpoint,
-            database_port=str(POSTGRES_PORT),
-            database_name=DATABASE_NAME,
-            database_user=APP_USER,
-            database_cluster_resource_id=self.database.cluster_resource_id,
-            exec_enabled=api.exec_enabled,
-            access_log_days=ACCESS_LOG_DAYS,
-            deployment_alarm_names=(),
-            cache_endpoint=self.database.cache_endpoint,
-            cache_secret_arn=self.database.cache_secret_arn,
-            tracing=self.tracing,
-            dns_failover="SECONDARY",
-        ))
+            certificate_arn=None, min_tasks=self.min_tasks, deployment_alarm_names=(), dns_failover="SECONDARY"))
         self._output("ApiLoadBalancerDnsName", service.load_balancer_dns_name,
                      f"The API's load balancer in {self.region} (Route 53's failover target)")
         self._output("EcsClusterName", service.cluster_name, f"ECS cluster of the API in {self.region}")

@@ -41,6 +41,79 @@ def default_content_security_policy(api_domain: str) -> str:
             "frame-ancestors 'none'; upgrade-insecure-requests")
 
 
+def database_props(stack: EnvironmentStackBase, env: EnvironmentConfig) -> DatabaseProps:
+    """The environment's database in its home region; the DR-region stack starts from the same settings."""
+    network, db = stack.network, env.database
+    cache = CacheProps(security_group_id=network.cache_security_group_id) if env.features.cache else None
+    return DatabaseProps(
+        name_prefix=stack.name_prefix,
+        region=env.region,
+        account=stack.account,
+        subnet_ids=tuple(network.subnet_ids["data"]),
+        security_group_id=network.database_security_group_id,
+        min_acu=db.min_acu,
+        max_acu=db.max_acu,
+        reader_count=db.reader_count,
+        backup_retention_days=db.backup_retention_days,
+        deletion_protection=db.deletion_protection,
+        secret_rotation_days=db.secret_rotation_days,
+        log_retention_days=env.log_retention_days,
+        logs_kms_key_arn=stack.logs_key.arn,
+        cache=cache,
+        restore_from_snapshot=db.restore_from_snapshot,
+        # With a standby, this cluster is the primary of the global database the DR-region stack joins.
+        global_database=GlobalDatabaseProps(identifier=env.resource_name("global"), owns=True)
+        if env.standby else None,
+    )
+
+
+def api_props(stack: EnvironmentStackBase, env: EnvironmentConfig) -> ApiProps:
+    """The environment's API in its home region; the DR-region stack starts from the same settings."""
+    network, api = stack.network, env.api
+    return ApiProps(
+        name_prefix=stack.name_prefix,
+        environment=env.name,
+        region=env.region,
+        account=stack.account,
+        domain=f"api.{env.domain}",
+        hosted_zone_id=env.hosted_zone_id,
+        certificate_arn=env.api.certificate_arn,
+        vpc_id=network.vpc_id,
+        public_subnet_ids=tuple(network.subnet_ids["public"]),
+        app_subnet_ids=tuple(network.subnet_ids["app"]),
+        alb_security_group_id=network.alb_security_group_id,
+        api_security_group_id=network.api_security_group_id,
+        container_image=api.container_image,
+        container_port=api.container_port,
+        cpu=api.cpu,
+        memory=api.memory,
+        min_tasks=api.min_tasks,
+        max_tasks=api.max_tasks,
+        fargate_spot=api.fargate_spot,
+        # Production never drops below full capacity while deploying.
+        minimum_healthy_percent=100 if env.production else 50,
+        deletion_protection=env.database.deletion_protection,
+        waf=env.features.waf,
+        waf_rate_limit=env.features.waf_rate_limit,
+        log_retention_days=env.log_retention_days,
+        logs_kms_key_arn=stack.logs_key.arn,
+        database_kms_key_arn=stack.database.kms_key_arn,
+        database_host=stack.database.endpoint,
+        database_port=str(POSTGRES_PORT),
+        database_name=DATABASE_NAME,
+        database_user=APP_USER,
+        database_cluster_resource_id=stack.database.cluster_resource_id,
+        exec_enabled=api.exec_enabled,
+        access_log_days=ACCESS_LOG_DAYS,
+        deployment_alarm_names=api_alarm_names(stack.name_prefix),
+        cache_endpoint=stack.database.cache_endpoint,
+        cache_secret_arn=stack.database.cache_secret_arn,
+        tracing=stack.tracing,
+        # With a [dr] region the API's name fails over to the DR-region stack's load balancer.
+        dns_failover="PRIMARY" if env.dr else None,
+    )
+
+
 class EnvironmentStack(EnvironmentStackBase):
     def __init__(self, scope: Construct, project: ProjectConfig, env: EnvironmentConfig):
         super().__init__(scope, project, env)
@@ -83,75 +156,12 @@ class EnvironmentStack(EnvironmentStackBase):
         self._resource_group(env)
 
     def _database(self, env: EnvironmentConfig) -> Database:
-        network, db = self.network, env.database
-        cache = CacheProps(security_group_id=network.cache_security_group_id) if env.features.cache else None
-        database = Database(self, "database", DatabaseProps(
-            name_prefix=self.name_prefix,
-            region=env.region,
-            account=self.account,
-            subnet_ids=tuple(network.subnet_ids["data"]),
-            security_group_id=network.database_security_group_id,
-            min_acu=db.min_acu,
-            max_acu=db.max_acu,
-            reader_count=db.reader_count,
-            backup_retention_days=db.backup_retention_days,
-            deletion_protection=db.deletion_protection,
-            secret_rotation_days=db.secret_rotation_days,
-            log_retention_days=env.log_retention_days,
-            logs_kms_key_arn=self.logs_key.arn,
-            cache=cache,
-            restore_from_snapshot=db.restore_from_snapshot,
-            # With a standby, this cluster is the primary of the global database the DR-region stack joins.
-            global_database=GlobalDatabaseProps(identifier=env.resource_name("global"), owns=True)
-            if env.standby else None,
-        ))
+        database = Database(self, "database", database_props(self, env))
         self._output("DatabaseSecretArn", database.secret_arn, "Secret with the database master credentials")
         return database
 
     def _api(self, env: EnvironmentConfig) -> Api:
-        network, api = self.network, env.api
-        service = Api(self, "api", ApiProps(
-            name_prefix=self.name_prefix,
-            environment=env.name,
-            region=env.region,
-            account=self.account,
-            domain=f"api.{env.domain}",
-            hosted_zone_id=env.hosted_zone_id,
-            certificate_arn=env.api.certificate_arn,
-            vpc_id=network.vpc_id,
-            public_subnet_ids=tuple(network.subnet_ids["public"]),
-            app_subnet_ids=tuple(network.subnet_ids["app"]),
-            alb_security_group_id=network.alb_security_group_id,
-            api_security_group_id=network.api_security_group_id,
-            container_image=api.container_image,
-            container_port=api.container_port,
-            cpu=api.cpu,
-            memory=api.memory,
-            min_tasks=api.min_tasks,
-            max_tasks=api.max_tasks,
-            fargate_spot=api.fargate_spot,
-            # Production never drops below full capacity while deploying.
-            minimum_healthy_percent=100 if env.production else 50,
-            deletion_protection=env.database.deletion_protection,
-            waf=env.features.waf,
-            waf_rate_limit=env.features.waf_rate_limit,
-            log_retention_days=env.log_retention_days,
-            logs_kms_key_arn=self.logs_key.arn,
-            database_kms_key_arn=self.database.kms_key_arn,
-            database_host=self.database.endpoint,
-            database_port=str(POSTGRES_PORT),
-            database_name=DATABASE_NAME,
-            database_user=APP_USER,
-            database_cluster_resource_id=self.database.cluster_resource_id,
-            exec_enabled=api.exec_enabled,
-            access_log_days=ACCESS_LOG_DAYS,
-            deployment_alarm_names=api_alarm_names(self.name_prefix),
-            cache_endpoint=self.database.cache_endpoint,
-            cache_secret_arn=self.database.cache_secret_arn,
-            tracing=self.tracing,
-            # With a [dr] region the API's name fails over to the DR-region stack's load balancer.
-            dns_failover="PRIMARY" if env.dr else None,
-        ))
+        service = Api(self, "api", api_props(self, env))
         self._output("ApiEndpoint", service.endpoint, "Public HTTPS URL of the API")
         self._output("ApiLoadBalancerDnsName", service.load_balancer_dns_name,
                      "Point the API's DNS name here when no hosted zone is configured")
