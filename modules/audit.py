@@ -5,11 +5,12 @@ environment (stacks/baseline.py).
 
 Secrets Manager's GetSecretValue is a management (read) event, so recording all management
 events is what makes every read of the database secret auditable: who, when, from where. The
-trail also delivers to a CloudWatch Logs group, so a metric filter on that group counts reads of an
-RDS-managed master secret (`rds!...`) by anyone but a database bootstrap task's execution role, and
-an alarm on that count notifies the baseline's warning topic (docs/runbooks.md calls such a read an
-incident). Object-level (data) events are recorded for the buckets named in `data_event_buckets`
-(the Terraform state buckets), so every read and write of a state file is on record.
+trail also delivers to a CloudWatch Logs group, so a metric filter on that group counts reads of a
+database master secret (RDS-managed, `rds!...`, or a global database primary's own) by anyone but a
+database bootstrap task's execution role, and an alarm on that count notifies the baseline's warning
+topic (docs/runbooks.md calls such a read an incident). Object-level (data) events are recorded for the
+buckets named in `data_event_buckets` (the Terraform state buckets), so every read and write of a state
+file is on record.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from constructs import Construct
 from core.account import Account
 from core.aws import aws
 from core.iam import condition, principal, service_role, statement
+from modules.database import OWN_MASTER_SECRET_SUFFIX
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 from modules.log_group import LogGroup, LogGroupProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps
@@ -113,7 +115,7 @@ class AuditTrail(Construct):
         actions = [props.alarm_topic_arn] if props.alarm_topic_arn else None
         aws.cloudwatch_metric_alarm.CloudwatchMetricAlarm(
             self, "master-secret-read-alarm", alarm_name=name,
-            alarm_description="A database master secret (rds!...) was read by someone other than a database "
+            alarm_description="A database master secret was read by someone other than a database "
                               "bootstrap task: an incident (docs/runbooks.md, 5. Rotate secrets)",
             namespace=f"{props.name_prefix}/audit", metric_name="UnexpectedMasterSecretReads", statistic="Sum",
             period=300, evaluation_periods=1, threshold=0, comparison_operator="GreaterThanThreshold",
@@ -122,10 +124,12 @@ class AuditTrail(Construct):
 
 
 def master_secret_read_pattern(account: Account, allowed_roles: tuple[str, ...]) -> str:
-    """CloudWatch Logs JSON filter pattern: GetSecretValue on an RDS-managed secret (`rds!...`) by any caller
-    whose identity is not a session of one of `allowed_roles` (role names in this account)."""
+    """CloudWatch Logs JSON filter pattern: GetSecretValue on a database master secret (RDS-managed, `rds!...`,
+    or a global database primary's own, `...-database-master-...`) by any caller whose identity is not a
+    session of one of `allowed_roles` (role names in this account)."""
     terms = ['($.eventSource = "secretsmanager.amazonaws.com")', '($.eventName = "GetSecretValue")',
-             '($.requestParameters.secretId = "*rds!*")']
+             f'(($.requestParameters.secretId = "*rds!*") || '
+             f'($.requestParameters.secretId = "*{OWN_MASTER_SECRET_SUFFIX}*"))']
     # Wildcards only at the end of a value, as in the CloudWatch Logs guide's examples.
     sessions = f"arn:{account.partition}:sts::{account.id}:assumed-role"
     terms += [f'($.userIdentity.arn != "{sessions}/{role}/*")' for role in allowed_roles]

@@ -6,6 +6,7 @@ import json
 import re
 
 from environments.model import EnvironmentConfig
+from tests import database_checks
 from tests.conftest import only, resources_of
 from tests.iam_checks import arns_overlap, iam_glob
 from tests.network_checks import policy_document, ref_name
@@ -106,9 +107,16 @@ def container(stack: dict) -> dict:
 
 
 def master_secret_ref(stack: dict) -> str:
-    """`${aws_rds_cluster.X.master_user_secret[0].secret_arn}`: the RDS-managed master secret."""
-    (name,) = resources_of(stack, "aws_rds_cluster")
-    return f"${{aws_rds_cluster.{name}.master_user_secret[0].secret_arn}}"
+    """`${aws_rds_cluster.X.master_user_secret[0].secret_arn}` (RDS-managed) or, on a global database's
+    primary, `${aws_secretsmanager_secret.X.arn}` (the module's own)."""
+    return database_checks.master_secret(stack)
+
+
+def own_master_secret_names(stack: dict) -> list[str]:
+    """ARN patterns of a master secret the module keeps itself (`<name>-` and Secrets Manager's 6 characters)."""
+    return [f"arn:*:secretsmanager:*:*:secret:{secret['name']}-??????"
+            for secret in resources_of(stack, "aws_secretsmanager_secret").values()
+            if secret["name"].endswith("-database-master")]
 
 
 def role_names(stack: dict) -> dict[str, str]:
@@ -146,14 +154,16 @@ def role_documents(stack: dict) -> list[tuple[str, str]]:
     return documents
 
 
-def could_read_master_secret(statement: dict, secret: str) -> bool:
+def could_read_master_secret(statement: dict, secret: str, own: tuple[str, ...] = ()) -> bool:
     """Any action pattern that could be GetSecretValue, on any resource pattern that could be the master secret
-    (its reference, `*`, or an ARN pattern that could name an RDS-managed secret such as `secret:rds!*`)."""
+    (its reference, `*`, or an ARN pattern that could name an RDS-managed secret such as `secret:rds!*` or the
+    module's own master secret, whose ARN patterns are `own`)."""
     if statement.get("effect", "Allow") != "Allow":
         return False
     if not any(iam_glob(action.lower(), READ_SECRET) for action in statement["actions"]):
         return False
-    return any(iam_glob(pattern, secret) or (pattern.startswith("arn:") and arns_overlap(pattern, RDS_MANAGED_SECRETS))
+    return any(iam_glob(pattern, secret) or (pattern.startswith("arn:") and any(
+        arns_overlap(pattern, named) for named in (RDS_MANAGED_SECRETS, *own)))
                for pattern in statement.get("resources", []))
 
 
@@ -163,11 +173,11 @@ def check_master_secret_only_for_the_bootstrap_task(stack: dict) -> None:
     Both ways in are checked: IAM statements that could name it (in any policy a role holds), and container
     definitions that inject it.
     """
-    secret = master_secret_ref(stack)
+    secret, own = master_secret_ref(stack), tuple(own_master_secret_names(stack))
     names = role_names(stack)
     readers = {names[role] for role, document in role_documents(stack)
                for statement in policy_document(stack, document)["statement"]
-               if could_read_master_secret(statement, secret)}
+               if could_read_master_secret(statement, secret, own)}
     assert len(readers) == 1, f"the master secret is readable by {sorted(readers)}"
     (reader,) = readers
     assert reader.endswith(BOOTSTRAP_EXECUTION_ROLE_SUFFIX), readers

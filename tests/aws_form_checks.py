@@ -150,7 +150,8 @@ def check_trail_watches_state_and_secrets(stack: dict, state_buckets: tuple[str,
     metric_filter = only(stack, "aws_cloudwatch_log_metric_filter")
     assert metric_filter["log_group_name"].startswith("${aws_cloudwatch_log_group.")
     pattern = metric_filter["pattern"]
-    for term in ('$.eventName = "GetSecretValue"', '$.requestParameters.secretId = "*rds!*"'):
+    for term in ('$.eventName = "GetSecretValue"', '(($.requestParameters.secretId = "*rds!*") || '
+                 '($.requestParameters.secretId = "*-database-master*"))'):
         assert term in pattern, pattern
     allowed = sorted(part.split("assumed-role/")[1].split("/")[0] for part in pattern.split("&&")
                      if "$.userIdentity.arn !=" in part)

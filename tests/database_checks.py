@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from core.naming import database_cluster_identifier
 from environments.model import EnvironmentConfig
+from modules.database import MASTER_USERNAME
 from tests.conftest import resources_of
 from tests.network_checks import ref_name, subnets_by_tier
 
@@ -32,9 +33,50 @@ def check_cluster_follows_configuration(stack: dict, env: EnvironmentConfig) -> 
     assert db["skip_final_snapshot"] is (not config.deletion_protection)
     if config.deletion_protection:
         assert db["final_snapshot_identifier"]
-    (rotation,) = resources_of(stack, "aws_secretsmanager_secret_rotation").values()
-    assert rotation["rotation_rules"]["automatically_after_days"] == config.secret_rotation_days
+    check_master_credentials(stack, env)
     check_restore_follows_configuration(stack, env)
+
+
+def master_secret(stack: dict) -> str:
+    """The master secret's ARN reference: RDS's own, or the module's for a global database's primary."""
+    name, db = cluster(stack)
+    if db.get("manage_master_user_password"):
+        return f"${{aws_rds_cluster.{name}.master_user_secret[0].secret_arn}}"
+    (secret,) = [name for name, secret in resources_of(stack, "aws_secretsmanager_secret").items()
+                 if secret["name"].endswith("-database-master")]
+    return f"${{aws_secretsmanager_secret.{secret}.arn}}"
+
+
+def check_master_credentials(stack: dict, env: EnvironmentConfig) -> None:
+    """RDS manages and rotates the master password, except on a global database's primary, where AWS does not
+    support that (Aurora User Guide, Secrets Manager limitations): there one password generated in the run
+    goes to the cluster and to a CMK-encrypted secret through write-only arguments, sent again only when
+    `master_password_version` changes; it is never a literal in the configuration."""
+    name, db = cluster(stack)
+    assert "master_password" not in db, "a password in the configuration ends up in the state"
+    secret = master_secret(stack)
+    assert stack["output"]["DatabaseSecretArn"]["value"] == secret
+    rotations = list(resources_of(stack, "aws_secretsmanager_secret_rotation").values())
+    if not env.standby:
+        assert db["manage_master_user_password"] is True and "master_password_wo" not in db
+        assert [rotation["secret_id"] for rotation in rotations] == [secret]
+        assert rotations[0]["rotation_rules"]["automatically_after_days"] == env.database.secret_rotation_days
+        return
+    assert "manage_master_user_password" not in db, "RDS refuses a managed password in a global database"
+    assert not rotations, "RDS rotates only the secrets it manages"
+    (password,) = stack["ephemeral"]["aws_secretsmanager_random_password"]
+    generated = f"ephemeral.aws_secretsmanager_random_password.{password}.random_password"
+    settings = stack["ephemeral"]["aws_secretsmanager_random_password"][password]
+    assert settings["password_length"] <= 41 and settings["exclude_punctuation"] is True  # RDS: 8-41, no / " @
+    assert db["master_password_wo"] == f"${{{generated}}}"
+    (value,) = [value for value in resources_of(stack, "aws_secretsmanager_secret_version").values()
+                if value["secret_id"] == secret.replace(".arn}", ".id}")]
+    assert value["secret_string_wo"] == \
+        f'${{jsonencode({{username = "{MASTER_USERNAME}", password = {generated}}})}}'
+    assert db["master_password_wo_version"] == value["secret_string_wo_version"] == \
+        env.database.master_password_version
+    assert value["lifecycle"]["replace_triggered_by"] == [f"aws_rds_cluster.{name}"], \
+        "a cluster created anew gets a new password, so its secret must be written again"
 
 
 def check_restore_follows_configuration(stack: dict, env: EnvironmentConfig) -> None:
@@ -69,7 +111,8 @@ def check_backups(stack: dict) -> None:
 def check_database_is_private_and_encrypted(stack: dict) -> None:
     _, db = cluster(stack)
     assert "availability_zones" not in db, "pinned zones make every plan replace the cluster"
-    assert "master_password" not in db and db["manage_master_user_password"] is True
+    assert "master_password" not in db
+    assert db.get("manage_master_user_password") is True or db["master_password_wo"].startswith("${ephemeral.")
     assert db["storage_encrypted"] is True
     ref_name(db["kms_key_id"], "aws_kms_key")
     for instance in resources_of(stack, "aws_rds_cluster_instance").values():
@@ -89,7 +132,8 @@ def check_secrets_use_customer_managed_keys(stack: dict) -> None:
     keys = resources_of(stack, "aws_kms_key")
     clusters = resources_of(stack, "aws_rds_cluster").values()
     secrets = resources_of(stack, "aws_secretsmanager_secret").values()
-    secret_keys = [db.get("master_user_secret_kms_key_id", "") for db in clusters]
+    secret_keys = [db.get("master_user_secret_kms_key_id", "") for db in clusters
+                   if db.get("manage_master_user_password")]
     secret_keys += [secret.get("kms_key_id", "") for secret in secrets]
     assert secret_keys, "no secret found: the check would pass on nothing"
     for key in secret_keys:

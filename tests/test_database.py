@@ -68,13 +68,35 @@ def test_postgresql_logs_go_to_a_precreated_encrypted_group(env_stack):
 
 
 def test_master_secret_rotates_every_thirty_days_and_is_an_output(env_stack):
-    _, stack = env_stack
+    """SPEC 2: every environment rotates its RDS-managed master secret every 30 days; production's cluster is a
+    global database's primary, where RDS manages no password (its own secret: tested below)."""
+    env, stack = env_stack
     name, _ = checks.cluster(stack)
+    checks.check_master_credentials(stack, env)
+    if env.standby:
+        return
     (rotation,) = resources_of(stack, "aws_secretsmanager_secret_rotation").values()
-    assert rotation["rotation_rules"]["automatically_after_days"] == 30  # SPEC 2: every environment
-    expected = f"${{aws_rds_cluster.{name}.master_user_secret[0].secret_arn}}"
-    assert rotation["secret_id"] == expected
-    assert stack["output"]["DatabaseSecretArn"]["value"] == expected
+    assert rotation["rotation_rules"]["automatically_after_days"] == 30
+    assert rotation["secret_id"] == f"${{aws_rds_cluster.{name}.master_user_secret[0].secret_arn}}"
+
+
+def test_the_global_primary_keeps_its_own_master_secret_written_only(env_stack):
+    """Production (standby): the password is generated in the run and written to the cluster and the secret
+    through write-only arguments; neither the configuration nor any resource carries a value of it."""
+    env, stack = env_stack
+    if not env.standby:
+        assert "ephemeral" not in stack
+        return
+    reference = checks.master_secret(stack)
+    name = reference.removeprefix("${aws_secretsmanager_secret.").removesuffix(".arn}")
+    assert resources_of(stack, "aws_secretsmanager_secret")[name]["kms_key_id"] == \
+        checks.cluster(stack)[1]["kms_key_id"], "the database's own CMK"
+    assert '"master_password"' not in json.dumps(stack["resource"]), "a password argument ends up in the state"
+    (value,) = [value for value in resources_of(stack, "aws_secretsmanager_secret_version").values()
+                if value["secret_id"] == f"${{aws_secretsmanager_secret.{name}.id}}"]
+    assert "secret_string" not in value and "secret_binary" not in value, "only the write-only argument"
+    (generated,) = stack["ephemeral"]["aws_secretsmanager_random_password"]
+    assert f".{generated}.random_password" in value["secret_string_wo"]
 
 
 def test_data_key_rotates_and_administration_stays_with_the_account(env_stack):

@@ -110,18 +110,27 @@ def test_a_backup_dr_stack_restores_the_named_copy(project):
     assert cluster["cluster_identifier"].startswith("webapp-production-dr-db-r")
 
 
+# What a standby changes on the primary's cluster: RDS may not manage a global member's master password
+# (Aurora User Guide, Secrets Manager limitations), so it becomes write-only; each is modifiable in place.
+MASTER_CREDENTIALS = {"manage_master_user_password", "master_user_secret_kms_key_id", "master_password_wo",
+                      "master_password_wo_version", "lifecycle"}
+
+
 def test_adding_a_standby_changes_the_primary_cluster_only_by_ignored_membership(project):
     """The change that adds a standby must never replace production's cluster: the cluster's arguments are
-    identical, and the global cluster is made from it (`source_db_cluster_identifier`), so Terraform plans
-    no change to the cluster at all (its lifecycle is no argument). Proven on the emulator as well
-    (tests/test_emulated_deploy.py, the standby added to an applied dev)."""
+    identical but for its master credentials (managed by RDS before, write-only after: both modifiable in
+    place), and the global cluster is made from it (`source_db_cluster_identifier`), so Terraform plans an
+    update in place (its lifecycle is no argument). Proven on the emulator as well (tests/test_emulated_deploy.py,
+    the standby added to an applied dev)."""
     standby = project.environment("production")
     before, _ = synth_pair(project, as_backup(standby))
     after, _ = synth_pair(project, standby)
     (old,) = resources_of(before, "aws_rds_cluster").values()
     (new,) = resources_of(after, "aws_rds_cluster").values()
-    assert {key: value for key, value in new.items() if key != "lifecycle"} == \
-        {key: value for key, value in old.items() if key != "lifecycle"}
+    assert {key: value for key, value in new.items() if key not in MASTER_CREDENTIALS} == \
+        {key: value for key, value in old.items() if key not in MASTER_CREDENTIALS}
+    assert set(old) - set(new) == {"manage_master_user_password", "master_user_secret_kms_key_id"}
+    assert set(new) - set(old) == {"master_password_wo", "master_password_wo_version", "lifecycle"}
     assert "lifecycle" not in old
     assert new["lifecycle"] == {"ignore_changes": ["replication_source_identifier", "global_cluster_identifier"]}
     assert resources_of(before, "aws_rds_cluster_instance") == resources_of(after, "aws_rds_cluster_instance")

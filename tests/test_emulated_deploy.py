@@ -1948,6 +1948,16 @@ def test_adding_a_standby_to_the_applied_dev_replaces_no_part_of_its_database(de
     cluster_actions = {**_planned_actions(plan, "aws_rds_cluster"),
                        **_planned_actions(plan, "aws_rds_cluster_instance")}
     assert cluster_actions and all("delete" not in actions for actions in cluster_actions.values()), cluster_actions
+    # The master password leaves RDS's management (AWS: not for a global member): an update in place, and the
+    # generated password is in no plan (write-only arguments are always null there, and in the state).
+    (cluster_change,) = [change for change in plan["resource_changes"] if change["type"] == "aws_rds_cluster"]
+    assert cluster_change["change"]["actions"] == ["update"]
+    assert cluster_change["change"]["after"]["manage_master_user_password"] is None
+    assert cluster_change["change"]["after"]["master_password_wo"] is None
+    (secret_value,) = [change for change in plan["resource_changes"] if change["type"] ==
+                       "aws_secretsmanager_secret_version" and change["name"].startswith("database_master-secret")]
+    assert secret_value["change"]["actions"] == ["create"] and secret_value["change"]["after"]["secret_string_wo"] \
+        is None and secret_value["change"]["after"]["secret_string_wo_version"] == 1
     (created,) = [change for change in plan["resource_changes"] if change["type"] == "aws_rds_global_cluster"]
     assert created["change"]["actions"] == ["create"]
     (cluster,) = [resource for resource in _state_resources(deployment, DEPLOYED_ENVIRONMENT)
