@@ -7,7 +7,7 @@ One module-scoped flow, in the order an operator follows, riding on one deployme
    with local state (state bucket and its replica, lock table, KMS keys), then dev with its state
    in that bucket; both stacks' outputs printed; the preflight passes against that bootstrap;
 2. in the background, the account baseline stack (AWS Config, CloudTrail) and the README's
-   `npx cdktf deploy bootstrap` / `npx cdktf diff <env>` of the environments not deployed;
+   `npx cdktf deploy bootstrap` / `npx cdktf diff <env>` of production (not deployed here);
 3. the state object is in the bucket, KMS-encrypted with the bootstrap key; backups and replication;
 4. a second terraform process holds the state lock; a concurrent `plan` is refused, both by
    the S3 lock file and, for CLIs that only know it, by the DynamoDB lock; then the lock is
@@ -15,10 +15,11 @@ One module-scoped flow, in the order an operator follows, riding on one deployme
 5. a second plan of the whole stack changes nothing but the attributes moto reads back wrongly
    (named per type in EMULATOR_GAPS), compared attribute by attribute in `terraform show -json`;
    `python -m ops drift` names changes made behind Terraform's back;
-   in the background meanwhile (issue 25): dev made a standby, planned against dev's state (its database
-   neither replaced nor destroyed, the global database created from the cluster's ARN), dev-dr applied into
-   the second region, its cluster joining a global database; `python -m ops failover dev` run against it
-   until moto lacks the switchover and the failover (gaps rds-global-source, rds-global-failover);
+   nightly only (issue 25; too long for the per-commit budget): dev made a standby, planned against dev's
+   state (its database neither replaced nor destroyed, its master password moved off RDS management in
+   place, the global database created from the cluster's ARN), dev-dr applied into the second region, its
+   cluster joining a global database; `python -m ops failover dev` run against it until moto lacks the
+   switchover and the failover (gaps rds-global-source, rds-global-failover);
 6. a restore drill: `python -m ops restore dev --write` (the same restore again changes nothing), then
    the deploy onto the restored cluster, checked in AWS; `destroy` of dev succeeds; `destroy` of
    bootstrap is refused by Terraform because the bucket, table and key carry `prevent_destroy`;
@@ -191,6 +192,8 @@ class Deployment:
     # Work running in the background (the account baseline and the cdktf CLI overlap the dev apply), by step name.
     background: dict[str, Future] = field(default_factory=dict)
     cdktf: CdktfCli | None = None  # the checkout the README's cdktf commands run in
+    # Whether this run includes the (nightly) standby checks: then their work overlaps the others'.
+    standby_selected: bool = False
 
     @property
     def state(self):
@@ -297,7 +300,7 @@ def _stop_local_emulator(local: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def deployment(terraform_tools, terraform_env, tmp_path_factory) -> Iterator[Deployment]:
+def deployment(terraform_tools, terraform_env, tmp_path_factory, request) -> Iterator[Deployment]:
     """`python -m ops local-up` of the checked-in configuration plus DR_TABLE for dev; every check rides on it.
 
     Ready once the bootstrap is applied (dev still applying: see `environment_applied`). The whole app
@@ -321,6 +324,7 @@ def deployment(terraform_tools, terraform_env, tmp_path_factory) -> Iterator[Dep
             endpoint=endpoint, project=project, outdir=outdir, product=product, scratch=scratch, local=local,
             local_up=process, env=_emulator_environment(terraform_env, project.state.region, scratch),
             stacks=stacks, targets=targets, left_out=left_out, mirror=terraform_tools.mirror,
+            standby_selected=any(item.name.startswith(STANDBY_TESTS) for item in request.session.items),
         )
     finally:
         if process.poll() is None:
@@ -389,13 +393,18 @@ def local_up_finished(deployment: Deployment) -> str:
 
 
 def environment_applied(deployment: Deployment) -> None:
-    """dev deployed by local-up, with its state in the bootstrap bucket; the background work started."""
+    """dev deployed by local-up, with its state in the bootstrap bucket; the standby's work started if selected."""
     bootstrap_applied(deployment)
     local_up_finished(deployment)
-    standby_started(deployment)
+    if deployment.standby_selected:
+        standby_started(deployment)
 
 
 # --- dev with a warm standby (issue 25), next to the rest ------------------------------------------
+
+# The tests that need the standby's work (all marked nightly), by their names' beginning.
+STANDBY_TESTS = ("test_adding_a_standby_", "test_the_dr_region_stack_of_a_standby_",
+                 "test_failover_runs_on_the_emulator")
 
 # dev's [dr] table (the file's last) made a standby: a network of its own, no API task until a failover.
 STANDBY_SETTINGS = 'strategy = "standby"\nstandby_cidr = "10.40.0.0/16"\nstandby_min_tasks = 0\n'
@@ -445,7 +454,8 @@ def standby_configuration(deployment: Deployment) -> Standby:
 
 def standby_started(deployment: Deployment) -> None:
     """In the background, once dev is applied: plan the standby against dev's state (read-only, no lock),
-    make the global database, apply dev-dr into it. It overlaps the checks that follow."""
+    make the global database, apply dev-dr into it. It overlaps the checks that follow, in runs that include
+    the (nightly) standby checks only: on two cores it costs the per-commit run more than its budget allows."""
     if "standby" in deployment.background:
         return
     try:
@@ -477,6 +487,7 @@ def standby_started(deployment: Deployment) -> None:
 
 def standby_applied(deployment: Deployment) -> dict[str, Any]:
     environment_applied(deployment)
+    standby_started(deployment)
     standby_configuration(deployment)  # its failure, if preparing it failed
     return deployment.step("standby", deployment.background["standby"].result)
 
@@ -1314,14 +1325,17 @@ def cdktf_cli_unavailable() -> str | None:
 
 
 def cdktf_cli_started(deployment: Deployment) -> None:
-    """Start the README's `npx cdktf deploy bootstrap`, then `npx cdktf diff` of every environment not
-    deployed here, in the background: they need only the bootstrap and overlap the dev apply, which
-    mostly waits on the provider's pollers. Returns (from the future) each command's output."""
+    """Start the README's `npx cdktf deploy bootstrap`, then `npx cdktf diff` of production, in the background:
+    they need only the bootstrap and overlap the dev apply, which mostly waits on the provider's pollers.
+    Returns (from the future) each command's output. One environment not deployed is enough to prove the
+    README's line for them (the same command, another stack); production is the one with the most parts
+    (its own account, a standby). Every environment's stacks are validated by Terraform elsewhere, and
+    staging's diff would cost the per-commit run a full plan for nothing more."""
     if "cdktf cli" in deployment.background or cdktf_cli_unavailable():
         return
     deploy, diff = readme_deploy_and_diff()
     cli = deployment.cdktf = _cdktf_cli(deployment)
-    others = [env.name for env in deployment.project.environments if env.name != DEPLOYED_ENVIRONMENT]
+    others = [env.name for env in deployment.project.environments if env.production]
 
     def run() -> dict[str, str]:
         outputs = {BOOTSTRAP_STACK: cli.run(deploy, None, "--auto-approve")}  # no terminal to approve in
@@ -1333,12 +1347,12 @@ def cdktf_cli_started(deployment: Deployment) -> None:
     executor.shutdown(wait=False)
 
 
-def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_every_environment_as_the_readme_says(deployment):
+def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_environments_as_the_readme_says(deployment):
     """`npx cdktf deploy bootstrap` and `npx cdktf diff <env>`, as documented, on a mirror-only machine.
 
     The checkout holds the bootstrap state the flow created, so the deploy finds the backend it
     manages, plans no change and succeeds; each diff initialises against the state bucket and plans
-    its environment (dev: deployed; the others: everything to create). Registry access is impossible
+    its environment (dev: deployed; production: everything to create). Registry access is impossible
     here (DEAD_PROXY); providers come from the mirror only.
     """
     if cdktf_cli_unavailable():
@@ -1350,7 +1364,7 @@ def test_the_cdktf_cli_deploys_the_bootstrap_and_diffs_every_environment_as_the_
     deployed = outputs.pop(BOOTSTRAP_STACK)
     changed = set(PLANNED_CHANGE.findall(deployed))
     assert "No changes" in deployed or changed <= emulator.gap_types("drifts"), deployed  # moto's read-back gaps only
-    assert set(outputs) == {env.name for env in deployment.project.environments}
+    assert set(outputs) == {DEPLOYED_ENVIRONMENT, "production"}
     for output in outputs.values():
         assert re.search(r"Plan: \d+ to add, \d+ to change, \d+ to destroy", output), output
 
@@ -1609,7 +1623,7 @@ def test_drift_names_changes_and_hand_added_rules_behind_terraforms_back_and_cle
     a deploy's settle recorded it; after re-apply (and the rule's removal), exit 0.
 
     The flow applied dev with terraform directly, so the state is settled as `python -m ops deploy` does after
-    every apply (terraform.settle: a refresh-only apply), here right after a rule was added by hand: the
+    every apply (terraform.settle: a refresh-only apply, here of the group), right after a rule was added by hand: the
     state then lists that rule in its group, and only the unaccounted check can still name it. The
     re-apply targets the drifted resources: a full apply would also churn what moto reads back wrongly
     (EMULATOR_GAPS drifts).
@@ -1620,9 +1634,12 @@ def test_drift_names_changes_and_hand_added_rules_behind_terraforms_back_and_cle
     by_hand = {"GroupId": rule_values["security_group_id"], "IpPermissions": [{
         "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.0/24"}]}]}
     ec2.authorize_security_group_ingress(**by_hand)
-    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-refresh-only", "-auto-approve", "-input=false", PARALLELISM)
-    vpc, vpc_values = _resource_values(deployment, "aws_vpc", "network_vpc")
     group = _address_of_id(deployment, "aws_security_group", rule_values["security_group_id"])
+    # The settle, limited to the group: what it records there is all the check below depends on, and a
+    # refresh of the whole stack costs the per-commit run half a minute more.
+    deployment.terraform(DEPLOYED_ENVIRONMENT, "apply", "-refresh-only", "-auto-approve", "-input=false",
+                         *_target_flags([group]))
+    vpc, vpc_values = _resource_values(deployment, "aws_vpc", "network_vpc")
     assert vpc_values["tags_all"]["Owner"] != "someone-else"
     ec2.create_tags(Resources=[vpc_values["id"]], Tags=[{"Key": "Owner", "Value": "someone-else"}])
     assert rule_values["cidr_ipv4"] != "203.0.113.0/24"
@@ -1941,6 +1958,7 @@ def _planned_actions(plan: dict, resource_type: str) -> dict[str, list[str]]:
             if change["type"] == resource_type}
 
 
+@pytest.mark.nightly
 def test_adding_a_standby_to_the_applied_dev_replaces_no_part_of_its_database(deployment):
     """The plan of the standby configuration against dev's applied state: the global database is created from
     the existing cluster (its ARN), and the cluster and its instances are neither replaced nor destroyed."""
@@ -1966,6 +1984,7 @@ def test_adding_a_standby_to_the_applied_dev_replaces_no_part_of_its_database(de
     assert created["change"]["after"]["global_cluster_identifier"] == "webapp-dev-global"
 
 
+@pytest.mark.nightly
 def test_the_dr_region_stack_of_a_standby_dev_joins_the_global_database(deployment):
     """dev-dr applied into the emulator's second region: its cluster is a member (not the writer) of the global
     database, encrypted with a key of that region; its API runs standby_min_tasks (0) tasks."""
@@ -1985,6 +2004,7 @@ def test_the_dr_region_stack_of_a_standby_dev_joins_the_global_database(deployme
     assert service["desiredCount"] == env.dr.standby_min_tasks == 0
 
 
+@pytest.mark.nightly
 @pytest.mark.parametrize("mode", [["--planned"], []])
 def test_failover_runs_on_the_emulator_until_moto_lacks_the_move(deployment, mode):
     """`python -m ops failover dev` against moto: the global database and its members are read, the standby is
