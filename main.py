@@ -30,6 +30,9 @@ EMULATOR_VARIABLE = "INFRA_AWS_ENDPOINT"
 ACCESS_VARIABLE = "INFRA_ACCESS"
 # The stacks to synthesize when no argument names them (how the cdktf CLI's users select stacks).
 STACKS_VARIABLE = "INFRA_STACKS"
+# How many processes synthesize the stacks at once (stacks/synth.py); 1: everything in this process.
+WORKERS_VARIABLE = "INFRA_SYNTH_WORKERS"
+MAX_WORKERS = 4
 USAGE = "usage: python main.py [STACK ...] (or INFRA_STACKS=STACK,... for the cdktf CLI)"
 
 
@@ -38,6 +41,16 @@ def requested_stacks(argv: list[str], environ: dict[str, str] | os._Environ) -> 
     if argv:
         return argv
     return [name for name in re.split(r"[\s,]+", environ.get(STACKS_VARIABLE, "")) if name]
+
+
+def synth_workers(environ: dict[str, str] | os._Environ) -> int:
+    """INFRA_SYNTH_WORKERS, else one per usable core up to MAX_WORKERS (each worker is a Python and a Node process)."""
+    value = environ.get(WORKERS_VARIABLE, "")
+    if not value:
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise ValueError(f"{WORKERS_VARIABLE} must be a whole number from 1 to {MAX_WORKERS} (got {value!r})")
+    return int(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,15 +83,17 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before importing cdktf: its Node process keeps the working directory it starts in.
     os.chdir(ROOT)
-    from core.provider_bundle import BundleError
-    from stacks.app import build_app, summarize
+    from stacks.synth import summarize, synthesize
 
     outdir = os.environ.get(OUTDIR_VARIABLE, "cdktf.out")
     try:
-        build_app(project, outdir, selected).synth()
-    except BundleError as error:  # only under INFRA_REQUIRE_TOOLS=1: the lazy provider bundle is missing
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        workers = synth_workers(os.environ)
+    except ValueError as error:
+        print(f"{USAGE}: {error}", file=sys.stderr)
+        return 2
+    code = synthesize(project, outdir, selected, workers)
+    if code:
+        return code
     written = summarize(outdir)
     width = max((len(stack.name) for stack in written), default=0)  # the longest name, not a guess
     for stack in written:

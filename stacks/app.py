@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
-from dataclasses import dataclass
 from pathlib import Path
 
 from cdktf import App
@@ -39,23 +37,3 @@ def build_app(project: ProjectConfig, outdir: str | Path, stacks: Collection[str
         if env.dr_stack_name in selected:
             DisasterRecoveryStack(app, project, env)
     return app
-
-
-@dataclass(frozen=True)
-class StackSummary:
-    name: str
-    resources: int
-    path: Path
-
-
-def summarize(outdir: str | Path) -> list[StackSummary]:
-    """Count resources per synthesized stack, read back from cdktf's manifest (the stacks just written)."""
-    outdir = Path(outdir)
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    summaries = []
-    for name, stack in manifest["stacks"].items():
-        path = outdir / stack["synthesizedStackPath"]
-        body = json.loads(path.read_text())
-        count = sum(len(instances) for instances in body.get("resource", {}).values())
-        summaries.append(StackSummary(name=name, resources=count, path=path.parent))
-    return summaries
