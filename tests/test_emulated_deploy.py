@@ -21,8 +21,8 @@ One module-scoped flow, in the order an operator follows, riding on one deployme
    cluster joining a global database; `python -m ops failover dev` run against it until moto lacks the
    switchover and the failover (gaps rds-global-source, rds-global-failover);
 6. a restore drill: `python -m ops restore dev --write` (the same restore again changes nothing), then
-   the deploy onto the restored cluster, checked in AWS; `destroy` of dev succeeds; `destroy` of
-   bootstrap is refused by Terraform because the bucket, table and key carry `prevent_destroy`;
+   the deploy onto the restored cluster, checked in AWS; `destroy` of dev succeeds (both nightly only);
+   `destroy` of bootstrap is refused by Terraform because the bucket, table and key carry `prevent_destroy`;
 7. `python -m ops local-down` stops the emulator and removes local-up's folder, which discards the
    protected bootstrap resources with everything else (never destroyed, by design).
 
@@ -98,6 +98,8 @@ LOCAL_UP_TIMEOUT_SECONDS = 600
 # moto answers at once; the provider's own waits (KMS propagation, S3 lifecycle) dominate, so
 # running more of them side by side is what makes the tier faster.
 PARALLELISM = "-parallelism=30"
+# The same for the plans the product's commands run here (`ops drift`, `ops deploy`): Terraform reads it.
+PLANS_IN_PARALLEL = {"TF_CLI_ARGS_plan": PARALLELISM}
 # dev's own account (the state stays in moto's default account): bucket names that embed the account
 # (`<app>-<env>-site-<account>`) use it, and every check of dev's resources asks in it.
 ACCOUNT = ACCOUNTS[DEPLOYED_ENVIRONMENT]
@@ -1611,7 +1613,8 @@ def _drift(deployment: Deployment) -> tuple[int, str]:
     """`python -m ops drift dev` against the emulator, in the deployment's folder; (exit status, report)."""
     out, err = io.StringIO(), io.StringIO()
     tools = ops_tools.Tools(out=out, err=err, root=deployment.config_root, synth_dir=deployment.outdir,
-                        environ={**deployment.env, project.EMULATOR_VARIABLE: deployment.endpoint})
+                        environ={**deployment.env, project.EMULATOR_VARIABLE: deployment.endpoint,
+                                 **PLANS_IN_PARALLEL})
     code = cli.main(["drift", DEPLOYED_ENVIRONMENT, "--no-color"], tools)
     assert code != errors.EXIT_REFUSED, f"drift failed: {err.getvalue()}"
     return code, out.getvalue()
@@ -1700,7 +1703,8 @@ def test_deploy_refuses_a_plan_replacing_a_bucket_of_the_bootstrap_and_applies_n
     tools = ops_tools.Tools(run=run, out=out, err=err, root=deployment.config_root,
                             synth_dir=deployment.local / "cdktf.out", bootstrap_state=state,
                             ask=lambda prompt: pytest.fail(f"asked although --yes: {prompt}"),
-                            environ={**deployment.env, project.EMULATOR_VARIABLE: deployment.endpoint})
+                            environ={**deployment.env, project.EMULATOR_VARIABLE: deployment.endpoint,
+                                     **PLANS_IN_PARALLEL})
     try:
         code = cli.main(["deploy", BOOTSTRAP_STACK, "--yes"], tools)
     finally:
@@ -2032,7 +2036,10 @@ def test_failover_runs_on_the_emulator_until_moto_lacks_the_move(deployment, mod
     assert service["desiredCount"] == 0, "nothing is scaled when the writer did not move"
 
 
+@pytest.mark.nightly
 def test_dev_destroy_removes_every_resource(deployment):
+    """Nightly: about 90 s on two cores (measured), more than the per-commit budget had left; local-down
+    discards the emulator with everything in it either way."""
     environment_applied(deployment)
 
     def destroy() -> None:
