@@ -15,6 +15,7 @@ forks. This module imports no cdktf at its top for that reason.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -98,6 +99,9 @@ def _fork(project: ProjectConfig, outdir: Path, stacks: list[str]) -> int:
     except BaseException:  # any failure is the worker's exit status, after its trace
         traceback.print_exc()
     finally:
+        # os._exit skips the exit hooks, and jsii's hook is what ends and waits for the worker's Node process
+        # (else it outlives the worker, its CPU time counted nowhere).
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
