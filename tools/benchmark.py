@@ -12,7 +12,8 @@ stacks/synth.py), all in one run so the ratios compare numbers taken under the s
   one env     `python main.py dev`: one environment stack (what `python -m ops plan dev` synthesizes)
   whole app   `python main.py`: every stack of the shipped configuration
   12 envs     `python main.py` in a temporary copy whose environments/ holds 12 environments
-              (the shipped ones plus copies of dev.toml with their own name, CIDR and domain)
+              (the shipped ones plus copies of dev.toml with their own name, CIDR and domain, each
+              with a [dr] table, so each added environment is two stacks: its own and its DR region's)
 
 and, counted in one more process, the jsii round trips (kernel requests) of each environment stack.
 Targets (issue 23): lazy floor <= 0.35 E, one env <= 0.6 E, whole app <= 1.0 E, each added
@@ -43,6 +44,14 @@ from core.provider_bundle import SELECT_VARIABLE  # noqa: E402
 from environments.loader import load_project  # noqa: E402
 
 MANY_ENVIRONMENTS = 12
+# The DR table of each added environment: backup copies to a second region, its DR-region stack synthesized.
+DR_TABLE = """
+[dr]
+region = "eu-central-1"
+backup_schedule = "cron(0 3 ? * * *)"
+copy_retention_days = 14
+strategy = "backup"
+"""
 TARGETS = {"lazy floor / E": 0.35, "one env / E": 0.6, "whole app / E": 1.0, "added env / E": 0.12,
            "peak 12 envs / whole app": 1.1}
 ONE_RESOURCE = """
@@ -161,7 +170,9 @@ def round_trips(outdir: Path) -> dict[str, int]:
 def copy_with_environments(target: Path, count: int) -> int:
     """A copy of the product whose environments/ holds `count` environments; returns how many were added.
 
-    Each added environment is dev.toml with its own name, a /16 of its own and its own domain.
+    Each added environment is dev.toml with its own name, a /16 of its own and its own domain, and a
+    `[dr]` table (strategy `backup`), so each also adds its DR-region stack (issue 25: the cost per
+    added environment must hold with the DR-region stacks).
     """
     ignore = shutil.ignore_patterns("__pycache__", "cdktf.out", ".venv", "node_modules", ".git", "tests", "docs",
                                     ".local", "*.tfstate", "*.part")
@@ -181,6 +192,7 @@ def copy_with_environments(target: Path, count: int) -> int:
         text = re.sub(r'^cidr = ".*"$', f'cidr = "{cidr}"', text, flags=re.M)
         text = re.sub(r'^domain = ".*"$', f'domain = "{name}.example.com"', text, flags=re.M)
         text = re.sub(r"^alarm_emails = .*$", f'alarm_emails = ["alerts-{name}@example.com"]', text, flags=re.M)
+        text += DR_TABLE
         (target / "environments" / f"{name}.toml").write_text(text)
         added += 1
     load_project(target / "environments")  # the generated configuration must be valid
