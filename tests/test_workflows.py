@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from environments.loader import load_project
 from tests.conftest import ROOT
 
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
@@ -212,6 +213,7 @@ def test_the_plan_job_has_access_analyzer_judge_every_policy_and_the_comment_lis
 
 
 def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environments():
+    project = load_project(ROOT / "environments")
     data = load_workflow(DEPLOY)
     assert data["on"] == {"push": {"branches": ["main"]}}
     jobs = data["jobs"]
@@ -227,7 +229,13 @@ def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environment
             f"${{{{ vars.AWS_CI_ROLES && fromJSON(vars.AWS_CI_ROLES).{name}.deploy || "
             f"vars.AWS_DEPLOY_ROLE_ARN_{name.upper()} }}}}")
         assert "aws-access-key-id" not in credentials[0]["with"], "no long-lived keys"
-        assert steps[-1]["run"] == f".venv/bin/python -m ops deploy {name} --yes"
+        deploys = [step["run"] for step in steps if "ops deploy" in step.get("run", "")]
+        # A standby's DR-region stack runs all the time: deployed after the stack owning its global database;
+        # a backup strategy's is deployed only when needed (docs/runbooks.md, "Region lost").
+        env = project.environment(name)
+        assert deploys == [f".venv/bin/python -m ops deploy {stack} --yes"
+                           for stack in [name, *([env.dr_stack_name] if env.standby else [])]], deploys
+        assert steps[-len(deploys):] == [step for step in steps if step.get("run") in deploys]
 
 
 # Each environment's own read-only plan role (the bootstrap's `ci_roles` output with [ci]), else the one plan role.
