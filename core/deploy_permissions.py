@@ -97,7 +97,10 @@ def deploy_policy(partition: str, account_id: str, name_prefix: str, own_roles: 
     """The deploy role's policy: the environment's services, IAM on `<name_prefix>-*` roles only, ops' extras.
 
     `own_roles` (the CI roles themselves, which match the prefix) are excluded by an explicit deny, so the
-    deploy role can never widen its own or the plan role's permissions.
+    deploy role can never widen its own or the plan role's permissions. Nor may it read an RDS-managed master
+    secret (`rds!...`): Terraform only describes those (the cluster's `master_user_secret`, the rotation
+    schedule), and only the bootstrap task reads one (property 3; the emulated restore drill found the
+    deploy role among its readers).
     """
     iam_resources = [f"arn:{partition}:iam::{account_id}:role/{name_prefix}-*"]
     return {"Version": "2012-10-17", "Statement": [
@@ -109,4 +112,7 @@ def deploy_policy(partition: str, account_id: str, name_prefix: str, own_roles: 
         {"Sid": "OperatorCommands", "Effect": "Allow", "Action": list(OPS_ACTIONS), "Resource": "*"},
         {"Sid": "NeverTheCiRolesThemselves", "Effect": "Deny", "Action": "iam:*",
          "Resource": [f"arn:{partition}:iam::{account_id}:role/{name}" for name in own_roles]},
+        # RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager": RDS names them rds!<...>.
+        {"Sid": "NeverTheManagedMasterSecrets", "Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
+         "Resource": f"arn:{partition}:secretsmanager:*:{account_id}:secret:rds!*"},
     ]}

@@ -433,6 +433,11 @@ def test_the_deploy_role_manages_only_its_environment_s_roles_and_never_the_ci_r
                    "kms:CreateGrant", "kms:DescribeKey", "ssm:PutParameter"):
         assert action in statements["OperatorCommands"]["Action"]
     assert "iam:PassRole" in statements["EnvironmentRolesOnly"]["Action"]
+    # Property 3 for the CI identity: secretsmanager:* minus reading any RDS-managed master secret.
+    masters = statements["NeverTheManagedMasterSecrets"]
+    assert masters["Effect"] == "Deny" and masters["Action"] == "secretsmanager:GetSecretValue"
+    assert covers(masters["Resource"], "arn:aws:secretsmanager:eu-central-1:222222222222:secret:rds!cluster-1a-AbCdEf")
+    assert "secretsmanager:*" in statements["EnvironmentServices"]["Action"]
 
 
 def test_every_type_an_environment_stack_uses_maps_to_deploy_services(stacks, multi):

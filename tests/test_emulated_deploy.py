@@ -1817,7 +1817,8 @@ def _restore(deployment: Deployment, *argv: str) -> tuple[int, str, str]:
 
 def _find_copy_in_the_dr_region(deployment: Deployment, snapshot: dict) -> None:
     """The copy AWS Backup's copy job would make (backup-selection gap) is found in the DR region, and the
-    command gives the path through an environment deployed there (there is no DR-region stack yet)."""
+    command names the way back through the DR-region stack: `[dr] restore_from_snapshot` in the environment's
+    file, then `python -m ops deploy <env>-dr` (issue 25)."""
     env, region = deployment.environment, deployment.environment.dr.region
     copy_key = deployment.dev_client("kms", region).describe_key(KeyId=f"alias/{env.resource_name('backup-dr')}")
     deployment.dev_client("rds", region).copy_db_cluster_snapshot(
@@ -1827,7 +1828,9 @@ def _find_copy_in_the_dr_region(deployment: Deployment, snapshot: dict) -> None:
     code, out, err = _restore(deployment, "--region", region, "--latest")
     assert code == 0, f"{out}\n{err}"
     assert f"recovery point {snapshot['DBClusterSnapshotIdentifier']}-copy in {region}" in out, out
-    assert f"environments/{DEPLOYED_ENVIRONMENT}-dr.toml" in out and "master" not in out, out
+    assert f'environments/{DEPLOYED_ENVIRONMENT}.toml, [dr]: restore_from_snapshot = "' \
+           f'{snapshot["DBClusterSnapshotIdentifier"]}-copy"' in out, out
+    assert f"python -m ops deploy {DEPLOYED_ENVIRONMENT}-dr" in out and "master" not in out, out
 
 
 def _following(stack: dict, roots: Iterable[str]) -> set[str]:
@@ -1872,9 +1875,10 @@ def _deploy_restored(deployment: Deployment) -> tuple[EnvironmentConfig, dict]:
 
 
 def _roles_reading(deployment: Deployment, secret_arn: str) -> set[str]:
-    """Roles with a policy (inline or attached) allowing secretsmanager:GetSecretValue on `secret_arn`."""
+    """Roles with a policy (inline or attached) allowing secretsmanager:GetSecretValue on `secret_arn`, and none
+    denying it (an explicit deny wins, as in IAM's evaluation)."""
     iam = deployment.dev_client("iam")
-    readers = set()
+    readers, denied = set(), set()
     for role in iam.list_roles()["Roles"]:
         name = role["RoleName"]
         documents = [iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
@@ -1886,12 +1890,11 @@ def _roles_reading(deployment: Deployment, secret_arn: str) -> set[str]:
         for document in documents:
             document = json.loads(document) if isinstance(document, str) else document
             for statement in _statements(document):
-                if statement.get("Effect") == "Allow" and any(
-                        fnmatch.fnmatchcase("secretsmanager:GetSecretValue", action)
-                        for action in _as_list(statement.get("Action"))) and any(
+                if any(fnmatch.fnmatchcase("secretsmanager:GetSecretValue", action)
+                       for action in _as_list(statement.get("Action"))) and any(
                         fnmatch.fnmatchcase(secret_arn, resource) for resource in _as_list(statement.get("Resource"))):
-                    readers.add(name)
-    return readers
+                    (readers if statement.get("Effect") == "Allow" else denied).add(name)
+    return readers - denied
 
 
 # About 4 minutes of the provider's own waits (restore, modify, instance create and delete, a second apply):
