@@ -169,6 +169,15 @@ def with_setting(text: str, line: str, table: str = "database") -> str:
     return "".join(lines)
 
 
+def propose(tools: Tools, path: Path, line: str, table: str, write: bool) -> None:
+    """Write `line` into `[table]` of the environment's file, or only show it (without --write)."""
+    if write:
+        write_setting(tools, path, line, table)
+        tools.say(f"wrote to environments/{path.name}, [{table}]: {line}")
+    else:
+        tools.say(f"the change (not written; --write writes it): environments/{path.name}, [{table}]: {line}")
+
+
 def write_setting(tools: Tools, path: Path, line: str, table: str = "database") -> None:
     """Write the setting, then load the whole configuration: if the loader refuses it, put the file back."""
     original = path.read_text()
@@ -228,12 +237,7 @@ def restore_in_dr_region(tools: Tools, env: EnvironmentConfig, snapshot: Snapsho
         tools.say(f"nothing to do: {path.name} already creates {env.dr_stack_name}'s cluster from it; if that is "
                   f"not deployed yet: python -m ops deploy {env.dr_stack_name} (docs/runbooks.md, Region lost)")
         return 0
-    line = setting_line(snapshot)
-    if write:
-        write_setting(tools, path, line, table="dr")
-        tools.say(f"wrote to environments/{path.name}, [dr]: {line}")
-    else:
-        tools.say(f"the change (not written; --write writes it): environments/{path.name}, [dr]: {line}")
+    propose(tools, path, setting_line(snapshot), "dr", write)
     tools.say(f"{env.dr_stack_name} (the environment in {region}) gets its database from it; next steps:")
     for step in dr_steps(env, region):
         tools.say(step)
@@ -280,11 +284,7 @@ def cmd_restore(tools: Tools, args: argparse.Namespace) -> int:
     line = setting_line(snapshot)
     old_cluster = cluster_identifier(env)
     new_cluster = database_cluster_identifier(f"{env.application}-{env.name}", snapshot.identifier)
-    if args.write:
-        write_setting(tools, path, line)
-        tools.say(f"wrote to environments/{path.name}, [database]: {line}")
-    else:
-        tools.say(f"the change (not written; --write writes it): environments/{path.name}, [database]: {line}")
+    propose(tools, path, line, "database", args.write)
     tools.say(f"the environment's database becomes {new_cluster}, replacing {old_cluster}; next steps:")
     for step in deploy_steps(env, old_cluster):
         tools.say(step)

@@ -41,9 +41,8 @@ from modules.database import (
 )
 from modules.kms_key import KmsKey, KmsKeyProps, logs_grant
 from modules.network import Network, NetworkProps
-from modules.tracing import Tracing, TracingProps
 from stacks.base import EnvironmentStackBase
-from stacks.environment import api_props, database_props
+from stacks.environment import api_props, database_props, tracing
 
 
 def global_cluster_identifier(env: EnvironmentConfig) -> str:
@@ -65,10 +64,7 @@ class DisasterRecoveryStack(EnvironmentStackBase):
             service_grants=(logs_grant(self.region),)))
         self.network = self._network(env)
         self.database = self._database(env)
-        self.tracing = Tracing(self, "tracing", TracingProps(
-            name_prefix=self.name_prefix, environment=env.dr_stack_name, region=self.region,
-            sampling_rate=env.tracing.sampling_rate, log_retention_days=env.log_retention_days,
-            logs_kms_key_arn=self.logs_key.arn)) if env.features.tracing else None
+        self.tracing = tracing(self, env, env.dr_stack_name)
         self.api = self._api(env)
         self.backup = self._backup(env)
 

@@ -68,6 +68,16 @@ def database_props(stack: EnvironmentStackBase, env: EnvironmentConfig) -> Datab
     )
 
 
+def tracing(stack: EnvironmentStackBase, env: EnvironmentConfig, environment: str) -> Tracing | None:
+    """The environment's tracing in the stack's region (`features.tracing`), named for `environment`."""
+    if not env.features.tracing:
+        return None
+    return Tracing(stack, "tracing", TracingProps(
+        name_prefix=stack.name_prefix, environment=environment, region=stack.region,
+        sampling_rate=env.tracing.sampling_rate, log_retention_days=env.log_retention_days,
+        logs_kms_key_arn=stack.logs_key.arn))
+
+
 def api_props(stack: EnvironmentStackBase, env: EnvironmentConfig) -> ApiProps:
     """The environment's API in its home region; the DR-region stack starts from the same settings."""
     network, api = stack.network, env.api
@@ -137,10 +147,7 @@ class EnvironmentStack(EnvironmentStackBase):
         ))
         self._output("VpcId", self.network.vpc_id, "The environment's VPC")
         self.database = self._database(env)
-        self.tracing = Tracing(self, "tracing", TracingProps(
-            name_prefix=self.name_prefix, environment=env.name, region=env.region,
-            sampling_rate=env.tracing.sampling_rate, log_retention_days=env.log_retention_days,
-            logs_kms_key_arn=self.logs_key.arn)) if env.features.tracing else None
+        self.tracing = tracing(self, env, env.name)
         self.api = self._api(env)
         self.database_bootstrap = self._database_bootstrap(env)
         self.us_east_1 = self.region_provider("us-east-1", alias="us_east_1")

@@ -72,7 +72,8 @@ def check_master_credentials(stack: dict, env: EnvironmentConfig) -> None:
     (value,) = [value for value in resources_of(stack, "aws_secretsmanager_secret_version").values()
                 if value["secret_id"] == secret.replace(".arn}", ".id}")]
     assert value["secret_string_wo"] == \
-        f'${{jsonencode({{username = "{MASTER_USERNAME}", password = {generated}}})}}'
+        f'${{jsonencode({{username = "{MASTER_USERNAME}", password = {generated}}})}}', \
+        "the secret must hold the password the cluster got"
     assert db["master_password_wo_version"] == value["secret_string_wo_version"] == \
         env.database.master_password_version
     assert value["lifecycle"]["replace_triggered_by"] == [f"aws_rds_cluster.{name}"], \

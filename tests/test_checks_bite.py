@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from environments.loader import load_project
 from tests import api_checks, database_checks, network_checks, observability_checks, role_checks, service_grant_checks
-from tests.conftest import only, resources_of
+from tests.conftest import ROOT, only, resources_of
 from tests.iam_checks import check_key_policy_principals
 from tests.test_shipped_features import account_baselines, check_cloudtrail, check_interface_endpoints, check_waf
 
@@ -31,6 +32,8 @@ class Case:
     mutate: Callable[[dict], None]  # breaks a deep copy of that stack in place
     reason: str  # what the check's failure message must say (a regular expression)
 
+
+SHIPPED = load_project(ROOT / "environments")
 
 def named(stack: dict, resource_type: str, predicate: Callable[[dict], bool]) -> dict:
     """The one resource of a type that satisfies `predicate`."""
@@ -189,6 +192,21 @@ def state_key_administered_by_a_foreign_account(stack: dict) -> None:
 def master_secret_uses_the_default_key(stack: dict) -> None:
     _, cluster = database_checks.cluster(stack)
     del cluster["master_user_secret_kms_key_id"]
+
+
+def production_master_credentials(stack: dict) -> None:
+    database_checks.check_master_credentials(stack, SHIPPED.environment("production"))
+
+
+def master_password_written_in_the_configuration(stack: dict) -> None:
+    _, cluster = database_checks.cluster(stack)
+    cluster["master_password"] = "correct-horse-battery-staple"
+
+
+def master_secret_holds_another_password(stack: dict) -> None:
+    for value in resources_of(stack, "aws_secretsmanager_secret_version").values():
+        if "secret_string_wo" in value:
+            value["secret_string_wo"] = value["secret_string_wo"].replace(".random_password", ".other_password")
 
 
 def data_key_check(stack: dict) -> None:
@@ -469,6 +487,12 @@ CASES = {
                                                    "111122223333"),
     "state key administered by a foreign account root": Case(
         "bootstrap", state_key_check, state_key_administered_by_a_foreign_account, "111122223333"),
+    "master password as a literal (global primary)": Case(
+        "production", production_master_credentials, master_password_written_in_the_configuration,
+        "a password in the configuration ends up in the state"),
+    "master secret holding another password (global primary)": Case(
+        "production", production_master_credentials, master_secret_holds_another_password,
+        "the secret must hold the password the cluster got"),
     "master secret on the AWS-managed key": Case(
         "dev", database_checks.check_secrets_use_customer_managed_keys, master_secret_uses_the_default_key,
         "is not a aws_kms_key reference"),
