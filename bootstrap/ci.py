@@ -99,7 +99,20 @@ class CiIdentities(Construct):
             aws.iam_role_policy_attachment.IamRolePolicyAttachment(
                 self, f"{env.name}-plan-read-only", role=role.name, provider=provider,
                 policy_arn=f"arn:{project.partition}:iam::aws:policy/{READ_ONLY_POLICY}")
+            if env.standby:
+                self._throwaway_password(env, name, role.id, provider)
         self._entry_policy(env, access, role.arn)
+
+    def _throwaway_password(self, env: EnvironmentConfig, name: str, role_id: str, provider) -> None:
+        """A standby's primary is planned with a throwaway password generated in the run (an ephemeral
+        resource, opened by every plan: modules/database.py): GetRandomPassword returns random characters
+        and touches no resource; it has no resource type, so `*` (Service Authorization Reference, AWS
+        Secrets Manager)."""
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Sid": "GenerateThrowawayPasswords", "Effect": "Allow", "Action": "secretsmanager:GetRandomPassword",
+            "Resource": "*"}]}
+        aws.iam_role_policy.IamRolePolicy(self, f"{env.name}-plan-random-password", name=f"{name}-random-password",
+                                          role=role_id, policy=json.dumps(policy), provider=provider)
 
     def _entry_policy(self, env: EnvironmentConfig, access: Access, environment_role_arn: str) -> None:
         """The entry role may assume exactly the environment's role and the matching state role."""

@@ -13,6 +13,8 @@ Analyzer. moto evaluates no IAM, so only a real deploy proves the list is enough
 
 from __future__ import annotations
 
+from core.master_password import own_master_secret_name
+
 # Terraform type prefix (longest match wins) -> IAM service prefixes. Types not named by their service:
 # aws_lb* is Elastic Load Balancing v2, aws_appautoscaling* Application Auto Scaling, aws_cloudwatch_event*
 # EventBridge, aws_cloudwatch_log* CloudWatch Logs, aws_ce* Cost Explorer, aws_budgets* AWS Budgets (which
@@ -97,10 +99,11 @@ def deploy_policy(partition: str, account_id: str, name_prefix: str, own_roles: 
     """The deploy role's policy: the environment's services, IAM on `<name_prefix>-*` roles only, ops' extras.
 
     `own_roles` (the CI roles themselves, which match the prefix) are excluded by an explicit deny, so the
-    deploy role can never widen its own or the plan role's permissions. Nor may it read an RDS-managed master
-    secret (`rds!...`): Terraform only describes those (the cluster's `master_user_secret`, the rotation
-    schedule), and only the bootstrap task reads one (property 3; the emulated restore drill found the
-    deploy role among its readers).
+    deploy role can never widen its own or the plan role's permissions. Nor may it read a master secret: an
+    RDS-managed one (`rds!...`; Terraform only describes it: the cluster's `master_user_secret`, the rotation
+    schedule) or a standby's primary's own (Terraform keeps no version of it; ops writes it without reading
+    it, ops/master_password.py). Only the bootstrap task reads one (property 3; the emulated restore drill
+    found the deploy role among its readers).
     """
     iam_resources = [f"arn:{partition}:iam::{account_id}:role/{name_prefix}-*"]
     return {"Version": "2012-10-17", "Statement": [
@@ -113,6 +116,8 @@ def deploy_policy(partition: str, account_id: str, name_prefix: str, own_roles: 
         {"Sid": "NeverTheCiRolesThemselves", "Effect": "Deny", "Action": "iam:*",
          "Resource": [f"arn:{partition}:iam::{account_id}:role/{name}" for name in own_roles]},
         # RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager": RDS names them rds!<...>.
-        {"Sid": "NeverTheManagedMasterSecrets", "Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
-         "Resource": f"arn:{partition}:secretsmanager:*:{account_id}:secret:rds!*"},
+        {"Sid": "NeverTheMasterSecrets", "Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
+         "Resource": [f"arn:{partition}:secretsmanager:*:{account_id}:secret:rds!*",
+                      # Secrets Manager User Guide, "Secrets Manager ARNs": the name, a hyphen, six random characters.
+                      f"arn:{partition}:secretsmanager:*:{account_id}:secret:{own_master_secret_name(name_prefix)}-*"]},
     ]}

@@ -271,10 +271,6 @@ def _network(section: _Section) -> NetworkConfig:
     return result
 
 
-# Terraform sends a write-only value again when its version changes; any increase will do, so a bound
-# only catches a typo (a date or a timestamp pasted in).
-MAX_PASSWORD_VERSION = 9999
-
 def _database(section: _Section) -> DatabaseConfig:
     image = section.string("bootstrap_image", IMAGE_RE, "must be an image reference without spaces", optional=True)
     snapshot = section.string("restore_from_snapshot", SNAPSHOT_RE,
@@ -288,7 +284,6 @@ def _database(section: _Section) -> DatabaseConfig:
         secret_rotation_days=section.integer("secret_rotation_days", 1, 365),
         **({"bootstrap_image": image} if image else {}),
         restore_from_snapshot=snapshot,
-        master_password_version=section.integer("master_password_version", 1, MAX_PASSWORD_VERSION, default=1),
     )
     if result.min_acu > result.max_acu:
         raise section.fail("min_acu", f"must be <= {section.path('max_acu')} "

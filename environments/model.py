@@ -47,7 +47,6 @@ class DatabaseConfig:
     # A cluster snapshot (id or ARN) the cluster is created from: `python -m ops restore` writes it.
     restore_from_snapshot: str | None = None
     # With a standby, the master password is not RDS-managed: raising this sends a new one (docs/runbooks.md).
-    master_password_version: int = 1
 
 
 @dataclass(frozen=True)

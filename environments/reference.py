@@ -167,11 +167,6 @@ ENVIRONMENT: dict[str, FieldDoc] = {
         "(`<app>-<env>-db-final`) when the cluster is deleted.", "must be true when `production = true`"),
     "database.secret_rotation_days": FieldDoc("Rotation period of the RDS-managed master secret.",
                                               minimum=1, maximum=365),
-    "database.master_password_version": FieldDoc(
-        "Only with `[dr] strategy = \"standby\"`, where RDS may not manage the master password (a global "
-        "database's member): raise it to send a new generated password to the cluster and its secret in the "
-        "next deploy (docs/runbooks.md, \"Master password of a global database\"); unset: 1.",
-        minimum=1, maximum=loader.MAX_PASSWORD_VERSION),
     "database.bootstrap_image": FieldDoc(
         "Image of the one-off database bootstrap task, which creates the API's database role `app` with the "
         "master credentials (it runs `psql`); unset: `public.ecr.aws/docker/library/postgres:16-alpine`.",

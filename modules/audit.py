@@ -22,7 +22,7 @@ from constructs import Construct
 from core.account import Account
 from core.aws import aws
 from core.iam import condition, principal, service_role, statement
-from modules.database import OWN_MASTER_SECRET_SUFFIX
+from core.master_password import OWN_MASTER_SECRET_SUFFIX
 from modules.kms_key import KmsKey, KmsKeyProps, ServiceGrant
 from modules.log_group import LogGroup, LogGroupProps
 from modules.secure_bucket import SecureBucket, SecureBucketProps

@@ -7,6 +7,7 @@
     python -m ops deploy STACK [--yes] [--allow-replace ADDRESS ...]
     python -m ops deploy-bootstrap [--yes]           # the same as `deploy bootstrap`
     python -m ops database-bootstrap ENV             # run the database bootstrap task again
+    python -m ops rotate-master-password ENV [--yes] # a standby's primary: RDS may not manage its password
     python -m ops destroy STACK [--yes]              # never production, the bootstrap or a baseline
     python -m ops restore ENV [--region R] [--snapshot ID|--latest] [--write]
     python -m ops failover ENV [--planned] [--back] [--yes]   # the writer and the API to the standby region
@@ -32,6 +33,7 @@ from ops.drift import cmd_drift
 from ops.errors import EXIT_REFUSED, EXIT_USAGE, Refused, UsageError
 from ops.failover import cmd_failover
 from ops.local import LOCAL_ENVIRONMENT, cmd_local_down, cmd_local_up, default_local_dir
+from ops.master_password import cmd_rotate_master_password
 from ops.policy_validation import cmd_validate_policies
 from ops.preflight import cmd_preflight
 from ops.project import load
@@ -100,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
                                    help="run an applied environment's database bootstrap task again")
     database.add_argument("environment")
     database.set_defaults(handler=cmd_database_bootstrap)
+
+    rotate = commands.add_parser("rotate-master-password",
+                                 help="a new master password for an environment with a standby (RDS may not "
+                                      "manage it there): on the cluster and in its secret")
+    rotate.add_argument("environment")
+    rotate.add_argument("--yes", action="store_true", help="without the typed confirmation (CI)")
+    rotate.set_defaults(handler=cmd_rotate_master_password)
 
     destroy = _stack_command(commands, "destroy", cmd_destroy, "destroy one stack that is not production-guarded")
     destroy.add_argument("--yes", action="store_true", help="destroy without the typed confirmation")

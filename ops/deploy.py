@@ -24,6 +24,7 @@ from environments.model import BOOTSTRAP_STACK, ProjectConfig
 from ops import plan_report, preflight
 from ops.database_bootstrap import bootstrap_database
 from ops.errors import Refused
+from ops.master_password import keep_master_password
 from ops.project import confirm, load_target, require_preflight
 from ops.targets import Kind, Target
 from ops.terraform import PLAN_CHANGES, PLAN_NO_CHANGES, settle, synth, terraform_for
@@ -103,7 +104,8 @@ def refuse_second_bootstrap(tools: Tools, project: ProjectConfig) -> None:
 
 
 def deploy(tools: Tools, name: str, yes: bool, allowed: Sequence[str] = ()) -> int:
-    """Deploy any stack; an environment's database bootstrap task runs afterwards when it must."""
+    """Deploy any stack; afterwards an environment's master password is set where ops keeps it (a standby's
+    primary) and its database bootstrap task runs, each when it must (the task reads that password)."""
     project, stack = load_target(tools, name)
     require_preflight(tools, project, stack)
     if stack.kind is Kind.BOOTSTRAP:
@@ -112,6 +114,7 @@ def deploy(tools: Tools, name: str, yes: bool, allowed: Sequence[str] = ()) -> i
     synth(tools, [stack.name])
     plan_and_apply(tools, project, stack, yes, allowed)
     if stack.kind is Kind.ENVIRONMENT:
+        keep_master_password(tools, project, stack.environment)
         bootstrap_database(tools, project, stack.environment)
     return 0
 

@@ -68,10 +68,11 @@ def confirm(tools: Tools, stack: str, action: str, yes: bool, by_name: bool, los
         raise Refused(f"not {doing} {stack}: the answer {answer!r} is not {expected!r}")
 
 
-def require_preflight(tools: Tools, project: ProjectConfig, stack: Target, action: str = "Deploy") -> None:
+def require_preflight(tools: Tools, project: ProjectConfig, stack: Target, action: str = "Deploy",
+                      doing: str | None = None) -> None:
     """Run ops/preflight.py's checks for `stack`, show them, and stop unless every one passed."""
     result = tools.run_preflight(project, stack.name)
     preflight.report(result, tools.out, tools.err)
     if not result.ok:
-        raise Refused(f"not {action.lower()}ing {stack.name}: preflight failed "
+        raise Refused(f"not {doing or action.lower() + 'ing'} {stack.name}: preflight failed "
                       f"({', '.join(check.name for check in result.failures)}); fix the lines above first")

@@ -64,7 +64,6 @@ def database_props(stack: EnvironmentStackBase, env: EnvironmentConfig) -> Datab
         # With a standby, this cluster is the primary of the global database the DR-region stack joins.
         global_database=GlobalDatabaseProps(identifier=env.resource_name("global"), owns=True)
         if env.standby else None,
-        master_password_version=db.master_password_version,
     )
 
 

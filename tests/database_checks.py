@@ -5,9 +5,9 @@ Shared by the example tests (shipped environments) and the hypothesis properties
 
 from __future__ import annotations
 
+from core.master_password import own_master_secret_name
 from core.naming import database_cluster_identifier
 from environments.model import EnvironmentConfig
-from modules.database import MASTER_USERNAME
 from tests.conftest import resources_of
 from tests.network_checks import ref_name, subnets_by_tier
 
@@ -49,9 +49,9 @@ def master_secret(stack: dict) -> str:
 
 def check_master_credentials(stack: dict, env: EnvironmentConfig) -> None:
     """RDS manages and rotates the master password, except on a global database's primary, where AWS does not
-    support that (Aurora User Guide, Secrets Manager limitations): there one password generated in the run
-    goes to the cluster and to a CMK-encrypted secret through write-only arguments, sent again only when
-    `master_password_version` changes; it is never a literal in the configuration."""
+    support that (Aurora User Guide, Secrets Manager limitations): there the cluster is created with a
+    throwaway password generated in the run, sent once through a write-only argument, and the secret is
+    created without a value: Terraform never holds (or reads back) the password, `python -m ops` sets it."""
     name, db = cluster(stack)
     assert "master_password" not in db, "a password in the configuration ends up in the state"
     secret = master_secret(stack)
@@ -65,19 +65,18 @@ def check_master_credentials(stack: dict, env: EnvironmentConfig) -> None:
     assert "manage_master_user_password" not in db, "RDS refuses a managed password in a global database"
     assert not rotations, "RDS rotates only the secrets it manages"
     (password,) = stack["ephemeral"]["aws_secretsmanager_random_password"]
-    generated = f"ephemeral.aws_secretsmanager_random_password.{password}.random_password"
     settings = stack["ephemeral"]["aws_secretsmanager_random_password"][password]
     assert settings["password_length"] <= 41 and settings["exclude_punctuation"] is True  # RDS: 8-41, no / " @
-    assert db["master_password_wo"] == f"${{{generated}}}"
-    (value,) = [value for value in resources_of(stack, "aws_secretsmanager_secret_version").values()
-                if value["secret_id"] == secret.replace(".arn}", ".id}")]
-    assert value["secret_string_wo"] == \
-        f'${{jsonencode({{username = "{MASTER_USERNAME}", password = {generated}}})}}', \
-        "the secret must hold the password the cluster got"
-    assert db["master_password_wo_version"] == value["secret_string_wo_version"] == \
-        env.database.master_password_version
-    assert value["lifecycle"]["replace_triggered_by"] == [f"aws_rds_cluster.{name}"], \
-        "a cluster created anew gets a new password, so its secret must be written again"
+    assert db["master_password_wo"] == f"${{ephemeral.aws_secretsmanager_random_password.{password}.random_password}}"
+    assert db["master_password_wo_version"] == 1, "sent once: raising it would overwrite what ops set"
+    secret_id = secret.replace(".arn}", ".id}")
+    assert not [value for value in resources_of(stack, "aws_secretsmanager_secret_version").values()
+                if value["secret_id"] in (secret, secret_id)], \
+        "a secret version in Terraform is read back (GetSecretValue) by every plan and deploy"
+    name = secret.removeprefix("${aws_secretsmanager_secret.").removesuffix(".arn}")
+    kept = resources_of(stack, "aws_secretsmanager_secret")[name]
+    assert kept["name"] == own_master_secret_name(f"{env.application}-{env.name}"), "ops finds it by this name"
+    assert kept["kms_key_id"] == db["kms_key_id"], "the database's own CMK"
 
 
 def check_restore_follows_configuration(stack: dict, env: EnvironmentConfig) -> None:

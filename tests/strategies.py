@@ -60,7 +60,6 @@ MAX_READERS = 15  # Aurora replicas per cluster
 BACKUP_RETENTION_DAYS = (7, 35)  # SPEC: >= 7 always; AWS: <= 35
 # Project limits (README, not SPEC): yearly rotation at least, 100 tasks, unprivileged ports, 10 years.
 SECRET_ROTATION_DAYS = (1, 365)
-MASTER_PASSWORD_VERSIONS = (1, 9999)
 TASK_COUNT = (1, 100)
 CONTAINER_PORTS = (1024, 65535)
 NONCURRENT_VERSION_DAYS = (1, 3650)
@@ -95,7 +94,7 @@ ENVIRONMENT_FIELDS: dict[str, str] = {
     "database": TABLE, "database.min_acu": NUMBER, "database.max_acu": NUMBER, "database.reader_count": INTEGER,
     "database.backup_retention_days": INTEGER, "database.deletion_protection": BOOLEAN,
     "database.secret_rotation_days": INTEGER, "database.bootstrap_image": STRING,
-    "database.restore_from_snapshot": STRING, "database.master_password_version": INTEGER,
+    "database.restore_from_snapshot": STRING,
     "api": TABLE, "api.cpu": INTEGER, "api.memory": INTEGER, "api.min_tasks": INTEGER, "api.max_tasks": INTEGER,
     "api.fargate_spot": BOOLEAN, "api.container_image": STRING, "api.container_port": INTEGER,
     "cost": TABLE, "cost.budget_monthly_usd": INTEGER, "cost.anomaly_threshold_usd": INTEGER,
@@ -118,7 +117,6 @@ PROJECT_FIELDS: dict[str, str] = {
 # Settings a file may leave out; the keys of an optional table are optional with it when it is absent.
 OPTIONAL_FIELDS = frozenset({"account_id", "baseline", "features.tracing", "tracing", "tracing.sampling_rate",
                              "api.exec_enabled", "database.bootstrap_image", "database.restore_from_snapshot",
-                             "database.master_password_version",
                              "features.waf_rate_limit", "dr",
                              "dr.vault_lock", "state.replica_region", "deploy_role_arn", "state.account_id",
                              "state.administrators", "ci", "ci.account_access_role",
@@ -336,7 +334,6 @@ def database_tables(draw, production: bool = False) -> dict[str, Any]:
         **({"bootstrap_image": draw(pinned_images())} if production
            else optional(draw, "bootstrap_image", container_images() | pinned_images())),
         **optional(draw, "restore_from_snapshot", snapshot_identifiers()),
-        **optional(draw, "master_password_version", st.integers(*MASTER_PASSWORD_VERSIONS)),
     }
 
 

@@ -419,6 +419,22 @@ def test_environment_roles_live_in_their_account_and_trust_only_their_entry_role
     assert sorted(a["policy_arn"] for a in attachments.values()) == ["arn:aws:iam::aws:policy/ReadOnlyAccess"] * 3
 
 
+def test_a_standby_s_plan_role_may_generate_the_throwaway_password_and_nothing_more(multi):
+    """Every plan opens the standby primary's ephemeral password (modules/database.py): only that plan role
+    gets GetRandomPassword, which touches no resource; other plan roles are ReadOnlyAccess alone."""
+    project, multi_stacks = multi
+    bootstrap = multi_stacks["bootstrap"]
+    for env in project.environments:
+        logical, _ = role_named(bootstrap, f"webapp-{env.name}-plan")
+        documents = policies_of_role(bootstrap, logical)
+        if not env.standby:
+            assert documents == [], env.name
+            continue
+        (document,) = documents
+        assert document["Statement"] == [{"Sid": "GenerateThrowawayPasswords", "Effect": "Allow",
+                                          "Action": "secretsmanager:GetRandomPassword", "Resource": "*"}]
+
+
 def test_the_deploy_role_manages_only_its_environment_s_roles_and_never_the_ci_roles():
     policy = deploy_policy("aws", "222222222222", "webapp-dev", ("webapp-dev-deploy", "webapp-dev-plan"))
     statements = {statement["Sid"]: statement for statement in policy["Statement"]}
@@ -433,10 +449,15 @@ def test_the_deploy_role_manages_only_its_environment_s_roles_and_never_the_ci_r
                    "kms:CreateGrant", "kms:DescribeKey", "ssm:PutParameter"):
         assert action in statements["OperatorCommands"]["Action"]
     assert "iam:PassRole" in statements["EnvironmentRolesOnly"]["Action"]
-    # Property 3 for the CI identity: secretsmanager:* minus reading any RDS-managed master secret.
-    masters = statements["NeverTheManagedMasterSecrets"]
+    # Property 3 for the CI identity: secretsmanager:* minus reading any master secret, RDS-managed or a
+    # standby's primary's own (ops writes that one without reading it).
+    masters = statements["NeverTheMasterSecrets"]
     assert masters["Effect"] == "Deny" and masters["Action"] == "secretsmanager:GetSecretValue"
-    assert covers(masters["Resource"], "arn:aws:secretsmanager:eu-central-1:222222222222:secret:rds!cluster-1a-AbCdEf")
+    for arn in ("arn:aws:secretsmanager:eu-central-1:222222222222:secret:rds!cluster-1a-AbCdEf",
+                "arn:aws:secretsmanager:eu-west-1:222222222222:secret:webapp-dev-database-master-AbCdEf"):
+        assert any(covers(pattern, arn) for pattern in masters["Resource"]), arn
+    assert not any(covers(pattern, "arn:aws:secretsmanager:eu-west-1:222222222222:secret:webapp-dev-cache-auth-AbCdEf")
+                   for pattern in masters["Resource"])
     assert "secretsmanager:*" in statements["EnvironmentServices"]["Action"]
 
 

@@ -203,10 +203,16 @@ def master_password_written_in_the_configuration(stack: dict) -> None:
     cluster["master_password"] = "correct-horse-battery-staple"
 
 
-def master_secret_holds_another_password(stack: dict) -> None:
-    for value in resources_of(stack, "aws_secretsmanager_secret_version").values():
-        if "secret_string_wo" in value:
-            value["secret_string_wo"] = value["secret_string_wo"].replace(".random_password", ".other_password")
+def master_secret_value_kept_by_terraform(stack: dict) -> None:
+    secret = database_checks.master_secret(stack).replace(".arn}", ".id}")
+    stack["resource"].setdefault("aws_secretsmanager_secret_version", {})["master-value"] = {
+        "secret_id": secret, "secret_string_wo": "${ephemeral.aws_secretsmanager_random_password.x.random_password}",
+        "secret_string_wo_version": 1}
+
+
+def master_password_sent_again_from_configuration(stack: dict) -> None:
+    _, cluster = database_checks.cluster(stack)
+    cluster["master_password_wo_version"] = 2
 
 
 def data_key_check(stack: dict) -> None:
@@ -490,9 +496,12 @@ CASES = {
     "master password as a literal (global primary)": Case(
         "production", production_master_credentials, master_password_written_in_the_configuration,
         "a password in the configuration ends up in the state"),
-    "master secret holding another password (global primary)": Case(
-        "production", production_master_credentials, master_secret_holds_another_password,
-        "the secret must hold the password the cluster got"),
+    "master secret's value kept by Terraform (global primary)": Case(
+        "production", production_master_credentials, master_secret_value_kept_by_terraform,
+        "is read back .GetSecretValue. by every plan and deploy"),
+    "master password sent again from the configuration (global primary)": Case(
+        "production", production_master_credentials, master_password_sent_again_from_configuration,
+        "raising it would overwrite what ops set"),
     "master secret on the AWS-managed key": Case(
         "dev", database_checks.check_secrets_use_customer_managed_keys, master_secret_uses_the_default_key,
         "is not a aws_kms_key reference"),

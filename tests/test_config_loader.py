@@ -255,8 +255,6 @@ RANGE_ERRORS = [
     ("database.backup_retention_days", 36, "must be between 7 and 35"),
     ("database.secret_rotation_days", 0, "must be between 1 and 365"),
     ("database.secret_rotation_days", 366, "must be between 1 and 365"),
-    ("database.master_password_version", 0, "must be between 1 and 9999"),
-    ("database.master_password_version", 20261206, "must be between 1 and 9999"),
     ("database.min_acu", 0, "must be between 0.5 and 256 in steps of 0.5"),
     ("database.min_acu", 0.25, "in steps of 0.5"),
     ("database.min_acu", 0.75, "in steps of 0.5"),

@@ -52,7 +52,6 @@ from tests.strategies import (
     FARGATE_SIZES,
     INTEGER,
     LOG_RETENTION_DAYS,
-    MASTER_PASSWORD_VERSIONS,
     MAX_ACU_FLOOR,
     MAX_READERS,
     NONCURRENT_VERSION_DAYS,
@@ -124,7 +123,6 @@ def expected_environment(stem: str, doc: dict[str, Any]) -> EnvironmentConfig:
             secret_rotation_days=database["secret_rotation_days"],
             bootstrap_image=database.get("bootstrap_image", DEFAULT_BOOTSTRAP_IMAGE),
             restore_from_snapshot=database.get("restore_from_snapshot"),
-            master_password_version=database.get("master_password_version", 1),
         ),
         # Issue 14: ECS Exec, when not written, is off in production and on elsewhere.
         api=ApiConfig(**{"exec_enabled": not doc["production"], **api}),
@@ -325,7 +323,6 @@ INTEGER_RANGES = {
     "database.reader_count": (0, MAX_READERS),
     "database.backup_retention_days": BACKUP_RETENTION_DAYS,
     "database.secret_rotation_days": SECRET_ROTATION_DAYS,
-    "database.master_password_version": MASTER_PASSWORD_VERSIONS,  # optional: set out of range, still refused
     "api.min_tasks": TASK_COUNT,
     "api.max_tasks": TASK_COUNT,
     "api.container_port": CONTAINER_PORTS,

@@ -10,6 +10,7 @@ import cdktf
 import pytest
 
 from environments.model import DrStrategy
+from ops.master_password import MasterPassword
 from stacks.environment import EnvironmentStack
 from tests import api_checks
 from tests import database_checks as checks
@@ -80,23 +81,20 @@ def test_master_secret_rotates_every_thirty_days_and_is_an_output(env_stack):
     assert rotation["secret_id"] == f"${{aws_rds_cluster.{name}.master_user_secret[0].secret_arn}}"
 
 
-def test_the_global_primary_keeps_its_own_master_secret_written_only(env_stack):
-    """Production (standby): the password is generated in the run and written to the cluster and the secret
-    through write-only arguments; neither the configuration nor any resource carries a value of it."""
+def test_the_global_primary_s_password_is_never_in_terraform(env_stack):
+    """Production (standby): the cluster's first password is a throwaway generated in the run; no resource
+    argument carries a password and the secret has no version in Terraform (ops/master_password.py sets both)."""
     env, stack = env_stack
     if not env.standby:
         assert "ephemeral" not in stack
         return
-    reference = checks.master_secret(stack)
-    name = reference.removeprefix("${aws_secretsmanager_secret.").removesuffix(".arn}")
-    assert resources_of(stack, "aws_secretsmanager_secret")[name]["kms_key_id"] == \
-        checks.cluster(stack)[1]["kms_key_id"], "the database's own CMK"
     assert '"master_password"' not in json.dumps(stack["resource"]), "a password argument ends up in the state"
-    (value,) = [value for value in resources_of(stack, "aws_secretsmanager_secret_version").values()
-                if value["secret_id"] == f"${{aws_secretsmanager_secret.{name}.id}}"]
-    assert "secret_string" not in value and "secret_binary" not in value, "only the write-only argument"
-    (generated,) = stack["ephemeral"]["aws_secretsmanager_random_password"]
-    assert f".{generated}.random_password" in value["secret_string_wo"]
+    checks.check_master_credentials(stack, env)  # no secret version, the throwaway sent once
+    where, (_, db) = MasterPassword.of(env), checks.cluster(stack)
+    secret = checks.master_secret(stack).removeprefix("${aws_secretsmanager_secret.").removesuffix(".arn}")
+    assert (where.cluster, where.secret) == (db["cluster_identifier"],
+                                              resources_of(stack, "aws_secretsmanager_secret")[secret]["name"]), \
+        "ops sets the password of the cluster and secret this stack creates"
 
 
 def test_data_key_rotates_and_administration_stays_with_the_account(env_stack):

@@ -1978,15 +1978,18 @@ def test_adding_a_standby_to_the_applied_dev_replaces_no_part_of_its_database(de
                        **_planned_actions(plan, "aws_rds_cluster_instance")}
     assert cluster_actions and all("delete" not in actions for actions in cluster_actions.values()), cluster_actions
     # The master password leaves RDS's management (AWS: not for a global member): an update in place, and the
-    # generated password is in no plan (write-only arguments are always null there, and in the state).
+    # throwaway password is in no plan (write-only arguments are always null there, and in the state); the
+    # secret ops writes is created without a value (no secret version for Terraform to read back).
     (cluster_change,) = [change for change in plan["resource_changes"] if change["type"] == "aws_rds_cluster"]
     assert cluster_change["change"]["actions"] == ["update"]
     assert cluster_change["change"]["after"]["manage_master_user_password"] is None
     assert cluster_change["change"]["after"]["master_password_wo"] is None
-    (secret_value,) = [change for change in plan["resource_changes"] if change["type"] ==
-                       "aws_secretsmanager_secret_version" and change["name"].startswith("database_master-secret")]
-    assert secret_value["change"]["actions"] == ["create"] and secret_value["change"]["after"]["secret_string_wo"] \
-        is None and secret_value["change"]["after"]["secret_string_wo_version"] == 1
+    assert cluster_change["change"]["after"]["master_password_wo_version"] == 1
+    (secret,) = [change for change in plan["resource_changes"] if change["type"] == "aws_secretsmanager_secret"
+                 and change["name"].startswith("database_master-secret")]
+    assert secret["change"]["actions"] == ["create"]
+    assert not [change for change in plan["resource_changes"] if change["type"] ==
+                "aws_secretsmanager_secret_version" and change["name"].startswith("database_master-secret")]
     (created,) = [change for change in plan["resource_changes"] if change["type"] == "aws_rds_global_cluster"]
     assert created["change"]["actions"] == ["create"]
     (cluster,) = [resource for resource in _state_resources(deployment, DEPLOYED_ENVIRONMENT)

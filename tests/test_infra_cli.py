@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import boto3
 import pytest
@@ -129,7 +130,8 @@ class World:
                                run_preflight=self.preflight,
                            state_bucket_status=lambda project: self.bucket_status, out=io.StringIO(),
                            err=io.StringIO(), environ=self.environ, bootstrap_state=self.bootstrap_state,
-                           database_bootstrapper=lambda project, env: FakeDatabase(self))
+                           database_bootstrapper=lambda project, env: FakeDatabase(self),
+                           aws=lambda project, service, region, role=None: PasswordAlreadySet())
 
     def names(self) -> list[str]:
         return [call.name for call in self.calls]
@@ -146,6 +148,22 @@ BOOTSTRAP_SETTINGS = {
     "database_cluster_resource_id": CLUSTER_RESOURCE_ID, "sql_digest": "0123456789abcdef",
 }
 DONE = f"{CLUSTER_RESOURCE_ID} 0123456789abcdef"  # the record after a successful run of that SQL
+
+
+class PasswordAlreadySet:
+    """RDS and SSM for a standby's primary whose password ops has set (tests/test_master_password.py covers
+    setting it): a deploy of production reads the cluster and the record, and changes nothing."""
+
+    CLUSTER: ClassVar[dict] = {"DbClusterResourceId": "cluster-PRODUCTION", "Status": "available",
+                               "MasterUsername": "app_admin"}
+
+    def describe_db_clusters(self, DBClusterIdentifier: str) -> dict:
+        assert DBClusterIdentifier == "webapp-production-db"
+        return {"DBClusters": [self.CLUSTER]}
+
+    def get_parameter(self, Name: str) -> dict:
+        assert Name == "/webapp/production/database-master-password"
+        return {"Parameter": {"Value": self.CLUSTER["DbClusterResourceId"]}}
 
 
 @dataclass
