@@ -178,6 +178,13 @@ class EnvironmentConfig:
         return f"{self.name}{DR_STACK_SUFFIX}" if self.dr else None
 
     @property
+    def running_stacks(self) -> tuple[str, ...]:
+        """The stacks of this environment that exist all the time (planned on pull requests, checked for drift,
+        deployed on main): its own, and its DR-region stack where that is a standby; a backup strategy's
+        DR-region stack is deployed only when the region is lost."""
+        return (self.name, *([self.dr_stack_name] if self.standby else []))
+
+    @property
     def dr_state_key(self) -> str | None:
         """The DR-region stack's own object key in the state bucket (a region lost must not lose its state)."""
         return f"{self.dr_stack_name}/terraform.tfstate" if self.dr else None

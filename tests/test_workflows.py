@@ -180,7 +180,7 @@ def test_pull_request_runs_the_suite_synth_checkov_and_a_plan_per_environment():
     test_steps = " ".join(step.get("run", "") for step in data["jobs"]["test"]["steps"])
     assert "make test" in test_steps and "make synth" in test_steps and "checkov" in test_steps
     plan = data["jobs"]["plan"]
-    assert plan["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
+    assert plan["strategy"]["matrix"] == RUNNING_STACKS
     assert "-m ops plan" in " ".join(step.get("run", "") for step in plan["steps"])
     plan_run = " ".join(step.get("run", "") for step in plan["steps"])
     assert "--summary summary.md" in plan_run and "--no-lock" in plan_run  # read-only identities, no lock
@@ -189,7 +189,7 @@ def test_pull_request_runs_the_suite_synth_checkov_and_a_plan_per_environment():
     upload = next(step for step in plan["steps"] if step.get("uses", "").startswith("actions/upload-artifact@"))
     assert "summary.md" in upload["with"]["path"].split()
     comment = " ".join(step.get("run", "") for step in data["jobs"]["comment"]["steps"])
-    assert 'marker="<!-- infra-plan:${ENVIRONMENT} -->"' in comment and "--method PATCH" in comment
+    assert 'marker="<!-- infra-plan:${STACK} -->"' in comment and "--method PATCH" in comment
     # The comment starts with the summary table: right after the hidden marker, before the raw plan.
     assert comment.index('echo "$marker"') < comment.index("cat summary.md") < comment.index("plan.txt")
 
@@ -199,7 +199,7 @@ def test_the_plan_job_has_access_analyzer_judge_every_policy_and_the_comment_lis
     steps = data["jobs"]["plan"]["steps"]
     runs = [step.get("run", "") for step in steps]
     plan = next(index for index, run in enumerate(runs) if "-m ops plan" in run)
-    validate = next(index for index, run in enumerate(runs) if '-m ops validate-policies "$ENVIRONMENT"' in run)
+    validate = next(index for index, run in enumerate(runs) if '-m ops validate-policies "$STACK"' in run)
     upload = next(index for index, step in enumerate(steps)
                   if step.get("uses", "").startswith("actions/upload-artifact@"))
     assert plan < validate < upload, "after the plan (whose JSON it reads), before the upload of its report"
@@ -233,9 +233,30 @@ def test_deploy_runs_on_main_and_gates_staging_and_production_behind_environment
         # A standby's DR-region stack runs all the time: deployed after the stack owning its global database;
         # a backup strategy's is deployed only when needed (docs/runbooks.md, "Region lost").
         env = project.environment(name)
-        assert deploys == [f".venv/bin/python -m ops deploy {stack} --yes"
-                           for stack in [name, *([env.dr_stack_name] if env.standby else [])]], deploys
+        assert deploys == [f".venv/bin/python -m ops deploy {stack} --yes" for stack in env.running_stacks], deploys
         assert steps[-len(deploys):] == [step for step in steps if step.get("run") in deploys]
+
+
+# Pull-request plans and drift checks: one matrix entry per running stack, listed by the `environments` job.
+RUNNING_STACKS = {"include": "${{ fromJSON(needs.environments.outputs.stacks) }}"}
+
+
+@pytest.mark.parametrize("workflow", ["PULL_REQUEST", "DRIFT"])
+def test_plans_and_drift_checks_cover_every_running_stack_with_its_environment_s_role(workflow, tmp_path):
+    """The `environments` job's list, its step run here as the workflow runs it: each environment's stack and,
+    with a standby, its DR-region stack (which runs all the time), each with the environment whose role it uses."""
+    job = load_workflow(globals()[workflow])["jobs"]["environments"]
+    (step,) = [step for step in job["steps"] if step.get("id") == "list"]
+    output = tmp_path / "github_output"
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=ROOT, check=True, env={
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output)})
+    name, listed = output.read_text().strip().split("=", 1)
+    assert name == "stacks"
+    assert json.loads(listed) == [
+        {"stack": "dev", "environment": "dev"}, {"stack": "production", "environment": "production"},
+        {"stack": "production-dr", "environment": "production"}, {"stack": "staging", "environment": "staging"},
+    ], "staging-dr (backup) runs only when needed"
+    assert job["outputs"] == {"stacks": "${{ steps.list.outputs.stacks }}"}
 
 
 # Each environment's own read-only plan role (the bootstrap's `ci_roles` output with [ci]), else the one plan role.
@@ -249,10 +270,10 @@ def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_envi
     jobs = data["jobs"]
     drift, issue = jobs["drift"], jobs["issue"]
     for job in (drift, issue):
-        assert job["strategy"]["matrix"]["environment"] == "${{ fromJSON(needs.environments.outputs.names) }}"
+        assert job["strategy"]["matrix"] == RUNNING_STACKS
     credentials = [s for s in drift["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
     assert [c["with"]["role-to-assume"] for c in credentials] == [PLAN_ROLE], "each environment's read-only role"
-    assert '-m ops drift "$ENVIRONMENT"' in " ".join(step.get("run", "") for step in drift["steps"])
+    assert '-m ops drift "$STACK"' in " ".join(step.get("run", "") for step in drift["steps"])
     # Only the issue job writes, and it never runs the repository's code.
     assert {name for name, job in jobs.items() if "write" in job["permissions"].values()
             and set(job["permissions"]) != {"contents", "id-token"}} == {"issue"}
@@ -260,7 +281,7 @@ def test_drift_runs_daily_per_environment_read_only_and_keeps_one_issue_per_envi
     assert not any("actions/checkout@" in step.get("uses", "") for step in issue["steps"])
     assert {name for name, job in jobs.items() if job["permissions"].get("id-token") == "write"} == {"drift"}
     script = " ".join(step.get("run", "") for step in issue["steps"])
-    assert 'marker="<!-- infra-drift:${ENVIRONMENT} -->"' in script
+    assert 'marker="<!-- infra-drift:${STACK} -->"' in script
     for action in ('--method PATCH "repos/${REPOSITORY}/issues/${existing}" -F body=@issue.md',  # update
                    '--method POST "repos/${REPOSITORY}/issues" -f title=',  # open
                    "-f state=closed"):  # close when clean
