@@ -28,6 +28,8 @@ version with GetSecretValue, so every identity that plans or deploys would read 
 is created with a throwaway password (generated in the run by an ephemeral resource, core/ephemeral.py,
 and sent once through a write-only argument: in no configuration, plan or state, and known to nobody);
 `python -m ops` then sets the real one on the cluster and in the secret (ops/master_password.py).
+`replicate_master_secret` keeps a replica of that secret in another region (the global database's
+secondary region, under a key of that region), so the password outlives the loss of the home region.
 
 No `availability_zones` on the cluster: AWS picks and reports three zones, and pinning them in
 configuration makes every plan want to replace the cluster. Multi-AZ comes from the DB subnet
@@ -37,6 +39,7 @@ group (one data subnet per zone) and from the reader instances.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
@@ -88,6 +91,14 @@ class GlobalDatabaseProps:
     # True: this cluster is the primary and this module creates the global cluster from it.
     # False: this cluster is a secondary, created into the existing global cluster.
     owns: bool
+
+
+@dataclass(frozen=True)
+class SecretReplica:
+    """A region the module's own master secret is replicated to, with that region's provider."""
+
+    region: str
+    provider: Any  # aliased provider of `region`, passed in by the stack
 
 
 @dataclass(frozen=True)
@@ -172,10 +183,25 @@ class Database(Construct):
         """The global primary's master secret, created without a value: ops/master_password.py writes it (and
         the cluster's password), so no Terraform identity ever reads it back."""
         props = self.props
-        return aws.secretsmanager_secret.SecretsmanagerSecret(
+        self._own_secret = aws.secretsmanager_secret.SecretsmanagerSecret(
             self, "master-secret", name=own_master_secret_name(props.name_prefix), kms_key_id=self.kms_key_arn,
             description="Master credentials of the database (a global database's primary: set by python -m ops)",
-            recovery_window_in_days=7).arn
+            recovery_window_in_days=7)
+        return self._own_secret.arn
+
+    def replicate_master_secret(self, replica: SecretReplica) -> None:
+        """Replicate the module's own master secret to `replica.region`, encrypted with a key of that region
+        (Secrets Manager User Guide, "Replicate an AWS Secrets Manager secret to other AWS Regions"): Secrets
+        Manager copies every value ops writes, so after losing the home region the promoted cluster's password
+        is still readable there. Only the owner of a global database keeps its own secret."""
+        if not self._owns_global:
+            raise ValueError("only a global database's primary keeps its own master secret to replicate")
+        key = KmsKey(self, "replica-key", KmsKeyProps(
+            account=self.props.account, alias=f"alias/{self.props.name_prefix}-data-{replica.region}",
+            description=f"Encrypts the replica of the {self.props.name_prefix} master secret in {replica.region}",
+            provider=replica.provider))
+        self._own_secret.put_replica([aws.secretsmanager_secret.SecretsmanagerSecretReplica(
+            region=replica.region, kms_key_id=key.arn)])
 
     def _global_cluster(self):
         """The global cluster, made from this (existing) cluster when it is the owning primary.

@@ -21,6 +21,7 @@ from modules.database import (
     Database,
     DatabaseProps,
     GlobalDatabaseProps,
+    SecretReplica,
 )
 from modules.database_bootstrap import APP_USER, DatabaseBootstrap, DatabaseBootstrapProps
 from modules.frontend import Frontend, FrontendProps, SiteReplica
@@ -152,6 +153,8 @@ class EnvironmentStack(EnvironmentStackBase):
         self.us_east_1 = self.region_provider("us-east-1", alias="us_east_1")
         # The disaster-recovery region's provider, only where configuration names one.
         self.dr = self.region_provider(env.dr.region, alias="dr") if env.dr else None
+        if env.standby:  # the primary of the global database keeps the master secret: a replica in the DR region
+            self.database.replicate_master_secret(SecretReplica(region=env.dr.region, provider=self.dr))
         self.edge_logs_key = self._logs_key(env, "us-east-1", "edge-logs-key", self.us_east_1)
         self.frontend = self._frontend(env)
         self.observability = self._observability(env)

@@ -77,6 +77,13 @@ def check_master_credentials(stack: dict, env: EnvironmentConfig) -> None:
     kept = resources_of(stack, "aws_secretsmanager_secret")[name]
     assert kept["name"] == own_master_secret_name(f"{env.application}-{env.name}"), "ops finds it by this name"
     assert kept["kms_key_id"] == db["kms_key_id"], "the database's own CMK"
+    (replica,) = kept.get("replica", [None])
+    assert replica and replica["region"] == env.dr.region, "the password must outlive the home region"
+    key = resources_of(stack, "aws_kms_key")[ref_name(replica["kms_key_id"], "aws_kms_key")]
+    assert key["enable_key_rotation"] is True
+    providers = {f"aws.{provider['alias']}": provider["region"] for provider in stack["provider"]["aws"]
+                 if "alias" in provider}
+    assert providers.get(key.get("provider")) == env.dr.region, "a replica is encrypted with a key of its region"
 
 
 def check_restore_follows_configuration(stack: dict, env: EnvironmentConfig) -> None:

@@ -210,6 +210,17 @@ def master_secret_value_kept_by_terraform(stack: dict) -> None:
         "secret_string_wo_version": 1}
 
 
+def master_secret_not_replicated(stack: dict) -> None:
+    secret = database_checks.master_secret(stack).removeprefix("${aws_secretsmanager_secret.").removesuffix(".arn}")
+    del stack["resource"]["aws_secretsmanager_secret"][secret]["replica"]
+
+
+def master_secret_replica_under_a_home_region_key(stack: dict) -> None:
+    _, cluster = database_checks.cluster(stack)
+    secret = database_checks.master_secret(stack).removeprefix("${aws_secretsmanager_secret.").removesuffix(".arn}")
+    stack["resource"]["aws_secretsmanager_secret"][secret]["replica"][0]["kms_key_id"] = cluster["kms_key_id"]
+
+
 def master_password_sent_again_from_configuration(stack: dict) -> None:
     _, cluster = database_checks.cluster(stack)
     cluster["master_password_wo_version"] = 2
@@ -499,6 +510,12 @@ CASES = {
     "master secret's value kept by Terraform (global primary)": Case(
         "production", production_master_credentials, master_secret_value_kept_by_terraform,
         "is read back .GetSecretValue. by every plan and deploy"),
+    "master secret not replicated to the DR region (global primary)": Case(
+        "production", production_master_credentials, master_secret_not_replicated,
+        "the password must outlive the home region"),
+    "master secret's replica under the home region's key (global primary)": Case(
+        "production", production_master_credentials, master_secret_replica_under_a_home_region_key,
+        "a replica is encrypted with a key of its region"),
     "master password sent again from the configuration (global primary)": Case(
         "production", production_master_credentials, master_password_sent_again_from_configuration,
         "raising it would overwrite what ops set"),
