@@ -1018,8 +1018,8 @@ def test_a_gap_without_cause_is_caught(emulator_endpoint, monkeypatch):
         _assert_moto_refuses(emulator_endpoint, Refusal(_create_backup_selection, 500, "500", "delete_backup_plan"))
 
 
-# The gaps worked around by patching moto (emulator.work_around_emulator_gaps), each probed on an
-# unpatched moto in a process of its own: the script prints the symptom the gap describes, or nothing
+# The gaps worked around by patching moto (emulator.work_around_emulator_gaps) or in the tests, each probed on
+# an unpatched moto in a process of its own: the script prints the symptom the gap describes, or nothing
 # once moto behaves like AWS (then the workaround, and the gap, are to be retired).
 WORKAROUND_PROBE = """
 import json, boto3
@@ -1067,6 +1067,19 @@ with mock_aws():
         raise RuntimeError("listed after delete, " + group["Status"])
 
     probe("elasticache-delete-never-completes", listed_after_delete)
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    secrets.create_secret(Name="probe")
+    first = secrets.put_secret_value(SecretId="probe", SecretString="first")["VersionId"]
+    second = secrets.put_secret_value(SecretId="probe", SecretString="second", VersionStages=["AWSPENDING"])
+    secrets.update_secret_version_stage(SecretId="probe", VersionStage="AWSCURRENT",
+                                        MoveToVersionId=second["VersionId"], RemoveFromVersionId=first)
+
+    def default_is_not_current():
+        value = secrets.get_secret_value(SecretId="probe")["SecretString"]
+        if value != "second":
+            raise RuntimeError("the default stage answers " + value)
+
+    probe("secretsmanager-default-stage", default_is_not_current)
 """
 # What each probe prints while moto still behaves as the gap says.
 WORKAROUND_SYMPTOMS = {
@@ -1075,6 +1088,7 @@ WORKAROUND_SYMPTOMS = {
     "rds-restore-managed-password": "KeyError '_master_user_password'",
     "elasticache-member-clusters": "ClientError 404",  # CacheClusterNotFound for the group's own primary
     "elasticache-delete-never-completes": "RuntimeError listed after delete, deleting",
+    "secretsmanager-default-stage": "RuntimeError the default stage answers first",
 }
 
 
