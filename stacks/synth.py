@@ -70,7 +70,7 @@ def synthesize(project: ProjectConfig, outdir: str | Path, selected: Sequence[st
     try:
         children = [_fork(project, part, group) for part, group in zip(parts, groups, strict=True)]
         codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
-        _replay(parts)
+        _replay(parts, codes)
         failed = [code for code in codes if code != 0]
         if failed:
             return failed[0]
@@ -107,16 +107,25 @@ def _fork(project: ProjectConfig, outdir: Path, stacks: list[str]) -> int:
         os._exit(code)
 
 
-def _replay(parts: list[Path]) -> None:
-    """The workers' output, an output several workers printed alike only once: each says the same thing about
-    the same cause (a missing lazy bundle, its fallback), and the rule is one line per problem."""
+def _replay(parts: list[Path], codes: Sequence[int]) -> None:
+    """The workers' output, what several workers printed alike only once: each says the same thing about the
+    same cause (a missing lazy bundle, its fallback), and the rule is one line per problem. Line by line for
+    workers that succeeded, as Node may add a warning of its own to one worker's output only (Node 24 warns of
+    a deprecated API the stock bundle calls); a failing worker's output whole (its trace needs every line),
+    unless another printed exactly the same."""
     for log, stream in ((STDOUT_LOG, sys.stdout), (STDERR_LOG, sys.stderr)):
-        printed: set[str] = set()
-        for path in (part / log for part in parts):
+        lines_printed: set[str] = set()
+        texts_printed: set[str] = set()
+        for part, code in zip(parts, codes, strict=True):
+            path = part / log
             text = path.read_text(errors="replace") if path.exists() else ""
-            if text not in printed:
-                printed.add(text)
+            lines = text.splitlines(keepends=True)
+            if not code:
+                stream.writelines(line for line in lines if line not in lines_printed)
+            elif text not in texts_printed:
                 stream.write(text)
+            lines_printed.update(lines)
+            texts_printed.add(text)
         stream.flush()
 
 

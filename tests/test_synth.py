@@ -85,6 +85,22 @@ def test_a_missing_lazy_bundle_is_said_once_whatever_the_workers(tmp_path):
     assert not (tmp_path / "ci" / "manifest.json").exists()
 
 
+def test_a_line_every_worker_printed_is_replayed_once_even_beside_another_worker_s_own(tmp_path, capsys):
+    """Node 24 prints a deprecation warning in one worker only (the stock bundle): the shared note stays one line,
+    while a failing worker's trace keeps every line, repeated ones included."""
+    note = "note: the lazy AWS provider bundle is missing\n"
+    outputs = {"a": (0, "(node:1) [DEP0044] DeprecationWarning: util.isArray\n" + note),
+               "b": (0, note + "b done\n"), "c": (1, "Traceback (most recent call last):\n" + note + note)}
+    for name, (_, text) in outputs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / synth.STDERR_LOG).write_text(text)
+    synth._replay([tmp_path / name for name in outputs], [code for code, _ in outputs.values()])
+    assert capsys.readouterr().err.splitlines() == [
+        "(node:1) [DEP0044] DeprecationWarning: util.isArray", "note: the lazy AWS provider bundle is missing",
+        "b done", "Traceback (most recent call last):", "note: the lazy AWS provider bundle is missing",
+        "note: the lazy AWS provider bundle is missing"]
+
+
 def test_a_failing_worker_fails_the_synthesis_and_writes_no_manifest(tmp_path):
     result = run_main(tmp_path / "out", "2", SMALL_STACKS, FAILING_BOOTSTRAP)
     assert result.returncode == 1
