@@ -274,7 +274,8 @@ def test_an_aws_error_is_one_line_naming_the_way_on(world):
     assert message.endswith("run: python -m ops rotate-master-password production")
 
 
-def test_the_names_are_the_synthesized_ones(project):
-    """Also pinned from the stack's side in tests/test_database.py; here from the configuration's."""
+def test_the_names_follow_the_configuration(project):
+    """The names ops derives from production's configuration (tests/test_database.py pins them against the
+    synthesized stack)."""
     where = MasterPassword.of(project.environment("production"))
     assert (where.cluster, where.secret, where.record_name) == (CLUSTER, SECRET, RECORD)
