@@ -24,9 +24,11 @@ RDS cannot manage the master password of a global database's member (Aurora User
 management with Amazon Aurora and AWS Secrets Manager", Limitations), so the owning primary keeps its
 own secret instead (core/master_password.py, same JSON shape `username`/`password`, same CMK). Terraform
 creates that secret without a value and never reads or writes one: the provider refreshes a secret
-version with GetSecretValue, so every identity that plans or deploys would read the password. The cluster
-is created with a throwaway password (generated in the run by an ephemeral resource, core/ephemeral.py,
-and sent once through a write-only argument: in no configuration, plan or state, and known to nobody);
+version with GetSecretValue, so every identity that plans or deploys would read the password
+(hashicorp/terraform-provider-aws issue 42383, write-only or not; fixed after this pin, 5.100, by pull
+request 44876). The cluster is created with a throwaway password (generated in the run by an ephemeral
+resource, core/ephemeral.py, and sent once through a write-only argument: in no configuration, plan or
+state, and known to nobody);
 `python -m ops` then sets the real one on the cluster and in the secret (ops/master_password.py).
 `replicate_master_secret` keeps a replica of that secret in another region (the global database's
 secondary region, under a key of that region), so the password outlives the loss of the home region.
