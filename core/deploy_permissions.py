@@ -118,6 +118,6 @@ def deploy_policy(partition: str, account_id: str, name_prefix: str, own_roles: 
         # RDS User Guide, "Password management with Amazon RDS and AWS Secrets Manager": RDS names them rds!<...>.
         {"Sid": "NeverTheMasterSecrets", "Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
          "Resource": [f"arn:{partition}:secretsmanager:*:{account_id}:secret:rds!*",
-                      # Secrets Manager User Guide, "Secrets Manager ARNs": the name, a hyphen, six random characters.
+                      # Secrets Manager API Reference, CreateSecret (Name): the ARN adds "-" and 6 random characters.
                       f"arn:{partition}:secretsmanager:*:{account_id}:secret:{own_master_secret_name(name_prefix)}-*"]},
     ]}

@@ -46,7 +46,6 @@ class DatabaseConfig:
     bootstrap_image: str = "public.ecr.aws/docker/library/postgres:16-alpine"
     # A cluster snapshot (id or ARN) the cluster is created from: `python -m ops restore` writes it.
     restore_from_snapshot: str | None = None
-    # With a standby, the master password is not RDS-managed: raising this sends a new one (docs/runbooks.md).
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ version with GetSecretValue, so every identity that plans or deploys would read 
 (hashicorp/terraform-provider-aws issue 42383, write-only or not; fixed after this pin, 5.100, by pull
 request 44876). The cluster is created with a throwaway password (generated in the run by an ephemeral
 resource, core/ephemeral.py, and sent once through a write-only argument: in no configuration, plan or
-state, and known to nobody);
-`python -m ops` then sets the real one on the cluster and in the secret (ops/master_password.py).
+state, and known to nobody); `python -m ops` then sets the real one on the cluster and in the secret
+(ops/master_password.py).
 `replicate_master_secret` keeps a replica of that secret in another region (the global database's
 secondary region, under a key of that region), so the password outlives the loss of the home region.
 
@@ -193,7 +193,7 @@ class Database(Construct):
 
     def replicate_master_secret(self, replica: SecretReplica) -> None:
         """Replicate the module's own master secret to `replica.region`, encrypted with a key of that region
-        (Secrets Manager User Guide, "Replicate an AWS Secrets Manager secret to other AWS Regions"): Secrets
+        (Secrets Manager User Guide, "Replicate AWS Secrets Manager secrets across Regions"): Secrets
         Manager copies every value ops writes, so after losing the home region the promoted cluster's password
         is still readable there. Only the owner of a global database keeps its own secret."""
         if not self._owns_global:
